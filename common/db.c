@@ -1,0 +1,216 @@
+/*
+ * db.c - a PostgreSQL connection with reconnect and backoff.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+#define DB_BACKOFF_MIN_MS   100
+#define DB_CONNECT_TIMEOUT  5000
+#define DB_POLL_SLICE_MS    50
+
+struct db {
+    char *url;
+    char *app;
+    PGconn *conn;
+    long long backoff_ms;
+    long long backoff_max_ms;
+    long long next_try_ms;
+    unsigned attempts; /* failures in a row */
+    _Atomic bool ready;
+    pthread_mutex_t err_lock;
+    char last_error[512];
+    struct metric *m_up;
+    struct metric *m_reconnects;
+    struct metric *m_failures;
+};
+
+long long db_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void db__set_error(struct db *db, const char *msg)
+{
+    pthread_mutex_lock(&db->err_lock);
+    snprintf(db->last_error, sizeof(db->last_error), "%s", msg ? msg : "");
+    /* libpq messages end with a newline; a log line must not. */
+    size_t n = strlen(db->last_error);
+    while (n > 0 && (db->last_error[n - 1] == '\n' || db->last_error[n - 1] == ' '))
+        db->last_error[--n] = '\0';
+    for (char *p = db->last_error; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    pthread_mutex_unlock(&db->err_lock);
+}
+
+sw_err db_open(struct db **out, const char *url, const char *app, long long retry_max_ms)
+{
+    struct db *db = calloc(1, sizeof(*db));
+    if (db == NULL)
+        return SW_ENOMEM;
+    db->url = strdup(url);
+    db->app = strdup(app);
+    if (db->url == NULL || db->app == NULL) {
+        free(db->url);
+        free(db->app);
+        free(db);
+        return SW_ENOMEM;
+    }
+    pthread_mutex_init(&db->err_lock, NULL);
+    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    db->backoff_max_ms = retry_max_ms < DB_BACKOFF_MIN_MS ? DB_BACKOFF_MIN_MS : retry_max_ms;
+    db->m_up = metrics_get(METRIC_GAUGE, "shouwen_db_up",
+                           "1 when the database connection is up, else 0", NULL);
+    db->m_reconnects = metrics_get(METRIC_COUNTER, "shouwen_db_connects_total",
+                                   "Successful database connections", NULL);
+    db->m_failures = metrics_get(METRIC_COUNTER, "shouwen_db_connect_failures_total",
+                                 "Failed database connection attempts", NULL);
+    *out = db;
+    return SW_OK;
+}
+
+void db_reset(struct db *db)
+{
+    if (db->conn != NULL) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    atomic_store(&db->ready, false);
+    metric_set(db->m_up, 0);
+}
+
+void db_close(struct db *db)
+{
+    if (db == NULL)
+        return;
+    db_reset(db);
+    pthread_mutex_destroy(&db->err_lock);
+    free(db->url);
+    free(db->app);
+    free(db);
+}
+
+static void db__fail(struct db *db, const char *why)
+{
+    db__set_error(db, why);
+    if (db->conn != NULL) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+    atomic_store(&db->ready, false);
+    metric_set(db->m_up, 0);
+    metric_add(db->m_failures, 1);
+    /* Full jitter over the upper half keeps a fleet from retrying in step. */
+    long long wait = db->backoff_ms / 2 + rand() % (db->backoff_ms / 2 + 1);
+    db->next_try_ms = db_now_ms() + wait;
+    db->attempts++;
+    char err[512];
+    db_last_error(db, err, sizeof(err));
+    LOG(db->attempts == 1 ? LOG_WARN : LOG_DEBUG, "DB-UNREACHABLE",
+        "database unreachable (attempt %u), retrying in %lld ms: %s", db->attempts, wait, err);
+    db->backoff_ms *= 2;
+    if (db->backoff_ms > db->backoff_max_ms)
+        db->backoff_ms = db->backoff_max_ms;
+}
+
+static sw_err db__connect(struct db *db, db_stop_fn stop)
+{
+    /*
+     * Keywords before "dbname" are defaults the URL may override (libpq
+     * processes them in order and the last one wins).  Keepalives bound
+     * how long a dead TCP peer can hold a query; unix sockets ignore them.
+     */
+    const char *keys[] = {"application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                          "dbname", NULL};
+    const char *vals[] = {db->app, "1", "5", "2", "3", "10000", db->url, NULL};
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (c == NULL) {
+        db__fail(db, "out of memory starting a connection");
+        return SW_ENOMEM;
+    }
+    db->conn = c;
+    if (PQstatus(c) == CONNECTION_BAD) {
+        db__fail(db, PQerrorMessage(c));
+        return SW_EDBDOWN;
+    }
+    long long deadline = db_now_ms() + DB_CONNECT_TIMEOUT;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED) {
+            db__fail(db, PQerrorMessage(c));
+            return SW_EDBDOWN;
+        }
+        if (stop != NULL && stop()) {
+            db__fail(db, "connection attempt cancelled");
+            return SW_ECLOSED;
+        }
+        if (db_now_ms() > deadline) {
+            db__fail(db, "timed out connecting to the database");
+            return SW_ETIMEDOUT;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c),
+                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int n = poll(&pfd, 1, DB_POLL_SLICE_MS);
+        if (n > 0)
+            st = PQconnectPoll(c);
+    }
+    if (db->attempts > 0)
+        LOG(LOG_INFO, "DB-CONNECTED", "database connection up after %u failed attempts",
+            db->attempts);
+    db->attempts = 0;
+    db->backoff_ms = DB_BACKOFF_MIN_MS;
+    db__set_error(db, "");
+    atomic_store(&db->ready, true);
+    metric_set(db->m_up, 1);
+    metric_add(db->m_reconnects, 1);
+    return SW_OK;
+}
+
+sw_err db_tick(struct db *db, bool check, db_stop_fn stop)
+{
+    if (db->conn == NULL) {
+        if (db_now_ms() < db->next_try_ms)
+            return SW_EDBDOWN;
+        return db__connect(db, stop);
+    }
+    if (!check)
+        return SW_OK;
+    PGresult *r = PQexec(db->conn, "SELECT 1");
+    ExecStatusType s = PQresultStatus(r);
+    PQclear(r);
+    if (s == PGRES_TUPLES_OK)
+        return SW_OK;
+    LOG(LOG_WARN, "DB-LOST", "database connection lost: %s", PQerrorMessage(db->conn));
+    db->attempts = 0;
+    db__fail(db, PQerrorMessage(db->conn));
+    db->next_try_ms = 0; /* try again at once, then back off */
+    return SW_EDBDOWN;
+}
+
+PGconn *db_conn(struct db *db)
+{
+    return db->conn;
+}
+
+bool db_ready(const struct db *db)
+{
+    return atomic_load(&((struct db *)db)->ready);
+}
+
+void db_last_error(struct db *db, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&db->err_lock);
+    snprintf(out, outlen, "%s", db->last_error);
+    pthread_mutex_unlock(&db->err_lock);
+}

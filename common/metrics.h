@@ -1,0 +1,43 @@
+/*
+ * metrics.h - counters and gauges for the admin server's /metrics.
+ *
+ * A process has one registry with room for METRICS_MAX series.  A series
+ * is a metric name plus an optional label text (`partition="3"`); series
+ * of one name are rendered together under one HELP and TYPE line, in the
+ * Prometheus text exposition format 0.0.4.  Updates are lock-free atomics
+ * and may come from any thread; registration takes a lock and is meant
+ * for start-up (or the first time a label value is seen).
+ */
+#ifndef SHOUWEN_METRICS_H
+#define SHOUWEN_METRICS_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+#define METRICS_MAX 512
+
+enum metric_kind { METRIC_COUNTER, METRIC_GAUGE };
+
+struct metric;
+
+/*
+ * metrics_get returns the series (`name`, `labels`), registering it on
+ * first use.  `name`, `help` and `labels` are copied.  Returns NULL when
+ * the registry is full; the update functions accept NULL and do nothing,
+ * so a full registry loses figures, never the service.
+ */
+struct metric *metrics_get(enum metric_kind kind, const char *name, const char *help,
+                           const char *labels);
+
+void metric_add(struct metric *m, int64_t n);
+void metric_set(struct metric *m, int64_t v);
+int64_t metric_value(const struct metric *m);
+
+/* metrics_render appends every series to `out`. */
+sw_err metrics_render(struct buf *out);
+
+/* metrics_reset forgets every series (tests only). */
+void metrics_reset(void);
+
+#endif

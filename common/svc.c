@@ -1,0 +1,202 @@
+/*
+ * svc.c - the common life of a service: start, loop, stop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include "admin.h"
+#include "log.h"
+#include "metrics.h"
+#include "svc.h"
+
+#define SVC_RECV_MAX (1u << 20) /* no service accepts a bus message over 1 MiB */
+
+struct svc {
+    const struct svc_desc *desc;
+    struct cfg cfg;
+    struct db *db;
+    struct admin *admin;
+    nng_socket pub;
+    bool pub_open;
+    void *data;
+};
+
+static _Atomic int stop_seen;
+
+int svc_stopping(void)
+{
+    sigset_t pending;
+    if (atomic_load(&stop_seen))
+        return 1;
+    if (sigpending(&pending) != 0)
+        return 0;
+    return sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT);
+}
+
+const struct cfg *svc_cfg(struct svc *s)
+{
+    return &s->cfg;
+}
+
+struct db *svc_db(struct svc *s)
+{
+    return s->db;
+}
+
+void *svc_pub_socket(struct svc *s)
+{
+    return s->pub_open ? &s->pub : NULL;
+}
+
+void *svc_data(struct svc *s)
+{
+    return s->data;
+}
+
+void svc_set_data(struct svc *s, void *data)
+{
+    s->data = data;
+}
+
+static bool svc__ready(void *arg, char *why, size_t whylen)
+{
+    struct svc *s = arg;
+    if (svc_stopping()) {
+        snprintf(why, whylen, "stopping");
+        return false;
+    }
+    if (!db_ready(s->db)) {
+        char err[400];
+        db_last_error(s->db, err, sizeof(err));
+        snprintf(why, whylen, "database unreachable: %s", err[0] ? err : "not connected yet");
+        return false;
+    }
+    snprintf(why, whylen, "database reachable");
+    return true;
+}
+
+static void svc__usage(FILE *f, const struct svc_desc *d)
+{
+    fprintf(f, "usage: shouwen-%s [--help]\n\n%s\n\n", d->name, d->summary);
+    cfg_help(f, d->settings, d->nsettings);
+}
+
+static sw_err svc__open_pub(struct svc *s, const char *url, char *err, size_t errlen)
+{
+    int rv;
+    if ((rv = nng_pub0_open(&s->pub)) != 0) {
+        snprintf(err, errlen, "could not open the publish socket: %s", nng_strerror(rv));
+        return SW_ENNG;
+    }
+    s->pub_open = true;
+    if ((rv = nng_socket_set_size(s->pub, NNG_OPT_RECVMAXSZ, SVC_RECV_MAX)) != 0 ||
+        (rv = nng_listen(s->pub, url, NULL, 0)) != 0) {
+        snprintf(err, errlen, "could not listen for publishing on %s: %s", url, nng_strerror(rv));
+        return SW_ENNG;
+    }
+    return SW_OK;
+}
+
+int svc_main(const struct svc_desc *d, int argc, char **argv)
+{
+    struct svc s = {.desc = d};
+    char err[1024];
+    sigset_t sigs;
+    int code = 1;
+    bool announced = false;
+    long long last_check = 0;
+
+    /* Before any thread exists, so that every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            svc__usage(stdout, d);
+            return 0;
+        }
+        fprintf(stderr, "shouwen-%s: unknown argument \"%s\" (try --help)\n", d->name, argv[i]);
+        return 2;
+    }
+
+    log_init(d->name, LOG_INFO);
+    if (cfg_load(&s.cfg, d->settings, d->nsettings, err, sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
+        return 1;
+    }
+    log_init(d->name, (enum log_level)log_level_parse(cfg_str(&s.cfg, "SHOUWEN_LOG_LEVEL")));
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+
+    metric_set(metrics_get(METRIC_GAUGE, "shouwen_up", "1 while the service runs", NULL), 1);
+    if (db_open(&s.db, cfg_str(&s.cfg, "SHOUWEN_DATABASE_URL"), d->name,
+                cfg_ms(&s.cfg, "SHOUWEN_DB_RETRY_MAX")) != SW_OK) {
+        LOG(LOG_ERROR, "SVC-NOMEM", "refusing to start: out of memory");
+        goto out;
+    }
+    if (admin_open(&s.admin, d->name, cfg_str(&s.cfg, d->admin_env), svc__ready, &s, err,
+                   sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "ADMIN-LISTEN", "refusing to start: %s (%s)", err, d->admin_env);
+        goto out;
+    }
+    if (d->pub_env != NULL &&
+        svc__open_pub(&s, cfg_str(&s.cfg, d->pub_env), err, sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "BUS-LISTEN", "refusing to start: %s (%s)", err, d->pub_env);
+        goto out;
+    }
+    if (d->start != NULL && d->start(&s) != SW_OK)
+        goto out; /* the hook logged why */
+
+    long long check_every = cfg_ms(&s.cfg, "SHOUWEN_DB_CHECK_INTERVAL");
+    for (;;) {
+        long long now = db_now_ms();
+        bool check = now - last_check >= check_every;
+        if (check)
+            last_check = now;
+        if (db_tick(s.db, check, svc_stopping) == SW_OK && !announced) {
+            LOG(LOG_INFO, "SVC-READY", "%s ready: admin http://%s%s%s", d->name,
+                cfg_str(&s.cfg, d->admin_env), d->pub_env ? ", publishing on " : "",
+                d->pub_env ? cfg_str(&s.cfg, d->pub_env) : "");
+            announced = true;
+        }
+        if (d->tick != NULL && db_ready(s.db))
+            d->tick(&s);
+
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = SVC_TICK_MS * 1000000L};
+        siginfo_t info;
+        int sig = sigtimedwait(&sigs, &info, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            atomic_store(&stop_seen, 1);
+            LOG(LOG_INFO, "SVC-STOP", "%s stopping on %s", d->name,
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            LOG(LOG_ERROR, "SVC-SIGNAL", "could not wait for signals: %s", strerror(errno));
+            goto out;
+        }
+    }
+    code = 0;
+out:
+    if (d->stop != NULL)
+        d->stop(&s);
+    admin_close(s.admin);
+    if (s.pub_open)
+        nng_close(s.pub);
+    db_close(s.db);
+    cfg_fini(&s.cfg);
+    if (code == 0)
+        LOG(LOG_INFO, "SVC-STOPPED", "%s stopped", d->name);
+    return code;
+}
