@@ -82,8 +82,25 @@ sw_err cfg_parse_duration(const char *s, long long *ms)
     return SW_EINVAL;
 }
 
+/* "300000" -> "5m": the largest unit that divides the value. */
+static void cfg__fmt_ms(long long ms, char *out, size_t outlen)
+{
+    static const struct {
+        const char *unit;
+        long long mult;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms != 0 && ms % units[i].mult == 0) {
+            snprintf(out, outlen, "%lld%s", ms / units[i].mult, units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%lldms", ms);
+}
+
 static void cfg__form(const struct cfg_def *d, char *out, size_t outlen)
 {
+    char lo[32], hi[32];
     switch (d->type) {
     case CFG_STRING:
         snprintf(out, outlen, "a string of %lld to %lld bytes", d->min, d->max);
@@ -98,8 +115,9 @@ static void cfg__form(const struct cfg_def *d, char *out, size_t outlen)
         snprintf(out, outlen, "one of %s", d->choices);
         break;
     case CFG_DURATION:
-        snprintf(out, outlen, "a duration from %lldms to %lldms, with unit ms, s, m, h or d",
-                 d->min, d->max);
+        cfg__fmt_ms(d->min, lo, sizeof(lo));
+        cfg__fmt_ms(d->max, hi, sizeof(hi));
+        snprintf(out, outlen, "a duration from %s to %s, with unit ms, s, m, h or d", lo, hi);
         break;
     case CFG_NNG_URL:
         snprintf(out, outlen,

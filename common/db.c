@@ -48,7 +48,7 @@ static void db__set_error(struct db *db, const char *msg)
     while (n > 0 && (db->last_error[n - 1] == '\n' || db->last_error[n - 1] == ' '))
         db->last_error[--n] = '\0';
     for (char *p = db->last_error; *p; p++)
-        if (*p == '\n')
+        if (*p == '\n' || *p == '\t')
             *p = ' ';
     pthread_mutex_unlock(&db->err_lock);
 }
@@ -116,7 +116,8 @@ static void db__fail(struct db *db, const char *why)
     db->attempts++;
     char err[512];
     db_last_error(db, err, sizeof(err));
-    LOG(db->attempts == 1 ? LOG_WARN : LOG_DEBUG, "DB-UNREACHABLE",
+    /* Warn on attempts 1, 2, 4, 8...: visible, but not a flood. */
+    LOG((db->attempts & (db->attempts - 1)) == 0 ? LOG_WARN : LOG_DEBUG, "DB-UNREACHABLE",
         "database unreachable (attempt %u), retrying in %lld ms: %s", db->attempts, wait, err);
     db->backoff_ms *= 2;
     if (db->backoff_ms > db->backoff_max_ms)

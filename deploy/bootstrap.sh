@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shouwen needs to build, test and run, with
+# sudo when not root.  A fast no-op when everything is already there: one
+# dpkg-query, no network.
+set -euo pipefail
+
+packages=(
+    # build
+    gcc make pkg-config
+    libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler libpq-dev
+    libcurl4-openssl-dev libjansson-dev libmbedtls-dev
+    # database
+    postgresql postgresql-contrib
+    # tests and checks
+    libcmocka-dev valgrind curl python3 python3-yaml clang-format clang-tidy cppcheck
+)
+
+missing=()
+status=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)
+for p in "${packages[@]}"; do
+    if ! grep -qE "^${p} ii" <<<"$status"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "bootstrap: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+        echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    sudo=(sudo -n)
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The Debian postgresql package would create and start a system cluster we
+# do not use; shouwen runs its own private one under .run/pg.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    "${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" |
+        "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/shouwen.conf >/dev/null
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "bootstrap: done"

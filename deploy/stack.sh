@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The local stack behind `make run`, `make stop` and `make status`: the
+# private PostgreSQL cluster, the migrations, and the five services in the
+# background with their logs and pids under $SHOUWEN_RUN_DIR.
+#
+#   stack.sh start    safe to run twice: what runs is left alone
+#   stack.sh stop     services first (SIGTERM, then SIGKILL after 5 s), database last
+#   stack.sh status
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export SHOUWEN_RUN_DIR=${SHOUWEN_RUN_DIR:-$top/.run}
+run=$SHOUWEN_RUN_DIR
+bin=${SHOUWEN_BIN:-$top/build/bin}
+services=(intake routing escalation notification audit)
+
+# The admin address of a service: its setting if exported, else the default.
+admin_addr() {
+    local var="SHOUWEN_${1^^}_ADMIN_ADDR"
+    local def
+    case $1 in
+    intake) def=127.0.0.1:7401 ;; routing) def=127.0.0.1:7402 ;;
+    escalation) def=127.0.0.1:7403 ;; notification) def=127.0.0.1:7404 ;;
+    audit) def=127.0.0.1:7405 ;;
+    esac
+    echo "${!var:-$def}"
+}
+
+# pid of a running service, or nothing
+alive() {
+    local f=$run/$1.pid pid
+    [ -f "$f" ] || return 1
+    pid=$(cat "$f")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "shouwen-$1" || return 1
+    echo "$pid"
+}
+
+start() {
+    mkdir -p "$run/log"
+    local running=() s
+    for s in "${services[@]}"; do
+        if alive "$s" >/dev/null; then running+=("$s"); fi
+    done
+    if [ ${#running[@]} -eq ${#services[@]} ]; then
+        echo "shouwen is already running; nothing changed (make stop, then make run, to restart)"
+        status
+        return 0
+    fi
+    "$top/deploy/pg.sh" start
+    export SHOUWEN_DATABASE_URL=${SHOUWEN_DATABASE_URL:-$("$top/deploy/pg.sh" url)}
+    "$bin/shouwen-migrate"
+    for s in "${services[@]}"; do
+        if alive "$s" >/dev/null; then
+            echo "$s: already running (pid $(alive "$s"))"
+            continue
+        fi
+        nohup "$bin/shouwen-$s" >>"$run/log/$s.log" 2>&1 </dev/null &
+        echo $! >"$run/$s.pid"
+    done
+    local failed=0
+    for s in "${services[@]}"; do
+        local addr ok=0
+        addr=$(admin_addr "$s")
+        for _ in $(seq 1 100); do
+            if ! alive "$s" >/dev/null; then break; fi
+            if curl -fsS -o /dev/null "http://$addr/readyz" 2>/dev/null; then ok=1; break; fi
+            sleep 0.1
+        done
+        if [ $ok -eq 0 ]; then
+            echo "$s: did not become ready; last log lines ($run/log/$s.log):" >&2
+            tail -n 5 "$run/log/$s.log" >&2
+            failed=1
+        fi
+    done
+    status
+    return $failed
+}
+
+status() {
+    local s pid
+    "$top/deploy/pg.sh" status || true
+    printf '%-13s %-8s %-28s %s\n' service pid admin log
+    for s in "${services[@]}"; do
+        pid=$(alive "$s" || echo "-")
+        printf '%-13s %-8s %-28s %s\n' "$s" "$pid" "http://$(admin_addr "$s")" "$run/log/$s.log"
+    done
+    echo "database: $("$top/deploy/pg.sh" url)   (psql: deploy/pg.sh psql)"
+}
+
+stop() {
+    local s pid
+    for s in "${services[@]}"; do
+        if pid=$(alive "$s"); then
+            kill -TERM "$pid"
+            for _ in $(seq 1 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "$s: did not stop in 5 s, killing" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            echo "$s: stopped"
+        fi
+        rm -f "$run/$s.pid"
+    done
+    "$top/deploy/pg.sh" stop
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

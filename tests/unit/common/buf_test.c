@@ -1,0 +1,57 @@
+/*
+ * buf_test.c - the bounded buffer: growth, ceiling, JSON escaping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+
+static void test_grows_to_ceiling_and_no_further(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 100);
+    assert_string_equal(buf_cstr(&b), "");
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(buf_printf(&b, "%09d,", i), SW_OK);
+    assert_int_equal(b.len, 100);
+    assert_int_equal(buf_puts(&b, "x"), SW_ETOOBIG);
+    assert_int_equal(b.len, 100); /* unchanged by the failed append */
+    assert_int_equal(buf_printf(&b, "%d", 1), SW_ETOOBIG);
+    assert_int_equal(strncmp(buf_cstr(&b), "000000000,000000001,", 20), 0);
+    buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(buf_cstr(&b), "");
+    buf_free(&b);
+    buf_free(NULL);
+}
+
+static void test_json_string(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 1000);
+    assert_int_equal(buf_json_string(&b, "a\"b\\c\n\x01 中"), SW_OK);
+    assert_string_equal(buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001 中\"");
+    buf_free(&b);
+
+    buf_init(&b, 5);
+    assert_int_equal(buf_puts(&b, "ab"), SW_OK);
+    assert_int_equal(buf_json_string(&b, "too long"), SW_ETOOBIG);
+    assert_string_equal(buf_cstr(&b), "ab"); /* rolled back */
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grows_to_ceiling_and_no_further),
+        cmocka_unit_test(test_json_string),
+    };
+    return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}
