@@ -86,8 +86,33 @@ static bool svc__ready(void *arg, char *why, size_t whylen)
 
 static void svc__usage(FILE *f, const struct svc_desc *d)
 {
-    fprintf(f, "usage: shouwen-%s [--help]\n\n%s\n\n", d->name, d->summary);
+    fprintf(f,
+            "usage: shouwen-%s [--help | --check-config]\n\n%s\n\n"
+            "  --check-config  check the settings, print them, exit 0 (or 1 naming the bad one)\n\n",
+            d->name, d->summary);
     cfg_help(f, d->settings, d->nsettings);
+}
+
+/* Print a setting's value with any password in a connection string hidden. */
+static void svc__print_setting(const char *env, const char *val)
+{
+    char out[1100];
+    const char *p = strstr(val, "://");
+    const char *at = p ? strchr(p + 3, '@') : NULL;
+    const char *colon = p ? strchr(p + 3, ':') : NULL;
+    if (at != NULL && colon != NULL && colon < at) /* scheme://user:secret@host */
+        snprintf(out, sizeof(out), "%.*s***%s", (int)(colon + 1 - val), val, at);
+    else
+        snprintf(out, sizeof(out), "%s", val);
+    char *pw = strstr(out, "password=");
+    if (pw != NULL) { /* key=value form, or a URI query parameter */
+        char *end = pw + 9;
+        while (*end && *end != ' ' && *end != '&')
+            end++;
+        memmove(pw + 12, end, strlen(end) + 1);
+        memcpy(pw + 9, "***", 3);
+    }
+    printf("%s=%s\n", env, out);
 }
 
 static sw_err svc__open_pub(struct svc *s, const char *url, char *err, size_t errlen)
@@ -113,6 +138,7 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
     sigset_t sigs;
     int code = 1;
     bool announced = false;
+    bool check_only = false;
     long long last_check = 0;
 
     /* Before any thread exists, so that every thread inherits the mask. */
@@ -127,6 +153,10 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
             svc__usage(stdout, d);
             return 0;
         }
+        if (strcmp(argv[i], "--check-config") == 0 && argc == 2) {
+            check_only = true;
+            continue;
+        }
         fprintf(stderr, "shouwen-%s: unknown argument \"%s\" (try --help)\n", d->name, argv[i]);
         return 2;
     }
@@ -135,6 +165,12 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
     if (cfg_load(&s.cfg, d->settings, d->nsettings, err, sizeof(err)) != SW_OK) {
         LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
         return 1;
+    }
+    if (check_only) {
+        for (size_t i = 0; i < s.cfg.n; i++)
+            svc__print_setting(d->settings[i].env, s.cfg.vals[i].str);
+        cfg_fini(&s.cfg);
+        return 0;
     }
     log_init(d->name, (enum log_level)log_level_parse(cfg_str(&s.cfg, "SHOUWEN_LOG_LEVEL")));
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
