@@ -14,10 +14,10 @@
 #include "err.h"
 
 struct buf {
-    char *data;   /* NULL until the first append; owned by the buffer */
-    size_t len;   /* bytes used, not counting the NUL */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* ceiling for len */
+    char *data; /* NULL until the first append; owned by the buffer */
+    size_t len; /* bytes used, not counting the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* ceiling for len */
 };
 
 /* buf_init prepares an empty buffer that may grow to `max` bytes. */

@@ -169,12 +169,15 @@ static int cfg__check_hostport(const char *v)
 
 static int cfg__check_nng_url(const char *v)
 {
-    static const char *const schemes[] = {"ipc://", "tcp://", "tls+tcp://", "inproc://",
-                                          "tcp4://", "tcp6://", "ws://", "wss://"};
+    static const char *const schemes[] = {"ipc://",  "tcp://",  "tls+tcp://", "inproc://",
+                                          "tcp4://", "tcp6://", "ws://",      "wss://"};
     int known = 0;
-    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
-        if (strncmp(v, schemes[i], strlen(schemes[i])) == 0 && v[strlen(schemes[i])] != '\0')
+    size_t vl = strlen(v);
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        size_t sl = strlen(schemes[i]);
+        if (vl > sl && strncmp(v, schemes[i], sl) == 0)
             known = 1;
+    }
     if (!known)
         return -1;
     nng_url *url = NULL;
@@ -338,8 +341,8 @@ void cfg_help(FILE *f, const struct cfg_def *defs, size_t n)
     fprintf(f, "Settings (environment variables):\n");
     for (size_t i = 0; i < n; i++) {
         cfg__form(&defs[i], form, sizeof(form));
-        fprintf(f, "  %s\n      %s\n      form: %s\n      default: %s\n", defs[i].env,
-                defs[i].help, form, defs[i].def ? defs[i].def : "(none: required)");
+        fprintf(f, "  %s\n      %s\n      form: %s\n      default: %s\n", defs[i].env, defs[i].help,
+                form, defs[i].def ? defs[i].def : "(none: required)");
     }
     fprintf(f, "  {run} in a default stands for the value of " RUN_DIR_ENV ".\n");
 }

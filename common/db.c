@@ -12,9 +12,9 @@
 #include "log.h"
 #include "metrics.h"
 
-#define DB_BACKOFF_MIN_MS   100
-#define DB_CONNECT_TIMEOUT  5000
-#define DB_POLL_SLICE_MS    50
+#define DB_BACKOFF_MIN_MS  100
+#define DB_CONNECT_TIMEOUT 5000
+#define DB_POLL_SLICE_MS   50
 
 struct db {
     char *url;
@@ -131,9 +131,9 @@ static sw_err db__connect(struct db *db, db_stop_fn stop)
      * processes them in order and the last one wins).  Keepalives bound
      * how long a dead TCP peer can hold a query; unix sockets ignore them.
      */
-    const char *keys[] = {"application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                          "dbname", NULL};
+    const char *keys[] = {
+        "application_name", "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
     const char *vals[] = {db->app, "1", "5", "2", "3", "10000", db->url, NULL};
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (c == NULL) {

@@ -11,19 +11,19 @@
 
 typedef enum sw_err {
     SW_OK = 0,
-    SW_ENOMEM,     /* out of memory */
-    SW_EINVAL,     /* malformed input (names the field in the caller's message) */
-    SW_ERANGE,     /* well-formed but out of bounds */
-    SW_EMISSING,   /* a required value is absent */
-    SW_ENOTFOUND,  /* no such row, file, setting */
-    SW_ECONFLICT,  /* optimistic-lock or uniqueness conflict: retry or report */
-    SW_EDB,        /* the database refused or failed */
-    SW_EDBDOWN,    /* the database cannot be reached */
-    SW_ENNG,       /* nng failed (socket, listener, http server) */
-    SW_EIO,        /* an operating-system I/O call failed */
-    SW_ETIMEDOUT,  /* a deadline passed */
-    SW_ECLOSED,    /* the object is shutting down */
-    SW_ETOOBIG,    /* a bounded buffer would exceed its ceiling */
+    SW_ENOMEM,    /* out of memory */
+    SW_EINVAL,    /* malformed input (names the field in the caller's message) */
+    SW_ERANGE,    /* well-formed but out of bounds */
+    SW_EMISSING,  /* a required value is absent */
+    SW_ENOTFOUND, /* no such row, file, setting */
+    SW_ECONFLICT, /* optimistic-lock or uniqueness conflict: retry or report */
+    SW_EDB,       /* the database refused or failed */
+    SW_EDBDOWN,   /* the database cannot be reached */
+    SW_ENNG,      /* nng failed (socket, listener, http server) */
+    SW_EIO,       /* an operating-system I/O call failed */
+    SW_ETIMEDOUT, /* a deadline passed */
+    SW_ECLOSED,   /* the object is shutting down */
+    SW_ETOOBIG,   /* a bounded buffer would exceed its ceiling */
 } sw_err;
 
 /* sw_strerror returns a static, lower-case description of `err`. */

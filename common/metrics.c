@@ -86,8 +86,7 @@ sw_err metrics_render(struct buf *out)
         if (!first)
             continue; /* rendered with the first series of this name */
         rv = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", registry[i].name, registry[i].help,
-                        registry[i].name,
-                        registry[i].kind == METRIC_COUNTER ? "counter" : "gauge");
+                        registry[i].name, registry[i].kind == METRIC_COUNTER ? "counter" : "gauge");
         for (size_t j = i; j < n && rv == SW_OK; j++) {
             if (strcmp(registry[j].name, registry[i].name) != 0)
                 continue;

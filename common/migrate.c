@@ -35,14 +35,13 @@ static size_t dollar_tag(const char *sql, size_t len, size_t i)
     return 0;
 }
 
-sw_err migrate_split(const char *sql, size_t len, struct migrate_stmt **out, size_t *n,
-                     int *line)
+sw_err migrate_split(const char *sql, size_t len, struct migrate_stmt **out, size_t *n, int *line)
 {
     struct migrate_stmt *v = NULL;
     size_t nv = 0, cap = 0;
     int ln = 1;
-    size_t start = 0;      /* first byte of the current statement */
-    int start_line = 0;    /* 0 until the statement has a non-blank token */
+    size_t start = 0;   /* first byte of the current statement */
+    int start_line = 0; /* 0 until the statement has a non-blank token */
     size_t i = 0;
     sw_err rv = SW_OK;
 
@@ -249,8 +248,7 @@ static void mfiles_free(struct mfile *v, size_t n)
 }
 
 /* List NNNN_*.sql files in version order; refuse odd names and duplicates. */
-static sw_err list_files(const char *dir, struct mfile **out, size_t *n, char *err,
-                         size_t errlen)
+static sw_err list_files(const char *dir, struct mfile **out, size_t *n, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     struct mfile *v = NULL;
@@ -268,8 +266,8 @@ static sw_err list_files(const char *dir, struct mfile **out, size_t *n, char *e
             continue;
         size_t digits = strspn(nm, "0123456789");
         if (digits != 4 || nm[4] != '_' || l < 10) {
-            snprintf(err, errlen,
-                     "bad migration file name %s/%s: expected NNNN_description.sql", dir, nm);
+            snprintf(err, errlen, "bad migration file name %s/%s: expected NNNN_description.sql",
+                     dir, nm);
             rv = SW_EINVAL;
             goto out;
         }
@@ -291,7 +289,8 @@ static sw_err list_files(const char *dir, struct mfile **out, size_t *n, char *e
         }
         nv++;
     }
-    qsort(v, nv, sizeof(*v), mfile_cmp);
+    if (nv > 1)
+        qsort(v, nv, sizeof(*v), mfile_cmp);
     for (size_t i = 1; i < nv; i++) {
         if (v[i].version == v[i - 1].version) {
             snprintf(err, errlen, "two migrations have version %04d: %s and %s", v[i].version,
@@ -403,7 +402,7 @@ static sw_err apply_one(PGconn *c, const char *dir, const struct mfile *m, const
         fprintf(progress, "applied %s (%zu statements, %ld ms)\n", m->name, nst,
                 (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     goto out;
-rollback: {
+rollback : {
     char ignore[256];
     exec_ok(c, "ROLLBACK", ignore, sizeof(ignore));
 }
@@ -419,8 +418,8 @@ static sw_err checksum(PGconn *c, const char *data, size_t len, char out[65], ch
     const char *params[] = {data};
     int lens[] = {(int)len};
     int fmts[] = {1};
-    PGresult *r = PQexecParams(c, "SELECT encode(sha256($1::bytea), 'hex')", 1, NULL, params,
-                               lens, fmts, 0);
+    PGresult *r =
+        PQexecParams(c, "SELECT encode(sha256($1::bytea), 'hex')", 1, NULL, params, lens, fmts, 0);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         snprintf(err, errlen, "could not compute a checksum: %s", PQerrorMessage(c));
@@ -514,10 +513,10 @@ sw_err migrate_run(PGconn *c, const char *dir, FILE *progress, char *err, size_t
             fprintf(progress, "nothing to apply: schema at version %04d (%zu migrations)\n", top,
                     current);
         else
-            fprintf(progress, "schema at version %04d: %zu applied now, %zu already applied\n",
-                    top, applied, current);
+            fprintf(progress, "schema at version %04d: %zu applied now, %zu already applied\n", top,
+                    applied, current);
     }
-unlock: {
+unlock : {
     char ignore[256];
     exec_ok(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", ignore, sizeof(ignore));
 }

@@ -21,9 +21,9 @@
 #include "err.h"
 
 struct migrate_stmt {
-    size_t off;  /* byte offset of the statement in the source */
-    size_t len;  /* bytes, without the terminating ';' */
-    int line;    /* 1-based line where the statement starts */
+    size_t off; /* byte offset of the statement in the source */
+    size_t len; /* bytes, without the terminating ';' */
+    int line;   /* 1-based line where the statement starts */
 };
 
 /*
@@ -34,8 +34,7 @@ struct migrate_stmt {
  * of `*n` statements (free with free()); returns SW_EINVAL with `*line`
  * set when a quote or comment is never closed, SW_ENOMEM on no memory.
  */
-sw_err migrate_split(const char *sql, size_t len, struct migrate_stmt **out, size_t *n,
-                     int *line);
+sw_err migrate_split(const char *sql, size_t len, struct migrate_stmt **out, size_t *n, int *line);
 
 /*
  * migrate_line_of returns the 1-based line, in the whole file, of the

@@ -86,10 +86,11 @@ static bool svc__ready(void *arg, char *why, size_t whylen)
 
 static void svc__usage(FILE *f, const struct svc_desc *d)
 {
-    fprintf(f,
-            "usage: shouwen-%s [--help | --check-config]\n\n%s\n\n"
-            "  --check-config  check the settings, print them, exit 0 (or 1 naming the bad one)\n\n",
-            d->name, d->summary);
+    fprintf(
+        f,
+        "usage: shouwen-%s [--help | --check-config]\n\n%s\n\n"
+        "  --check-config  check the settings, print them, exit 0 (or 1 naming the bad one)\n\n",
+        d->name, d->summary);
     cfg_help(f, d->settings, d->nsettings);
 }
 
@@ -106,11 +107,12 @@ static void svc__print_setting(const char *env, const char *val)
         snprintf(out, sizeof(out), "%s", val);
     char *pw = strstr(out, "password=");
     if (pw != NULL) { /* key=value form, or a URI query parameter */
-        char *end = pw + 9;
+        const char *end = pw + 9;
         while (*end && *end != ' ' && *end != '&')
             end++;
-        memmove(pw + 12, end, strlen(end) + 1);
-        memcpy(pw + 9, "***", 3);
+        char rest[1100];
+        snprintf(rest, sizeof(rest), "%s", end);
+        snprintf(pw, sizeof(out) - (size_t)(pw - out), "password=***%s", rest);
     }
     printf("%s=%s\n", env, out);
 }

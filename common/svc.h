@@ -24,6 +24,7 @@
 #define SVC_TICK_MS 100
 
 /* Settings every service reads, first in every table. */
+// clang-format off
 #define SVC_COMMON_SETTINGS                                                                        \
     {"SHOUWEN_RUN_DIR", CFG_STRING, 1, 200, SHOUWEN_DEFAULT_RUN_DIR, NULL,                        \
      "Folder for runtime state: the private database's socket and the ipc:// endpoints"},         \
@@ -51,19 +52,21 @@
             "nng address where this service publishes its events (listens)"                        \
     }
 
+// clang-format on
+
 struct svc;
 
 struct svc_desc {
-    const char *name;             /* "intake": logs, metrics, application_name */
-    const char *summary;          /* one line for --help */
+    const char *name;    /* "intake": logs, metrics, application_name */
+    const char *summary; /* one line for --help */
     const struct cfg_def *settings;
     size_t nsettings;
-    const char *admin_env;        /* the SVC_ADMIN_SETTING name */
-    const char *pub_env;          /* the SVC_PUB_SETTING name, or NULL */
+    const char *admin_env; /* the SVC_ADMIN_SETTING name */
+    const char *pub_env;   /* the SVC_PUB_SETTING name, or NULL */
     /* Optional hooks, all on the main thread. */
-    sw_err (*start)(struct svc *s);  /* after settings, admin and bus are up */
-    void (*tick)(struct svc *s);     /* every SVC_TICK_MS or sooner */
-    void (*stop)(struct svc *s);     /* before the database is closed */
+    sw_err (*start)(struct svc *s); /* after settings, admin and bus are up */
+    void (*tick)(struct svc *s);    /* every SVC_TICK_MS or sooner */
+    void (*stop)(struct svc *s);    /* before the database is closed */
 };
 
 /*

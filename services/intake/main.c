@@ -1,5 +1,6 @@
 /*
- * shouwen-intake: the front door: registers cases from people and systems and applies their commands.
+ * shouwen-intake: the front door: registers cases from people and systems and applies their
+ * commands.
  *
  * This file wires the service together: its settings table, and the
  * common start, loop and stop of svc.c.  What the service reacts to lives
@@ -15,7 +16,8 @@ static const struct cfg_def settings[] = {
 
 static const struct svc_desc desc = {
     .name = "intake",
-    .summary = "the front door: registers cases from people and systems and applies their commands.",
+    .summary =
+        "the front door: registers cases from people and systems and applies their commands.",
     .settings = settings,
     .nsettings = sizeof(settings) / sizeof(settings[0]),
     .admin_env = "SHOUWEN_INTAKE_ADMIN_ADDR",

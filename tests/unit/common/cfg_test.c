@@ -26,7 +26,7 @@ static const struct cfg_def defs[] = {
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
-static const char *const names[] = {"SHOUWEN_RUN_DIR", "T_URL",  "T_REQ", "T_INT",  "T_BOOL",
+static const char *const names[] = {"SHOUWEN_RUN_DIR", "T_URL",  "T_REQ", "T_INT", "T_BOOL",
                                     "T_LEVEL",         "T_WAIT", "T_BUS", "T_ADDR"};
 
 static int clean_env(void **state)
@@ -107,7 +107,8 @@ static void test_malformed_and_out_of_range(void **state)
 {
     (void)state;
     static const struct bad bad[] = {
-        {"T_INT", "ten", SW_EINVAL, "T_INT: invalid value \"ten\": expected an integer from 1 to 100"},
+        {"T_INT", "ten", SW_EINVAL,
+         "T_INT: invalid value \"ten\": expected an integer from 1 to 100"},
         {"T_INT", "10x", SW_EINVAL, "T_INT: invalid value"},
         {"T_INT", "", SW_EINVAL, "T_INT: empty value"},
         {"T_INT", "0", SW_ERANGE, "T_INT: value 0 out of range"},
@@ -121,10 +122,12 @@ static void test_malformed_and_out_of_range(void **state)
         {"T_WAIT", "99ms", SW_ERANGE, "out of range: expected a duration from 100ms to 5m"},
         {"T_WAIT", "6m", SW_ERANGE, "T_WAIT: value \"6m\" out of range"},
         {"T_WAIT", "99999999999999999d", SW_EINVAL, "T_WAIT: invalid value"},
-        {"T_BUS", "http://x:1", SW_EINVAL, "T_BUS: invalid value \"http://x:1\": expected an nng URL"},
+        {"T_BUS", "http://x:1", SW_EINVAL,
+         "T_BUS: invalid value \"http://x:1\": expected an nng URL"},
         {"T_BUS", "tcp://host", SW_EINVAL, "T_BUS: invalid value"},
         {"T_BUS", "ipc://", SW_EINVAL, "T_BUS: invalid value"},
-        {"T_ADDR", "localhost", SW_EINVAL, "T_ADDR: invalid value \"localhost\": expected host:port"},
+        {"T_ADDR", "localhost", SW_EINVAL,
+         "T_ADDR: invalid value \"localhost\": expected host:port"},
         {"T_ADDR", "host:0", SW_EINVAL, "T_ADDR: invalid value"},
         {"T_ADDR", "host:65536", SW_EINVAL, "T_ADDR: invalid value"},
         {"T_ADDR", ":80", SW_EINVAL, "T_ADDR: invalid value"},

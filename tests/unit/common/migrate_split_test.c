@@ -21,16 +21,16 @@ static char *stmt(const char *sql, const struct migrate_stmt *s)
 static void test_split(void **state)
 {
     (void)state;
-    const char *sql = "-- header; with a semicolon\n"          /* 1 */
-                      "CREATE TABLE a (x text DEFAULT ';');\n" /* 2 */
-                      "\n"                                     /* 3 */
-                      "/* block ; /* nested ; */ still */\n"   /* 4 */
-                      "CREATE FUNCTION f() RETURNS int AS $body$\n" /* 5 */
-                      "BEGIN RETURN 1; END;\n"                 /* 6 */
-                      "$body$ LANGUAGE plpgsql;\n"             /* 7 */
+    const char *sql = "-- header; with a semicolon\n"                     /* 1 */
+                      "CREATE TABLE a (x text DEFAULT ';');\n"            /* 2 */
+                      "\n"                                                /* 3 */
+                      "/* block ; /* nested ; */ still */\n"              /* 4 */
+                      "CREATE FUNCTION f() RETURNS int AS $body$\n"       /* 5 */
+                      "BEGIN RETURN 1; END;\n"                            /* 6 */
+                      "$body$ LANGUAGE plpgsql;\n"                        /* 7 */
                       "SELECT 'it''s', E'a\\';b', \"q;\"\"x\" , $$;$$;\n" /* 8 */
-                      "SELECT a$b, $1 ; ;\n"                   /* 9 */
-                      "  -- trailing comment only\n";          /* 10 */
+                      "SELECT a$b, $1 ; ;\n"                              /* 9 */
+                      "  -- trailing comment only\n";                     /* 10 */
     struct migrate_stmt *st = NULL;
     size_t n = 0;
     int line = 0;
