@@ -66,7 +66,8 @@ struct svc_desc {
     /* Optional hooks, all on the main thread. */
     sw_err (*start)(struct svc *s); /* after settings, admin and bus are up */
     void (*tick)(struct svc *s);    /* every SVC_TICK_MS or sooner */
-    void (*stop)(struct svc *s);    /* before the database is closed */
+    /* Once on the way out, also after a failed start; before the database closes. */
+    void (*stop)(struct svc *s);
 };
 
 /*
