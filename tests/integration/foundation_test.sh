@@ -28,10 +28,9 @@ addr() { local v="SHOUWEN_${1^^}_ADMIN_ADDR"; echo "${!v}"; }
 
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || echo "     $2"; }
-check() { # check "what" command...
+check() { # check "what" command...   (runs in this shell: `wait` needs that)
     local what=$1; shift
-    local out
-    if out=$("$@" 2>&1); then ok "$what"; else bad "$what" "$(echo "$out" | tail -n 5)"; fi
+    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else bad "$what" "$(tail -n 5 "$tmp/check.out")"; fi
 }
 
 cleanup() {
