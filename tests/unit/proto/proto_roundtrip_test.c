@@ -300,7 +300,7 @@ static void fill_value(const ProtobufCFieldDescriptor *f, void *slot, unsigned d
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         ProtobufCMessage *m = build(f->descriptor, depth + 1, iter);
-        memcpy(slot, &m, sizeof m);
+        memcpy(slot, &m, sizeof m); // NOLINT(bugprone-sizeof-expression): the pointer itself
         break;
     }
     }
@@ -373,7 +373,7 @@ static void free_value(const ProtobufCFieldDescriptor *f, const void *slot)
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         ProtobufCMessage *m;
-        memcpy(&m, slot, sizeof m);
+        memcpy(&m, slot, sizeof m); // NOLINT(bugprone-sizeof-expression): the pointer itself
         free_built(m);
         break;
     }
@@ -417,6 +417,11 @@ static void free_built(ProtobufCMessage *m)
 static unsigned compare_strings(const ProtobufCMessage *a, const ProtobufCMessage *b)
 {
     unsigned compared = 0;
+    if (a == NULL || b == NULL) {
+        fail_msg("compare_strings: a message is missing (%p, %p)", (const void *)a,
+                 (const void *)b);
+        return 0;
+    }
     const ProtobufCMessageDescriptor *d = a->descriptor;
     assert_ptr_equal(d, b->descriptor);
     for (unsigned i = 0; i < d->n_fields; i++) {
@@ -453,8 +458,10 @@ static unsigned compare_strings(const ProtobufCMessage *a, const ProtobufCMessag
                 compared++;
             } else {
                 const ProtobufCMessage *ma, *mb;
-                memcpy(&ma, ea, sizeof ma);
-                memcpy(&mb, eb, sizeof mb);
+                memcpy(&ma, ea,
+                       sizeof ma); // NOLINT(bugprone-sizeof-expression): the pointer itself
+                memcpy(&mb, eb,
+                       sizeof mb); // NOLINT(bugprone-sizeof-expression): the pointer itself
                 assert_true((ma == NULL) == (mb == NULL));
                 if (ma != NULL)
                     compared += compare_strings(ma, mb);
