@@ -44,7 +44,8 @@ fi
 
 # Run a server-side command as the cluster's owner.
 as_owner() {
-    if [ -n "$pguser" ]; then runuser -u "$pguser" -- "$@"; else "$@"; fi
+    # from /, which the owner can always enter: the caller's folder may be closed to it
+    if [ -n "$pguser" ]; then (cd / && runuser -u "$pguser" -- "$@"); else "$@"; fi
 }
 
 # The real folder of the cluster.  As root, the unprivileged owner must be
