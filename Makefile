@@ -98,6 +98,10 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -lcmocka -o $@
 
+$(B)/tests/bus_driver: $(B)/obj/tests/bus/bus_driver.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # --- tests --------------------------------------------------------------------
 test: bootstrap
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
@@ -114,9 +118,10 @@ test-sanitizers:
 	@$(MAKE) --no-print-directory SANITIZER=address test-unit
 	@$(MAKE) --no-print-directory SANITIZER=undefined test-unit
 
-test-integration: all
+test-integration: all $(B)/tests/bus_driver
 	@for t in $(INTEGRATION); do \
-	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin bash $$t || exit 1; \
+	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	        bash $$t || exit 1; \
 	done
 
 # --- running ------------------------------------------------------------------

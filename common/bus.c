@@ -1,0 +1,1058 @@
+/*
+ * bus.c - the transactional outbox, the doorbell and the consumers.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "bus.h"
+
+#include <nng/protocol/pubsub0/sub.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+
+#define BUS_WRITE_CHUNK 1000
+#define BUS_MEMBER_KEY  2147483647 /* second advisory-lock key of the group membership lock */
+#define FP_SLOTS        65536      /* recent doorbell seqs, to tell fast path from catch-up */
+
+/* ---- small pieces ----------------------------------------------------------------------- */
+
+uint32_t bus_partition_of(const char *case_id, const char *event_id, uint32_t partitions)
+{
+    const char *key = (case_id != NULL && case_id[0] != '\0') ? case_id : event_id;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)(key ? key : ""); *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return partitions ? h % partitions : 0;
+}
+
+sw_err bus_uuid_v4(char out[37])
+{
+    uint8_t b[16];
+    size_t got = 0;
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return SW_EIO;
+        }
+        got += (size_t)n;
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return SW_OK;
+}
+
+static void chomp(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+static sw_err pq_fail(PGconn *c, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(c));
+    chomp(err);
+    return PQstatus(c) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+}
+
+sw_err bus_partitions(PGconn *c, uint32_t *out, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c, "SELECT partitions FROM bus.settings");
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rv = pq_fail(c, "read bus.settings", err, errlen);
+    else
+        *out = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return rv;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t *typelen,
+                       uint32_t *partition, uint64_t *seq, const uint8_t **env, size_t *envlen)
+{
+    if (msg == NULL || len > BUS_MSG_MAX)
+        return SW_EINVAL;
+    const uint8_t *nul = memchr(msg, 0, len < BUS_TYPE_MAX + 1 ? len : BUS_TYPE_MAX + 1);
+    if (nul == NULL || nul == msg)
+        return SW_EINVAL;
+    size_t tl = (size_t)(nul - msg);
+    if (len - tl < BUS_HEADER_FIXED)
+        return SW_EINVAL;
+    *type = (const char *)msg;
+    *typelen = tl;
+    *partition = (uint32_t)get_be(nul + 1, 4);
+    *seq = get_be(nul + 5, 8);
+    *env = nul + BUS_HEADER_FIXED;
+    *envlen = len - tl - BUS_HEADER_FIXED;
+    return SW_OK;
+}
+
+/* ---- the outbox ------------------------------------------------------------------------- */
+
+struct bus_item {
+    char event_id[37];
+    char type[BUS_TYPE_MAX + 1];
+    char site[65];
+    char case_id[37];
+    uint32_t partition;
+    uint8_t *bytes;
+    size_t len;
+    int64_t seq; /* 0 until written */
+};
+
+struct bus_outbox {
+    uint32_t partitions;
+    struct bus_item *items;
+    size_t n;
+    size_t cap;
+    struct metric *m_published;
+};
+
+sw_err bus_outbox_alloc(struct bus_outbox **out, uint32_t partitions)
+{
+    struct bus_outbox *ob = calloc(1, sizeof(*ob));
+    if (ob == NULL)
+        return SW_ENOMEM;
+    ob->partitions = partitions ? partitions : 1;
+    ob->m_published = metrics_get(METRIC_COUNTER, "shouwen_bus_published_total",
+                                  "Events handed to the PUB socket after commit", NULL);
+    *out = ob;
+    return SW_OK;
+}
+
+void bus_outbox_clear(struct bus_outbox *ob)
+{
+    for (size_t i = 0; i < ob->n; i++)
+        free(ob->items[i].bytes);
+    ob->n = 0;
+}
+
+void bus_outbox_free(struct bus_outbox *ob)
+{
+    if (ob == NULL)
+        return;
+    bus_outbox_clear(ob);
+    free(ob->items);
+    free(ob);
+}
+
+size_t bus_outbox_len(const struct bus_outbox *ob)
+{
+    return ob->n;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env)
+{
+    if (env->type == NULL || env->type[0] == '\0' || strlen(env->type) > BUS_TYPE_MAX ||
+        (env->site != NULL && strlen(env->site) > 64) ||
+        (env->case_id != NULL && strlen(env->case_id) > 36) ||
+        (env->event_id != NULL && strlen(env->event_id) > 36))
+        return SW_EINVAL;
+    if (ob->n == ob->cap) {
+        size_t nc = ob->cap ? ob->cap * 2 : 64;
+        struct bus_item *p = realloc(ob->items, nc * sizeof(*p));
+        if (p == NULL)
+            return SW_ENOMEM;
+        ob->items = p;
+        ob->cap = nc;
+    }
+    struct bus_item *it = &ob->items[ob->n];
+    memset(it, 0, sizeof(*it));
+    if (env->event_id != NULL && env->event_id[0] != '\0')
+        snprintf(it->event_id, sizeof(it->event_id), "%s", env->event_id);
+    else if (bus_uuid_v4(it->event_id) != SW_OK)
+        return SW_EIO;
+    snprintf(it->type, sizeof(it->type), "%s", env->type);
+    snprintf(it->site, sizeof(it->site), "%s", env->site ? env->site : "");
+    snprintf(it->case_id, sizeof(it->case_id), "%s", env->case_id ? env->case_id : "");
+    it->partition = bus_partition_of(it->case_id, it->event_id, ob->partitions);
+
+    /* Pack a shallow copy carrying the filled fields; the caller's env is untouched. */
+    Shouwen__V1__Envelope copy = *env;
+    copy.event_id = it->event_id;
+    copy.partition = it->partition;
+    if (copy.time == 0)
+        copy.time = now_us();
+    it->len = shouwen__v1__envelope__get_packed_size(&copy);
+    if (it->len > BUS_MSG_MAX - BUS_TYPE_MAX - BUS_HEADER_FIXED)
+        return SW_ETOOBIG;
+    it->bytes = malloc(it->len ? it->len : 1);
+    if (it->bytes == NULL)
+        return SW_ENOMEM;
+    shouwen__v1__envelope__pack(&copy, it->bytes);
+    ob->n++;
+    return SW_OK;
+}
+
+sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen)
+{
+    enum { COLS = 6 };
+    sw_err rv = SW_OK;
+    char *sql = NULL;
+    const char **vals = NULL;
+    int *lens = NULL, *fmts = NULL;
+    char(*parts)[12] = NULL;
+
+    for (size_t start = 0; start < ob->n && rv == SW_OK; start += BUS_WRITE_CHUNK) {
+        size_t k = ob->n - start < BUS_WRITE_CHUNK ? ob->n - start : BUS_WRITE_CHUNK;
+        size_t cap = 120 + k * 64;
+        free(sql);
+        free(vals);
+        free(lens);
+        free(fmts);
+        free(parts);
+        sql = malloc(cap);
+        vals = calloc(k * COLS, sizeof(*vals));
+        lens = calloc(k * COLS, sizeof(*lens));
+        fmts = calloc(k * COLS, sizeof(*fmts));
+        parts = calloc(k, sizeof(*parts));
+        if (sql == NULL || vals == NULL || lens == NULL || fmts == NULL || parts == NULL) {
+            snprintf(err, errlen, "out of memory writing events");
+            rv = SW_ENOMEM;
+            break;
+        }
+        size_t o = (size_t)snprintf(sql, cap,
+                                    "INSERT INTO bus.events (event_id, type, site, case_id, "
+                                    "partition, payload) VALUES ");
+        for (size_t i = 0; i < k; i++) {
+            struct bus_item *it = &ob->items[start + i];
+            int b = (int)(i * COLS);
+            o += (size_t)snprintf(sql + o, cap - o, "%s($%d,$%d,$%d,$%d,$%d,$%d)", i ? "," : "",
+                                  b + 1, b + 2, b + 3, b + 4, b + 5, b + 6);
+            snprintf(parts[i], sizeof(parts[i]), "%u", it->partition);
+            vals[b] = it->event_id;
+            vals[b + 1] = it->type;
+            vals[b + 2] = it->site[0] ? it->site : NULL;
+            vals[b + 3] = it->case_id[0] ? it->case_id : NULL;
+            vals[b + 4] = parts[i];
+            vals[b + 5] = (const char *)it->bytes;
+            lens[b + 5] = (int)it->len;
+            fmts[b + 5] = 1;
+        }
+        snprintf(sql + o, cap - o, " RETURNING event_id::text, seq");
+        PGresult *r = PQexecParams(tx, sql, (int)(k * COLS), NULL, vals, lens, fmts, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != k) {
+            rv = pq_fail(tx, "write events to the outbox", err, errlen);
+        } else {
+            for (size_t i = 0; i < k; i++) {
+                const char *id = PQgetvalue(r, (int)i, 0);
+                int64_t seq = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
+                /* RETURNING comes in VALUES order; look further only if it does not. */
+                struct bus_item *it = &ob->items[start + i];
+                if (strcmp(it->event_id, id) != 0)
+                    for (size_t j = 0; j < k; j++)
+                        if (strcmp(ob->items[start + j].event_id, id) == 0)
+                            it = &ob->items[start + j];
+                it->seq = seq;
+            }
+        }
+        PQclear(r);
+    }
+    free(sql);
+    free(vals);
+    free(lens);
+    free(fmts);
+    free(parts);
+    return rv;
+}
+
+size_t bus_outbox_publish(struct bus_outbox *ob, nng_socket pub)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < ob->n; i++) {
+        struct bus_item *it = &ob->items[i];
+        size_t tl = strlen(it->type);
+        nng_msg *m = NULL;
+        if (it->seq <= 0 || nng_msg_alloc(&m, tl + BUS_HEADER_FIXED + it->len) != 0)
+            continue;
+        uint8_t *p = nng_msg_body(m);
+        memcpy(p, it->type, tl);
+        p[tl] = 0;
+        put_be32(p + tl + 1, it->partition);
+        put_be64(p + tl + 5, (uint64_t)it->seq);
+        memcpy(p + tl + BUS_HEADER_FIXED, it->bytes, it->len);
+        if (nng_sendmsg(pub, m, NNG_FLAG_NONBLOCK) != 0) {
+            nng_msg_free(m);
+            continue;
+        }
+        sent++;
+    }
+    metric_add(ob->m_published, (int64_t)sent);
+    bus_outbox_clear(ob);
+    return sent;
+}
+
+/* ---- the consumer ----------------------------------------------------------------------- */
+
+struct part {
+    bool owned;
+    bool dirty;     /* a doorbell rang, or the last batch was full */
+    bool single;    /* one event per transaction until past fail_seq */
+    char floor[24]; /* the window, as xid8 text */
+    char top[24];
+    int64_t last;
+    int64_t fail_seq;
+    int attempts;
+    uint64_t bell_seq; /* a doorbell's event not handled yet: read again soon */
+    long long bell_ms; /* when that doorbell rang */
+    long long next_try_ms;
+    struct metric *m_lag;
+};
+
+struct bus_consumer {
+    struct bus_consumer_config cfg;
+    char *name;
+    char *db_url;
+    char **types;
+    size_t ntypes;
+    char **urls;
+    pthread_t thread;
+    bool started;
+    _Atomic bool stop;
+    _Atomic int owned;
+    struct db *db;
+    nng_socket sub;
+    bool member;
+    uint32_t nparts;
+    struct part *parts;
+    char lockkey[16];
+    long long next_rebalance;
+    long long next_catchup;
+    uint64_t *fp_seen;
+    struct metric *m_fast;
+    struct metric *m_garbage;
+    struct metric *m_dup;
+    struct metric *m_handled_fast;
+    struct metric *m_recovered;
+    struct metric *m_parked;
+    struct metric *m_failures;
+    struct metric *m_owned;
+};
+
+static _Thread_local struct bus_consumer *bus_self;
+
+static int consumer_stopping(void)
+{
+    return bus_self != NULL && atomic_load(&bus_self->stop);
+}
+
+static bool type_wanted(const struct bus_consumer *c, const char *type)
+{
+    if (c->ntypes == 0)
+        return true;
+    for (size_t i = 0; i < c->ntypes; i++)
+        if (strncmp(type, c->types[i], strlen(c->types[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Run a statement that returns nothing of interest. */
+static sw_err exec1(PGconn *db, const char *sql, int n, const char *const *vals, char *err,
+                    size_t errlen)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, vals, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    sw_err rv = SW_OK;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rv = pq_fail(db, sql, err, errlen);
+    PQclear(r);
+    return rv;
+}
+
+static void rollback(PGconn *db)
+{
+    PGresult *r = PQexec(db, "ROLLBACK");
+    PQclear(r);
+}
+
+/* The connection broke: everything owned is gone with it. */
+static void consumer_lost(struct bus_consumer *c)
+{
+    db_reset(c->db);
+    c->member = false;
+    for (uint32_t p = 0; c->parts != NULL && p < c->nparts; p++)
+        c->parts[p].owned = false;
+    atomic_store(&c->owned, 0);
+    metric_set(c->m_owned, 0);
+}
+
+static sw_err consumer_join(struct bus_consumer *c, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    uint32_t n = 0;
+    sw_err rv = bus_partitions(db, &n, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    if (c->parts == NULL || n != c->nparts) {
+        free(c->parts);
+        c->parts = calloc(n, sizeof(*c->parts));
+        if (c->parts == NULL)
+            return SW_ENOMEM;
+        c->nparts = n;
+        for (uint32_t p = 0; p < n; p++) {
+            char labels[160];
+            snprintf(labels, sizeof(labels), "consumer=\"%s\",partition=\"%u\"", c->name, p);
+            c->parts[p].m_lag = metrics_get(
+                METRIC_GAUGE, "shouwen_bus_lag",
+                "Events of an owned partition not handled yet (-1: not owned here)", labels);
+            metric_set(c->parts[p].m_lag, -1);
+        }
+    }
+    const char *v[] = {c->name};
+    PGresult *r =
+        PQexecParams(db, "SELECT (hashtext($1) & 2147483647)::text", 1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rv = pq_fail(db, "hash the consumer name", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    snprintf(c->lockkey, sizeof(c->lockkey), "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const char *k[] = {c->lockkey};
+    rv = exec1(db, "SELECT pg_advisory_lock_shared($1::int4, 2147483647)", 1, k, err, errlen);
+    if (rv == SW_OK) {
+        c->member = true;
+        c->next_rebalance = 0;
+    }
+    return rv;
+}
+
+static sw_err claim(struct bus_consumer *c, uint32_t p, bool *got, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    char ps[12];
+    snprintf(ps, sizeof(ps), "%u", p);
+    const char *v[] = {c->lockkey, ps, c->name};
+    PGresult *r = PQexecParams(db, "SELECT pg_try_advisory_lock($1::int4, $2::int4)", 2, NULL, v,
+                               NULL, NULL, 0);
+    *got = false;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = pq_fail(db, "claim a partition", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    bool locked = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!locked)
+        return SW_OK;
+    const char *w[] = {c->name, ps};
+    r = PQexecParams(db,
+                     "SELECT window_floor::text, window_top::text, last_seq FROM bus.cursors "
+                     "WHERE consumer = $1 AND partition = $2::int",
+                     2, NULL, w, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = pq_fail(db, "read a cursor", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    struct part *pt = &c->parts[p];
+    if (PQntuples(r) == 1) {
+        snprintf(pt->floor, sizeof(pt->floor), "%s", PQgetvalue(r, 0, 0));
+        snprintf(pt->top, sizeof(pt->top), "%s", PQgetvalue(r, 0, 1));
+        pt->last = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    } else {
+        snprintf(pt->floor, sizeof(pt->floor), "0");
+        snprintf(pt->top, sizeof(pt->top), "0");
+        pt->last = 0;
+    }
+    PQclear(r);
+    pt->owned = true;
+    pt->dirty = true;
+    pt->single = false;
+    pt->attempts = 0;
+    pt->next_try_ms = 0;
+    *got = true;
+    return SW_OK;
+}
+
+static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    const char *k[] = {c->lockkey};
+    PGresult *r = PQexecParams(db,
+                               "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                               "AND database = (SELECT oid FROM pg_database "
+                               "WHERE datname = current_database()) AND classid = $1::oid "
+                               "AND objid = 2147483647 AND objsubid = 2 AND granted",
+                               1, NULL, k, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = pq_fail(db, "count the group's members", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    long members = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (members < 1)
+        members = 1;
+    int target = (int)((c->nparts + (uint32_t)members - 1) / (uint32_t)members);
+    int owned = atomic_load(&c->owned);
+    /* Give back the highest partitions first; they are claimed from the lowest. */
+    for (uint32_t p = c->nparts; p-- > 0 && owned > target;) {
+        if (!c->parts[p].owned)
+            continue;
+        char ps[12];
+        snprintf(ps, sizeof(ps), "%u", p);
+        const char *v[] = {c->lockkey, ps};
+        sw_err rv = exec1(db, "SELECT pg_advisory_unlock($1::int4, $2::int4)", 2, v, err, errlen);
+        if (rv != SW_OK)
+            return rv;
+        c->parts[p].owned = false;
+        metric_set(c->parts[p].m_lag, -1);
+        owned--;
+    }
+    for (uint32_t p = 0; p < c->nparts && owned < target; p++) {
+        bool got;
+        if (c->parts[p].owned)
+            continue;
+        sw_err rv = claim(c, p, &got, err, errlen);
+        if (rv != SW_OK)
+            return rv;
+        if (got) {
+            owned++;
+            LOG(LOG_INFO, "BUS-CLAIM", "consumer %s owns partition %u", c->name, p);
+        }
+    }
+    atomic_store(&c->owned, owned);
+    metric_set(c->m_owned, owned);
+    /* Lag: events of each owned partition not handled yet. */
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        struct part *pt = &c->parts[p];
+        if (!pt->owned)
+            continue;
+        char ps[12], last[24];
+        snprintf(ps, sizeof(ps), "%u", p);
+        snprintf(last, sizeof(last), "%lld", (long long)pt->last);
+        const char *v[] = {ps, pt->floor, pt->top, last};
+        r = PQexecParams(db,
+                         "SELECT count(*) FROM bus.events WHERE partition = $1::int AND "
+                         "(txid >= $3::xid8 OR (txid >= $2::xid8 AND seq > $4::bigint))",
+                         4, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            metric_set(pt->m_lag, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+        PQclear(r);
+    }
+    return SW_OK;
+}
+
+/* Move to the next window: from the smallest txid past the current one up to xmin. */
+static sw_err next_window(struct bus_consumer *c, uint32_t p, struct part *w, bool *empty,
+                          char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    char ps[12];
+    snprintf(ps, sizeof(ps), "%u", p);
+    const char *v[] = {ps, w->top};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT least(coalesce((SELECT min(txid) FROM bus.events WHERE partition = $1::int "
+        "AND txid >= $2::xid8), x), x)::text, x::text "
+        "FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s",
+        2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = pq_fail(db, "find the next window", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    snprintf(w->floor, sizeof(w->floor), "%s", PQgetvalue(r, 0, 0));
+    snprintf(w->top, sizeof(w->top), "%s", PQgetvalue(r, 0, 1));
+    w->last = 0;
+    *empty = strcmp(w->floor, w->top) == 0;
+    PQclear(r);
+    return SW_OK;
+}
+
+static long long backoff_ms(int attempts)
+{
+    long long ms = 100LL << (attempts < 6 ? attempts : 6);
+    return ms > 5000 ? 5000 : ms;
+}
+
+static sw_err park(struct bus_consumer *c, uint32_t p, struct part *w, int64_t seq,
+                   const char *event_id, const char *why, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    char ps[12], ss[24], at[12];
+    snprintf(ps, sizeof(ps), "%u", p);
+    snprintf(ss, sizeof(ss), "%lld", (long long)seq);
+    snprintf(at, sizeof(at), "%d", w->attempts);
+    const char *d[] = {c->name, ps, ss, event_id, at, why};
+    const char *cur[] = {c->name, ps, w->floor, w->top, ss};
+    sw_err rv = exec1(db, "BEGIN", 0, NULL, err, errlen);
+    if (rv == SW_OK)
+        rv = exec1(db,
+                   "INSERT INTO bus.dead_letters (consumer, partition, seq, event_id, attempts, "
+                   "last_error) VALUES ($1, $2::int, $3::bigint, $4::uuid, $5::int, left($6, "
+                   "10000))",
+                   6, d, err, errlen);
+    if (rv == SW_OK)
+        rv = exec1(db,
+                   "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
+                   "last_seq) VALUES ($1, $2::int, $3::xid8, $4::xid8, $5::bigint) "
+                   "ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
+                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
+                   "EXCLUDED.last_seq, updated_at = now()",
+                   5, cur, err, errlen);
+    if (rv == SW_OK)
+        rv = exec1(db, "COMMIT", 0, NULL, err, errlen);
+    if (rv != SW_OK) {
+        rollback(db);
+        return rv;
+    }
+    w->last = seq;
+    metric_add(c->m_parked, 1);
+    LOG(LOG_WARN, "BUS-PARKED",
+        "consumer %s parked event %s (partition %u, seq %lld) after %d attempts: %s", c->name,
+        event_id, p, (long long)seq, w->attempts, why);
+    return SW_OK;
+}
+
+/*
+ * Handle up to one batch of partition p in one transaction.  Returns the
+ * number of events read (handled or skipped), or -1 after an error.
+ */
+static int process(struct bus_consumer *c, uint32_t p, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    struct part *pt = &c->parts[p];
+    struct part w = *pt; /* the cursor as it will be if this transaction commits */
+    int limit = pt->single ? 1 : c->cfg.batch_max;
+    char ps[12], ls[24], lim[12];
+    PGresult *r = NULL;
+    int n = 0, handled = 0;
+    sw_err rv = exec1(db, "BEGIN", 0, NULL, err, errlen);
+    if (rv != SW_OK)
+        goto fail;
+    snprintf(ps, sizeof(ps), "%u", p);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    for (int round = 0; round < 3; round++) {
+        if (strcmp(w.floor, w.top) == 0) {
+            bool empty = true;
+            if ((rv = next_window(c, p, &w, &empty, err, errlen)) != SW_OK)
+                goto fail;
+            if (empty)
+                break;
+        }
+        snprintf(ls, sizeof(ls), "%lld", (long long)w.last);
+        const char *v[] = {ps, w.floor, w.top, ls, lim};
+        r = PQexecParams(db,
+                         "SELECT seq, event_id::text, type, payload FROM bus.events "
+                         "WHERE partition = $1::int AND txid >= $2::xid8 AND txid < $3::xid8 "
+                         "AND seq > $4::bigint ORDER BY seq LIMIT $5::int",
+                         5, NULL, v, NULL, NULL, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rv = pq_fail(db, "read events", err, errlen);
+            goto fail;
+        }
+        if (PQntuples(r) > 0)
+            break;
+        PQclear(r);
+        r = NULL;
+        snprintf(w.floor, sizeof(w.floor), "%s", w.top); /* window done */
+    }
+    n = r ? PQntuples(r) : 0;
+    for (int i = 0; i < n; i++) {
+        int64_t seq = (int64_t)get_be((const uint8_t *)PQgetvalue(r, i, 0), 8);
+        char event_id[37];
+        snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 1));
+        const char *type = PQgetvalue(r, i, 2);
+        if (type_wanted(c, type)) {
+            Shouwen__V1__Envelope *env = shouwen__v1__envelope__unpack(
+                NULL, (size_t)PQgetlength(r, i, 3), (const uint8_t *)PQgetvalue(r, i, 3));
+            char herr[512] = "";
+            sw_err hrv = SW_EINVAL;
+            if (env == NULL)
+                snprintf(herr, sizeof(herr), "undecodable envelope in the outbox");
+            else
+                hrv = c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr));
+            if (env != NULL)
+                shouwen__v1__envelope__free_unpacked(env, NULL);
+            if (hrv != SW_OK) {
+                rollback(db);
+                PQclear(r);
+                r = NULL;
+                metric_add(c->m_failures, 1);
+                if (pt->fail_seq == seq) {
+                    pt->attempts++;
+                } else {
+                    pt->fail_seq = seq;
+                    pt->attempts = 1;
+                }
+                if (pt->attempts >= c->cfg.max_attempts && limit == 1) {
+                    w.attempts = pt->attempts;
+                    if ((rv = park(c, p, &w, seq, event_id, herr, err, errlen)) != SW_OK)
+                        return PQstatus(db) == CONNECTION_BAD ? (consumer_lost(c), -1) : -1;
+                    memcpy(pt->floor, w.floor, sizeof(pt->floor));
+                    memcpy(pt->top, w.top, sizeof(pt->top));
+                    pt->last = w.last;
+                    pt->single = false;
+                    pt->attempts = 0;
+                    return 1;
+                }
+                /* Retry alone, after a pause; the events before it go one by one. */
+                pt->single = true;
+                pt->next_try_ms = db_now_ms() + (i == 0 ? backoff_ms(pt->attempts) : 0);
+                LOG(LOG_WARN, "BUS-HANDLER",
+                    "consumer %s: event %s (seq %lld) failed (attempt %d): %s", c->name, event_id,
+                    (long long)seq, pt->attempts, herr);
+                return -1;
+            }
+            handled++;
+        }
+        w.last = seq;
+    }
+    if (n > 0) {
+        char last[24];
+        snprintf(last, sizeof(last), "%lld", (long long)w.last);
+        const char *cur[] = {c->name, ps, w.floor, w.top, last};
+        rv = exec1(db,
+                   "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
+                   "last_seq) VALUES ($1, $2::int, $3::xid8, $4::xid8, $5::bigint) "
+                   "ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
+                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
+                   "EXCLUDED.last_seq, updated_at = now()",
+                   5, cur, err, errlen);
+        if (rv != SW_OK)
+            goto fail;
+    }
+    if ((rv = exec1(db, "COMMIT", 0, NULL, err, errlen)) != SW_OK)
+        goto fail;
+    /* Committed: the cursor moves, and the figures count. */
+    for (int i = 0; i < n; i++) {
+        int64_t seq = (int64_t)get_be((const uint8_t *)PQgetvalue(r, i, 0), 8);
+        if (!type_wanted(c, PQgetvalue(r, i, 2)))
+            continue;
+        uint64_t *slot = &c->fp_seen[(uint64_t)seq % FP_SLOTS];
+        metric_add(*slot == (uint64_t)seq ? c->m_handled_fast : c->m_recovered, 1);
+        if (pt->bell_seq != 0 && (uint64_t)seq >= pt->bell_seq) {
+            LOG(LOG_DEBUG, "BUS-BELL", "partition %u seq %lld handled %lld ms after its doorbell",
+                p, (long long)seq, db_now_ms() - pt->bell_ms);
+            pt->bell_seq = 0;
+        }
+    }
+    memcpy(pt->floor, w.floor, sizeof(pt->floor));
+    memcpy(pt->top, w.top, sizeof(pt->top));
+    pt->last = w.last;
+    if (pt->single && pt->last >= pt->fail_seq)
+        pt->single = false;
+    if (pt->last >= pt->fail_seq)
+        pt->attempts = 0;
+    PQclear(r);
+    if (handled > 0 && c->cfg.committed != NULL)
+        c->cfg.committed(c->cfg.arg, (size_t)handled);
+    return n;
+fail:
+    PQclear(r);
+    if (PQstatus(db) == CONNECTION_BAD) {
+        consumer_lost(c);
+    } else {
+        rollback(db);
+    }
+    LOG(LOG_WARN, "BUS-READ", "consumer %s, partition %u: %s", c->name, p, err);
+    return -1;
+}
+
+static void doorbell(struct bus_consumer *c, nng_msg *m)
+{
+    const char *type;
+    size_t tl, envlen;
+    uint32_t part;
+    uint64_t seq;
+    const uint8_t *env;
+    if (bus_wire_decode(nng_msg_body(m), nng_msg_len(m), &type, &tl, &part, &seq, &env, &envlen) !=
+            SW_OK ||
+        (c->nparts > 0 && part >= c->nparts)) {
+        metric_add(c->m_garbage, 1);
+        LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped a malformed bus message (%zu bytes)",
+            c->name, nng_msg_len(m));
+        return;
+    }
+    Shouwen__V1__Envelope *e = shouwen__v1__envelope__unpack(NULL, envlen, env);
+    if (e == NULL) {
+        metric_add(c->m_garbage, 1);
+        LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped an undecodable envelope (%zu bytes)",
+            c->name, envlen);
+        return;
+    }
+    shouwen__v1__envelope__free_unpacked(e, NULL);
+    metric_add(c->m_fast, 1);
+    uint64_t *slot = &c->fp_seen[seq % FP_SLOTS];
+    if (*slot == seq)
+        metric_add(c->m_dup, 1);
+    *slot = seq;
+    if (c->parts != NULL && part < c->nparts && c->parts[part].owned) {
+        struct part *pt = &c->parts[part];
+        pt->dirty = true;
+        if (seq > pt->bell_seq) {
+            pt->bell_seq = seq;
+            pt->bell_ms = db_now_ms();
+        }
+    }
+}
+
+/* Wait up to `ms` for a doorbell, then take every other one waiting. */
+static void wait_doorbells(struct bus_consumer *c, int ms)
+{
+    nng_msg *m;
+    nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, ms);
+    if (nng_recvmsg(c->sub, &m, 0) != 0)
+        return;
+    doorbell(c, m);
+    nng_msg_free(m);
+    for (int i = 0; i < 100000 && nng_recvmsg(c->sub, &m, NNG_FLAG_NONBLOCK) == 0; i++) {
+        doorbell(c, m);
+        nng_msg_free(m);
+    }
+}
+
+static void *consumer_main(void *arg)
+{
+    struct bus_consumer *c = arg;
+    char err[1024];
+    bus_self = c;
+    while (!atomic_load(&c->stop)) {
+        long long now = db_now_ms();
+        if (db_tick(c->db, false, consumer_stopping) != SW_OK) {
+            wait_doorbells(c, 100);
+            continue;
+        }
+        if (!c->member && consumer_join(c, err, sizeof(err)) != SW_OK) {
+            LOG(LOG_WARN, "BUS-JOIN", "consumer %s could not join its group: %s", c->name, err);
+            consumer_lost(c);
+            continue;
+        }
+        if (now >= c->next_rebalance) {
+            if (rebalance(c, err, sizeof(err)) != SW_OK) {
+                LOG(LOG_WARN, "BUS-REBALANCE", "consumer %s: %s", c->name, err);
+                consumer_lost(c);
+                continue;
+            }
+            c->next_rebalance = now + c->cfg.rebalance_ms;
+        }
+        bool catchup = now >= c->next_catchup;
+        if (catchup)
+            c->next_catchup = now + c->cfg.catchup_ms;
+        int did = 0;
+        bool bell = false;
+        for (uint32_t p = 0; c->member && p < c->nparts && !atomic_load(&c->stop); p++) {
+            struct part *pt = &c->parts[p];
+            if (!pt->owned || (!pt->dirty && !catchup) || now < pt->next_try_ms)
+                continue;
+            pt->dirty = false;
+            int n = process(c, p, err, sizeof(err));
+            if (n > 0)
+                did += n;
+            if (n >= (pt->single ? 1 : c->cfg.batch_max) || (n > 0 && pt->single))
+                pt->dirty = true; /* more may be waiting */
+            /*
+             * A doorbell's event can be committed yet not final for a moment
+             * (an older transaction is still open): look again shortly, for
+             * a second at most; after that the periodic catch-up has it.
+             */
+            if (pt->bell_seq != 0) {
+                if (now - pt->bell_ms < 1000) {
+                    pt->dirty = true;
+                    bell = true;
+                } else {
+                    pt->bell_seq = 0;
+                }
+            }
+        }
+        wait_doorbells(c, did > 0 ? 0 : bell ? 1 : 50);
+    }
+    if (db_conn(c->db) != NULL)
+        db_reset(c->db); /* closing the session releases every lock */
+    return NULL;
+}
+
+static char **dup_list(const char *const *list, size_t *n)
+{
+    size_t k = 0;
+    while (list != NULL && list[k] != NULL)
+        k++;
+    char **out = calloc(k + 1, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < k; i++) {
+        out[i] = strdup(list[i]);
+        if (out[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(out[j]);
+            free(out);
+            return NULL;
+        }
+    }
+    *n = k;
+    return out;
+}
+
+static void free_list(char **list)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        free(list[i]);
+    free(list);
+}
+
+static void consumer_free(struct bus_consumer *c)
+{
+    if (c == NULL)
+        return;
+    nng_close(c->sub);
+    db_close(c->db);
+    free(c->parts);
+    free(c->fp_seen);
+    free_list(c->types);
+    free_list(c->urls);
+    free(c->name);
+    free(c->db_url);
+    free(c);
+}
+
+sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_config *cfg,
+                          char *err, size_t errlen)
+{
+    struct bus_consumer *c = calloc(1, sizeof(*c));
+    size_t nurls = 0;
+    int rv;
+    char labels[160];
+    if (c == NULL)
+        goto nomem;
+    if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > 100 ||
+        strspn(cfg->name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(cfg->name)) {
+        snprintf(err, errlen, "bad consumer name \"%s\": expected 1-100 of a-z 0-9 _ . -",
+                 cfg->name ? cfg->name : "");
+        free(c);
+        return SW_EINVAL;
+    }
+    c->cfg = *cfg;
+    if (c->cfg.batch_max <= 0)
+        c->cfg.batch_max = 500;
+    if (c->cfg.max_attempts <= 0)
+        c->cfg.max_attempts = 5;
+    if (c->cfg.catchup_ms <= 0)
+        c->cfg.catchup_ms = 500;
+    if (c->cfg.rebalance_ms <= 0)
+        c->cfg.rebalance_ms = 1000;
+    if (c->cfg.recv_buf <= 0)
+        c->cfg.recv_buf = 4096;
+    c->name = strdup(cfg->name);
+    c->db_url = strdup(cfg->db_url);
+    c->types = dup_list(cfg->types, &c->ntypes);
+    c->urls = dup_list(cfg->sub_urls, &nurls);
+    c->fp_seen = calloc(FP_SLOTS, sizeof(*c->fp_seen));
+    if (c->name == NULL || c->db_url == NULL || c->types == NULL || c->urls == NULL ||
+        c->fp_seen == NULL)
+        goto nomem;
+    if (db_open(&c->db, c->db_url, c->name, 5000) != SW_OK)
+        goto nomem;
+    snprintf(labels, sizeof(labels), "consumer=\"%s\"", c->name);
+    c->m_fast = metrics_get(METRIC_COUNTER, "shouwen_bus_fastpath_received_total",
+                            "Valid doorbells received on the nng fast path", labels);
+    c->m_garbage = metrics_get(METRIC_COUNTER, "shouwen_bus_garbage_total",
+                               "Malformed bus messages dropped", labels);
+    c->m_dup = metrics_get(METRIC_COUNTER, "shouwen_bus_duplicates_ignored_total",
+                           "Doorbells for an event already seen", labels);
+    c->m_handled_fast = metrics_get(METRIC_COUNTER, "shouwen_bus_handled_fast_total",
+                                    "Events handled after their doorbell arrived", labels);
+    c->m_recovered = metrics_get(METRIC_COUNTER, "shouwen_bus_recovered_total",
+                                 "Events handled by catch-up, their doorbell lost", labels);
+    c->m_parked = metrics_get(METRIC_COUNTER, "shouwen_bus_parked_total",
+                              "Events parked in bus.dead_letters", labels);
+    c->m_failures = metrics_get(METRIC_COUNTER, "shouwen_bus_handler_failures_total",
+                                "Handler failures (each rolled back)", labels);
+    c->m_owned = metrics_get(METRIC_GAUGE, "shouwen_bus_partitions_owned",
+                             "Partitions this replica owns", labels);
+
+    if ((rv = nng_sub0_open(&c->sub)) != 0 ||
+        (rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, BUS_MSG_MAX)) != 0 ||
+        (rv = nng_socket_set_int(c->sub, NNG_OPT_RECVBUF, c->cfg.recv_buf)) != 0) {
+        snprintf(err, errlen, "could not open the subscribe socket: %s", nng_strerror(rv));
+        consumer_free(c);
+        return SW_ENNG;
+    }
+    if (c->ntypes == 0)
+        rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+    for (size_t i = 0; i < c->ntypes && rv == 0; i++)
+        rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, c->types[i], strlen(c->types[i]));
+    for (size_t i = 0; i < nurls && rv == 0; i++) {
+        rv = nng_dial(c->sub, c->urls[i], NULL, NNG_FLAG_NONBLOCK);
+        if (rv != 0)
+            snprintf(err, errlen, "could not dial %s: %s", c->urls[i], nng_strerror(rv));
+    }
+    if (rv != 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "could not subscribe: %s", nng_strerror(rv));
+        consumer_free(c);
+        return SW_ENNG;
+    }
+    if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
+        snprintf(err, errlen, "could not start the consumer thread");
+        consumer_free(c);
+        return SW_ENOMEM;
+    }
+    c->started = true;
+    *out = c;
+    return SW_OK;
+nomem:
+    snprintf(err, errlen, "out of memory starting a consumer");
+    consumer_free(c);
+    return SW_ENOMEM;
+}
+
+void bus_consumer_stop(struct bus_consumer *c)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->stop, true);
+    if (c->started)
+        pthread_join(c->thread, NULL);
+    consumer_free(c);
+}
+
+int bus_consumer_owned(const struct bus_consumer *c)
+{
+    return atomic_load(&((struct bus_consumer *)c)->owned);
+}

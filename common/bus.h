@@ -1,0 +1,155 @@
+/*
+ * bus.h - the durable bus: a transactional outbox in PostgreSQL, with nng
+ * pub/sub as the doorbell (DESIGN.md section 1).
+ *
+ * Producing.  Inside its own transaction a service stages envelopes in a
+ * `struct bus_outbox` and writes them to bus.events with the rest of its
+ * changes; after COMMIT it publishes them on its PUB socket.  A publish
+ * that is lost costs only latency: consumers find every committed event in
+ * the table.
+ *
+ * Wire layout of one bus message (what NNG_OPT_SUB_SUBSCRIBE filters on):
+ *
+ *     type bytes ("case.registered") | 0x00 | partition (u32, big-endian)
+ *     | seq (u64, big-endian) | protobuf Envelope bytes
+ *
+ * so subscribing to "case." takes every case event, and "case.registered"
+ * followed by the 0x00 byte takes exactly that type.
+ *
+ * Consuming.  A consumer has a name (its group), the type prefixes it
+ * wants, and a handler called with (open transaction, envelope).  Each
+ * replica runs one thread with one database session; replicas of a name
+ * split the partitions with session advisory locks (a dead replica's
+ * locks go with its connection) and keep one cursor per (name,
+ * partition), moved in the same transaction as the handler's effects:
+ * exactly one effect per event, whatever is killed when.
+ *
+ * Reading order.  A row is final when its transaction id is below
+ * pg_snapshot_xmin(pg_current_snapshot()): no transaction that could
+ * still add rows is that old.  But `seq > cursor AND txid < xmin` is not
+ * a safe read: an older transaction can commit a higher seq while a
+ * younger one still holds a lower seq, and the cursor would pass the
+ * lower one for good.  So the cursor is a window of transaction ids
+ * [floor, top) chosen below xmin, whose rows are final and are read in seq
+ * order, plus the last seq handled inside it; when the window is done the
+ * next one starts at the smallest txid past it.  Within one case, events
+ * keep their order (a later change of a case waits for the earlier one's
+ * commit, so both land in one window, in seq order, or in order across
+ * windows).
+ */
+#ifndef SHOUWEN_BUS_H
+#define SHOUWEN_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <nng/nng.h>
+
+#include "err.h"
+#include "shouwen/v1/envelope.pb-c.h"
+
+#define BUS_TYPE_MAX     100
+#define BUS_HEADER_FIXED 13         /* 0x00 + partition + seq */
+#define BUS_MSG_MAX      (1u << 20) /* NNG_OPT_RECVMAXSZ of every bus socket */
+
+/* bus_partition_of: FNV-1a of the case id (or, without one, the event id) mod p. */
+uint32_t bus_partition_of(const char *case_id, const char *event_id, uint32_t partitions);
+
+/* bus_uuid_v4 writes a random UUID ("xxxxxxxx-xxxx-4xxx-...") into out[37]. */
+sw_err bus_uuid_v4(char out[37]);
+
+/* bus_partitions reads P from bus.settings. */
+sw_err bus_partitions(PGconn *c, uint32_t *out, char *err, size_t errlen);
+
+/*
+ * bus_wire_decode checks a bus message and points into it: `type` (not
+ * NUL-terminated, `*typelen` bytes), the partition, the seq and the
+ * envelope bytes.  Returns SW_EINVAL for anything malformed.  Pure.
+ */
+sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t *typelen,
+                       uint32_t *partition, uint64_t *seq, const uint8_t **env, size_t *envlen);
+
+/* ---- producing ------------------------------------------------------------------------ */
+
+struct bus_outbox;
+
+/* Allocate an outbox for `partitions` partitions.  Free with bus_outbox_free. */
+sw_err bus_outbox_alloc(struct bus_outbox **out, uint32_t partitions);
+void bus_outbox_free(struct bus_outbox *ob);
+
+/*
+ * bus_outbox_add stages `env`: fills event_id (a new UUID) when empty,
+ * time (now) when 0, and partition; then packs it.  The caller keeps `env`.
+ * The event id is kept on a retry of the same outbox, so a retried
+ * transaction whose first COMMIT did succeed fails on the unique event id
+ * instead of writing the event twice.
+ */
+sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env);
+
+/* Number of staged events. */
+size_t bus_outbox_len(const struct bus_outbox *ob);
+
+/*
+ * bus_outbox_write inserts every staged event inside the caller's open
+ * transaction `tx` (one statement per 1000 events) and learns their seqs.
+ */
+sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen);
+
+/*
+ * bus_outbox_publish sends the written events on `pub` (after COMMIT) and
+ * empties the outbox.  Lost sends are fine by design; returns how many
+ * were handed to nng.
+ */
+size_t bus_outbox_publish(struct bus_outbox *ob, nng_socket pub);
+
+/* bus_outbox_clear empties the outbox (after a rollback). */
+void bus_outbox_clear(struct bus_outbox *ob);
+
+/* ---- consuming ------------------------------------------------------------------------ */
+
+/*
+ * A handler applies one event inside the open transaction `tx`.  Return
+ * SW_OK, or an error with a message: the transaction is rolled back and the
+ * event retried with backoff; after `max_attempts` failures it is parked
+ * in bus.dead_letters and the partition moves on.
+ */
+typedef sw_err (*bus_handler_fn)(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, char *err,
+                                 size_t errlen);
+
+/* Called after each commit with the number of events just handled (may be NULL). */
+typedef void (*bus_committed_fn)(void *arg, size_t n);
+
+struct bus_consumer_config {
+    const char *name;         /* the group; cursors and locks are per name */
+    const char *const *types; /* NULL-terminated type prefixes; NULL for all */
+    bus_handler_fn handler;
+    bus_committed_fn committed;
+    void *arg;
+    const char *db_url;
+    const char *const *sub_urls; /* NULL-terminated PUB addresses to dial */
+    int batch_max;               /* events per transaction when busy (default 500) */
+    int max_attempts;            /* failures before parking (default 5) */
+    long long catchup_ms;        /* catch-up read at least this often (default 500) */
+    long long rebalance_ms;      /* partition claims checked this often (default 1000) */
+    int recv_buf;                /* NNG_OPT_RECVBUF in messages (default 4096; tests: 1) */
+};
+
+struct bus_consumer;
+
+/*
+ * bus_consumer_start starts a consumer thread.  It connects (and
+ * reconnects) by itself; events are handled from the moment it owns
+ * partitions.  On failure writes `err`.  Stop with bus_consumer_stop.
+ */
+sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_config *cfg,
+                          char *err, size_t errlen);
+
+/* Finish the batch in hand, commit, release the partitions, join, free. NULL is fine. */
+void bus_consumer_stop(struct bus_consumer *c);
+
+/* Partitions this replica owns now.  Any thread. */
+int bus_consumer_owned(const struct bus_consumer *c);
+
+#endif

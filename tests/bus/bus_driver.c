@@ -1,0 +1,326 @@
+/*
+ * bus_driver - the real producer and consumer processes of the bus tests
+ * and of `make bench-bus`.
+ *
+ *   bus_driver produce   writes events through the outbox and publishes them.
+ *       BUSTEST_COUNT (1000)  BUSTEST_BATCH (events per transaction, 100)
+ *       BUSTEST_RATE (events/s, 0 = as fast as possible)  BUSTEST_CASES (100)
+ *       BUSTEST_PUB_URL (listen; empty = no fast path)  BUSTEST_TYPE (case.registered)
+ *       BUSTEST_XID_FIRST_MS / BUSTEST_HOLD_MS: take a transaction id, wait,
+ *       insert, wait again, commit (to commit out of sequence order)
+ *   bus_driver consume   a consumer running as a service (admin port, SIGTERM):
+ *       BUSTEST_NAME, BUSTEST_SUB_URLS (comma-separated), BUSTEST_RECV_BUF,
+ *       BUSTEST_FAIL_TYPE (the handler fails on events of this type),
+ *       BUSTEST_EFFECTS (1: insert one row per event into bustest.effects;
+ *       0: no effect, only latency figures), SHOUWEN_BUSTEST_ADMIN_ADDR.
+ *
+ * Both read SHOUWEN_DATABASE_URL.  The producer retries a transaction whose
+ * connection broke (the database restarted): the outbox keeps its event
+ * ids, so a retried batch that did commit fails on the unique event id and
+ * counts as done.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+
+#include "bus.h"
+#include "log.h"
+#include "metrics.h"
+#include "svc.h"
+#include "shouwen/v1/events.pb-c.h"
+
+static long env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static const char *env_str(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v ? v : def;
+}
+
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static PGconn *connect_retry(const char *url)
+{
+    for (int i = 0; i < 600; i++) {
+        PGconn *c = PQconnectdb(url);
+        if (PQstatus(c) == CONNECTION_OK)
+            return c;
+        PQfinish(c);
+        usleep(100000);
+    }
+    return NULL;
+}
+
+static int exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
+}
+
+static int produce(void)
+{
+    const char *url = getenv("SHOUWEN_DATABASE_URL");
+    long count = env_long("BUSTEST_COUNT", 1000), batch = env_long("BUSTEST_BATCH", 100);
+    long rate = env_long("BUSTEST_RATE", 0), ncases = env_long("BUSTEST_CASES", 100);
+    long xid_first = env_long("BUSTEST_XID_FIRST_MS", -1), hold = env_long("BUSTEST_HOLD_MS", 0);
+    const char *pub_url = env_str("BUSTEST_PUB_URL", "");
+    const char *type = env_str("BUSTEST_TYPE", "case.registered");
+    nng_socket pub = NNG_SOCKET_INITIALIZER;
+    struct bus_outbox *ob = NULL;
+    char err[1024];
+    uint32_t parts = 0;
+    long done = 0, retries = 0;
+    char(*cases)[37] = calloc((size_t)ncases, 37);
+    PGconn *c = url ? connect_retry(url) : NULL;
+    if (c == NULL || cases == NULL) {
+        fprintf(stderr, "produce: could not connect\n");
+        return 1;
+    }
+    if (bus_partitions(c, &parts, err, sizeof(err)) != SW_OK ||
+        bus_outbox_alloc(&ob, parts) != SW_OK) {
+        fprintf(stderr, "produce: %s\n", err);
+        return 1;
+    }
+    if (pub_url[0] != '\0') {
+        if (nng_pub0_open(&pub) != 0 || nng_listen(pub, pub_url, NULL, 0) != 0) {
+            fprintf(stderr, "produce: could not listen on %s\n", pub_url);
+            return 1;
+        }
+        usleep(300000); /* let subscribers connect: the fast path is best effort anyway */
+    }
+    for (long i = 0; i < ncases; i++)
+        bus_uuid_v4(cases[i]);
+    char pad[200];
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    long long t0 = mono_us();
+    while (done < count) {
+        long k = count - done < batch ? count - done : batch;
+        for (long i = 0; i < k && bus_outbox_len(ob) < (size_t)k; i++) {
+            Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+            Shouwen__V1__CaseRegistered reg = SHOUWEN__V1__CASE_REGISTERED__INIT;
+            char number[40];
+            snprintf(number, sizeof(number), "SH01-20261122-%04ld", (done + i) % 10000);
+            reg.number = number;
+            reg.subject = "water leaking from the ceiling of the bathroom";
+            reg.description = pad;
+            env.type = (char *)type;
+            env.site = "SH01";
+            env.case_id = cases[(done + i) % ncases];
+            env.case_version = 1;
+            env.event_case = SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED;
+            env.registered = &reg;
+            if (bus_outbox_add(ob, &env) != SW_OK) {
+                fprintf(stderr, "produce: could not stage an event\n");
+                return 1;
+            }
+        }
+        int ok = exec_ok(c, "BEGIN");
+        if (ok && xid_first >= 0) {
+            ok = exec_ok(c, "SELECT pg_current_xact_id()");
+            usleep((useconds_t)xid_first * 1000);
+        }
+        if (ok)
+            ok = bus_outbox_write(ob, c, err, sizeof(err)) == SW_OK;
+        if (ok && hold > 0)
+            usleep((useconds_t)hold * 1000);
+        if (ok)
+            ok = exec_ok(c, "COMMIT");
+        if (!ok) {
+            const char *state = NULL;
+            if (PQstatus(c) == CONNECTION_BAD) {
+                PQfinish(c);
+                c = connect_retry(url);
+                if (c == NULL)
+                    return 1;
+                retries++;
+                continue; /* same outbox, same event ids */
+            }
+            state = strstr(err, "duplicate key") ? "dup" : NULL;
+            exec_ok(c, "ROLLBACK");
+            if (state != NULL) { /* the first attempt did commit */
+                bus_outbox_clear(ob);
+                done += k;
+                continue;
+            }
+            fprintf(stderr, "produce: %s %s\n", err, PQerrorMessage(c));
+            return 1;
+        }
+        if (pub_url[0] != '\0')
+            bus_outbox_publish(ob, pub);
+        else
+            bus_outbox_clear(ob);
+        done += k;
+        if (rate > 0) {
+            long long due = t0 + done * 1000000LL / rate;
+            long long now = mono_us();
+            if (due > now)
+                usleep((useconds_t)(due - now));
+        }
+    }
+    long long us = mono_us() - t0;
+    printf("produced %ld events in %.3f s (%.0f/s), %ld reconnects\n", done, us / 1e6,
+           done * 1e6 / (double)(us ? us : 1), retries);
+    if (pub_url[0] != '\0') {
+        usleep(200000);
+        nng_close(pub);
+    }
+    bus_outbox_free(ob);
+    free(cases);
+    PQfinish(c);
+    return 0;
+}
+
+/* ---- the consumer, as a service ---------------------------------------------------------- */
+
+struct consumer_state {
+    struct bus_consumer *bus;
+    char name[101];
+    char fail_type[101];
+    int effects;
+    /* latency samples (microseconds, event time to commit), for the benchmark */
+    int64_t pending[4096];
+    size_t npending;
+    struct metric *m_lat_sum;
+    struct metric *m_lat_n;
+    struct metric *m_lat_buckets[8];
+};
+
+static const int64_t lat_edges[8] = {1000, 2000, 5000, 10000, 20000, 50000, 100000, INT64_MAX};
+
+static sw_err handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, char *err,
+                     size_t errlen)
+{
+    struct consumer_state *st = arg;
+    if (st->fail_type[0] != '\0' && strcmp(env->type, st->fail_type) == 0) {
+        snprintf(err, errlen, "refusing %s events (BUSTEST_FAIL_TYPE)", env->type);
+        return SW_EINVAL;
+    }
+    if (st->effects) {
+        const char *v[] = {env->event_id, st->name};
+        PGresult *r = PQexecParams(
+            tx, "INSERT INTO bustest.effects (event_id, consumer) VALUES ($1::uuid, $2)", 2, NULL,
+            v, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "effect: %s", PQerrorMessage(tx));
+        PQclear(r);
+        if (!ok)
+            return SW_EDB;
+    }
+    if (st->npending < sizeof(st->pending) / sizeof(st->pending[0]))
+        st->pending[st->npending++] = env->time;
+    return SW_OK;
+}
+
+static void committed(void *arg, size_t n)
+{
+    struct consumer_state *st = arg;
+    struct timespec ts;
+    (void)n;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    for (size_t i = 0; i < st->npending; i++) {
+        int64_t lat = now - st->pending[i];
+        metric_add(st->m_lat_sum, lat);
+        metric_add(st->m_lat_n, 1);
+        for (int b = 0; b < 8; b++)
+            if (lat <= lat_edges[b])
+                metric_add(st->m_lat_buckets[b], 1);
+    }
+    st->npending = 0;
+}
+
+static struct consumer_state cstate;
+
+static sw_err consumer_start(struct svc *s)
+{
+    char err[1024] = "";
+    const char *urls_env = env_str("BUSTEST_SUB_URLS", "");
+    char *urls_copy = strdup(urls_env);
+    const char *urls[16] = {0};
+    size_t nurls = 0;
+    for (char *tok = strtok(urls_copy, ","); tok && nurls < 15; tok = strtok(NULL, ","))
+        urls[nurls++] = tok;
+    snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
+    snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
+    cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
+    cstate.m_lat_sum = metrics_get(METRIC_COUNTER, "bustest_latency_us_sum", "latency sum", NULL);
+    cstate.m_lat_n = metrics_get(METRIC_COUNTER, "bustest_latency_us_count", "latency n", NULL);
+    for (int b = 0; b < 8; b++) {
+        char lab[40];
+        if (lat_edges[b] == INT64_MAX)
+            snprintf(lab, sizeof(lab), "le=\"+Inf\"");
+        else
+            snprintf(lab, sizeof(lab), "le=\"%lld\"", (long long)lat_edges[b]);
+        cstate.m_lat_buckets[b] =
+            metrics_get(METRIC_COUNTER, "bustest_latency_us_bucket", "latency histogram", lab);
+    }
+    struct bus_consumer_config cfg = {
+        .name = cstate.name,
+        .types = NULL,
+        .handler = handle,
+        .committed = committed,
+        .arg = &cstate,
+        .db_url = cfg_str(svc_cfg(s), "SHOUWEN_DATABASE_URL"),
+        .sub_urls = urls,
+        .batch_max = (int)env_long("BUSTEST_BATCH_MAX", 500),
+        .max_attempts = (int)env_long("BUSTEST_MAX_ATTEMPTS", 3),
+        .recv_buf = (int)env_long("BUSTEST_RECV_BUF", 0),
+    };
+    sw_err rv = bus_consumer_start(&cstate.bus, &cfg, err, sizeof(err));
+    free(urls_copy);
+    if (rv != SW_OK)
+        LOG(LOG_ERROR, "BUSTEST-START", "could not start the consumer: %s", err);
+    return rv;
+}
+
+static void consumer_stop(struct svc *s)
+{
+    (void)s;
+    bus_consumer_stop(cstate.bus);
+    cstate.bus = NULL;
+}
+
+static const struct cfg_def consumer_settings[] = {
+    SVC_COMMON_SETTINGS,
+    SVC_ADMIN_SETTING("BUSTEST", "127.0.0.1:7499"),
+};
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "produce") == 0)
+        return produce();
+    if (argc >= 2 && strcmp(argv[1], "consume") == 0) {
+        static const struct svc_desc desc = {
+            .name = "bustest",
+            .summary = "a bus consumer for tests and benchmarks",
+            .settings = consumer_settings,
+            .nsettings = sizeof(consumer_settings) / sizeof(consumer_settings[0]),
+            .admin_env = "SHOUWEN_BUSTEST_ADMIN_ADDR",
+            .start = consumer_start,
+            .stop = consumer_stop,
+        };
+        return svc_main(&desc, argc - 1, argv + 1);
+    }
+    fprintf(stderr, "usage: bus_driver produce|consume (settings in the environment)\n");
+    return 2;
+}
