@@ -1008,7 +1008,10 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
 
     if ((rv = nng_sub0_open(&c->sub)) != 0 ||
         (rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, BUS_MSG_MAX)) != 0 ||
-        (rv = nng_socket_set_int(c->sub, NNG_OPT_RECVBUF, c->cfg.recv_buf)) != 0) {
+        (rv = nng_socket_set_int(c->sub, NNG_OPT_RECVBUF, c->cfg.recv_buf)) != 0 ||
+        /* a publisher that restarts is found again within half a second */
+        (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMINT, 50)) != 0 ||
+        (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMAXT, 500)) != 0) {
         snprintf(err, errlen, "could not open the subscribe socket: %s", nng_strerror(rv));
         consumer_free(c);
         return SW_ENNG;

@@ -104,7 +104,7 @@ static int produce(void)
             fprintf(stderr, "produce: could not listen on %s\n", pub_url);
             return 1;
         }
-        usleep(300000); /* let subscribers connect: the fast path is best effort anyway */
+        usleep(700000); /* let subscribers (re)dial: the fast path is best effort anyway */
     }
     for (long i = 0; i < ncases; i++)
         bus_uuid_v4(cases[i]);

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The durable bus with real parts: a private PostgreSQL cluster, real
+# producer and consumer processes (tests/bus/bus_driver.c) over ipc://,
+# SIGKILL, a database restart, garbage on the wire.  Every test counts the
+# effects: each event applied exactly once, nothing missed.
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bin=${SHOUWEN_BIN:-$top/build/bin}
+tbin=${SHOUWEN_TEST_BIN:-$top/build/tests}
+drv=$tbin/bus_driver
+tmp=$(mktemp -d /tmp/shouwen-bus.XXXXXX)
+chmod 755 "$tmp"
+export SHOUWEN_RUN_DIR=$tmp/run
+export SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
+pass=0
+fail=0
+pids=()
+base=$((27400 + RANDOM % 500 * 10))
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || echo "     $2"; }
+check() {
+    local what=$1; shift
+    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else bad "$what" "$(tail -n 5 "$tmp/check.out")"; fi
+}
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    "$top/deploy/pg.sh" stop >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_for() {
+    local n=$(($1 * 10)); shift
+    while [ $n -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $2} END {print s + 0}'; }
+effects_are() { test "$(q "SELECT count(*) FROM bustest.effects")" -ge "$1"; }
+# exactly_once N: N effects, N distinct events, and every event in the outbox has one
+exactly_once() {
+    local got
+    got=$(q "SELECT count(*) || ' ' || count(DISTINCT event_id) || ' ' || (SELECT count(*) FROM bus.events) || ' ' || (SELECT count(*) FROM bus.events e WHERE NOT EXISTS (SELECT 1 FROM bustest.effects f WHERE f.event_id = e.event_id)) FROM bustest.effects")
+    [ "$got" = "$1 $1 $1 0" ] || { echo "effects, distinct, outbox, missed = $got; want $1 $1 $1 0"; return 1; }
+}
+reset() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    pids=()
+    q "TRUNCATE bus.events, bus.cursors, bus.dead_letters, bustest.effects" >/dev/null
+}
+# consumer PORT NAME [VAR=value ...]: start a consumer replica in the background
+consumer() {
+    local port=$1 name=$2; shift 2
+    env SHOUWEN_BUSTEST_ADMIN_ADDR=127.0.0.1:$port BUSTEST_NAME=$name \
+        BUSTEST_SUB_URLS="ipc://$tmp/p.pub" "$@" "$drv" consume 2>>"$tmp/consumer-$port.log" &
+    last_pid=$!
+    pids+=("$last_pid")
+    wait_for 10 curl -fs "http://127.0.0.1:$port/readyz"
+}
+produce() { env BUSTEST_PUB_URL="ipc://$tmp/p.pub" "$@" "$drv" produce; }
+
+echo "== setup"
+check "private cluster" "$top/deploy/pg.sh" start
+export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
+check "migrations" "$bin/shouwen-migrate"
+q "CREATE SCHEMA bustest; CREATE TABLE bustest.effects (event_id uuid NOT NULL, consumer text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
+
+echo "== 1. a burst of 100,000 events through a lossy fast path (receive buffer of 1)"
+consumer $((base + 1)) burst BUSTEST_RECV_BUF=1
+check "producer wrote 100,000 events" produce BUSTEST_COUNT=100000 BUSTEST_BATCH=500
+check "all applied within 3 minutes" wait_for 180 effects_are 100000
+sleep 1
+check "each exactly once" exactly_once 100000
+rec=$(metric $((base + 1)) shouwen_bus_recovered_total)
+fast=$(metric $((base + 1)) shouwen_bus_fastpath_received_total)
+echo "     fast path delivered $fast doorbells; catch-up recovered $rec events"
+check "the fast path lost some and catch-up recovered them" test "$rec" -gt 0
+reset
+
+echo "== 2. a consumer killed with SIGKILL mid-stream, then restarted"
+consumer $((base + 2)) killed
+produce BUSTEST_COUNT=30000 BUSTEST_BATCH=50 BUSTEST_RATE=10000 >/dev/null &
+prod=$!
+wait_for 20 effects_are 3000
+kill -KILL "$last_pid"
+check "killed after $(q "SELECT count(*) FROM bustest.effects") of 30000 effects" true
+consumer $((base + 2)) killed
+wait "$prod"
+check "all applied after the restart" wait_for 60 effects_are 30000
+sleep 1
+check "each exactly once" exactly_once 30000
+reset
+
+echo "== 3. an older transaction commits a higher sequence while a younger one holds a lower one"
+consumer $((base + 3)) ordering
+produce BUSTEST_PUB_URL= BUSTEST_COUNT=1 BUSTEST_BATCH=1 BUSTEST_XID_FIRST_MS=1000 BUSTEST_HOLD_MS=300 >/dev/null &
+older=$!
+sleep 0.3
+produce BUSTEST_PUB_URL= BUSTEST_COUNT=1 BUSTEST_BATCH=1 BUSTEST_HOLD_MS=3000 >/dev/null &
+younger=$!
+wait "$older"
+sleep 1 # the consumer reads while the younger transaction is still open
+wait "$younger"
+check "the events did commit out of sequence order" test "$(q "SELECT count(*) FROM bus.events a JOIN bus.events b ON a.seq < b.seq AND a.txid > b.txid")" = 1
+check "both applied, the late one not skipped" wait_for 10 effects_are 2
+check "each exactly once" exactly_once 2
+reset
+
+echo "== 4. two replicas split the partitions; one is SIGKILLed; the other takes over"
+consumer $((base + 4)) group
+a=$last_pid
+consumer $((base + 5)) group
+check "the replicas split the 16 partitions" wait_for 10 bash -c "test \"\$(curl -s http://127.0.0.1:$((base + 4))/metrics | grep '^shouwen_bus_partitions_owned' | awk '{print \$2}')\" = 8 && test \"\$(curl -s http://127.0.0.1:$((base + 5))/metrics | grep '^shouwen_bus_partitions_owned' | awk '{print \$2}')\" = 8"
+produce BUSTEST_COUNT=20000 BUSTEST_BATCH=20 BUSTEST_RATE=5000 >/dev/null &
+prod=$!
+sleep 1.5
+handled_a=$(($(metric $((base + 4)) shouwen_bus_handled_fast_total) + $(metric $((base + 4)) shouwen_bus_recovered_total)))
+check "both replicas were handling events ($handled_a by the one about to die)" test "$handled_a" -gt 0
+kill -KILL "$a"
+check "the survivor owns all 16 within 10 s" wait_for 10 bash -c "test \"\$(curl -s http://127.0.0.1:$((base + 5))/metrics | grep '^shouwen_bus_partitions_owned' | awk '{print \$2}')\" = 16"
+wait "$prod"
+check "all applied" wait_for 60 effects_are 20000
+sleep 1
+check "each exactly once" exactly_once 20000
+reset
+
+echo "== 5. the database restarted mid-stream"
+consumer $((base + 6)) restart
+produce BUSTEST_COUNT=20000 BUSTEST_BATCH=20 BUSTEST_RATE=4000 >"$tmp/restart.out" 2>&1 &
+prod=$!
+sleep 1.5
+"$top/deploy/pg.sh" stop >/dev/null
+sleep 1
+"$top/deploy/pg.sh" start >/dev/null
+check "the producer finished after reconnecting" wait "$prod"
+check "all applied" wait_for 60 effects_are 20000
+sleep 1
+check "each exactly once" exactly_once 20000
+check "the consumer reconnected" bash -c "test $(metric $((base + 6)) shouwen_db_connects_total) -ge 1"
+reset
+
+echo "== 6. garbage and truncated envelopes on the bus"
+consumer $((base + 7)) garbage BUSTEST_SUB_URLS="ipc://$tmp/p.pub,ipc://$tmp/g.pub"
+printf 'garbage' >"$tmp/garbage.bin"
+{ printf 'case.registered\000\000\000\000\001\000\000\000\000\000\000\000\001'; printf '\012\044truncated'; } >"$tmp/truncated.bin"
+nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/garbage.bin" --delay 1 --interval 1 --count 3 >/dev/null 2>&1 &
+g1=$!
+produce BUSTEST_COUNT=20000 BUSTEST_BATCH=10 BUSTEST_RATE=5000 >/dev/null &
+prod=$!
+wait "$g1"
+nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/truncated.bin" --delay 1 --interval 1 --count 2 >/dev/null 2>&1
+wait "$prod"
+check "all valid events applied" wait_for 30 effects_are 20000
+sleep 1
+check "each exactly once" exactly_once 20000
+garbage=$(metric $((base + 7)) shouwen_bus_garbage_total)
+check "garbage counted and dropped ($garbage)" test "$garbage" -gt 0
+check "the consumer still serves" curl -fs "http://127.0.0.1:$((base + 7))/healthz"
+reset
+
+echo "== 7. a poison event is retried, then parked, and the partition moves on"
+consumer $((base + 8)) poison BUSTEST_FAIL_TYPE=case.poison BUSTEST_MAX_ATTEMPTS=3
+produce BUSTEST_COUNT=10 BUSTEST_BATCH=1 BUSTEST_CASES=1 >/dev/null
+produce BUSTEST_COUNT=1 BUSTEST_BATCH=1 BUSTEST_CASES=1 BUSTEST_TYPE=case.poison >/dev/null
+produce BUSTEST_COUNT=10 BUSTEST_BATCH=1 BUSTEST_CASES=1 >/dev/null
+check "the events around it applied" wait_for 30 effects_are 20
+check "the poison event parked once, with its error" wait_for 10 bash -c "test \"\$('$top/deploy/pg.sh' psql -qtAX -c \"SELECT count(*) FROM bus.dead_letters WHERE last_error LIKE '%BUSTEST_FAIL_TYPE%' AND attempts = 3\")\" = 1"
+check "parked counted in /metrics" test "$(metric $((base + 8)) shouwen_bus_parked_total)" = 1
+reset
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
