@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "buf.h"
 
 #include <nng/protocol/pubsub0/sub.h>
 
@@ -578,33 +579,6 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
     return SW_OK;
 }
 
-/* Move to the next window: from the smallest txid past the current one up to xmin. */
-static sw_err next_window(struct bus_consumer *c, uint32_t p, struct part *w, bool *empty,
-                          char *err, size_t errlen)
-{
-    PGconn *db = db_conn(c->db);
-    char ps[12];
-    snprintf(ps, sizeof(ps), "%u", p);
-    const char *v[] = {ps, w->top};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT least(coalesce((SELECT min(txid) FROM bus.events WHERE partition = $1::int "
-        "AND txid >= $2::xid8), x), x)::text, x::text "
-        "FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s",
-        2, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sw_err rv = pq_fail(db, "find the next window", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    snprintf(w->floor, sizeof(w->floor), "%s", PQgetvalue(r, 0, 0));
-    snprintf(w->top, sizeof(w->top), "%s", PQgetvalue(r, 0, 1));
-    w->last = 0;
-    *empty = strcmp(w->floor, w->top) == 0;
-    PQclear(r);
-    return SW_OK;
-}
-
 static long long backoff_ms(int attempts)
 {
     long long ms = 100LL << (attempts < 6 ? attempts : 6);
@@ -650,148 +624,307 @@ static sw_err park(struct bus_consumer *c, uint32_t p, struct part *w, int64_t s
     return SW_OK;
 }
 
+/* Append "{a,b,c}" of the windows' fields for the partitions in `idx` (n of them). */
+static void arr(struct buf *b, const uint32_t *ps, const struct part *w, const int *idx, int n,
+                int field)
+{
+    buf_puts(b, "{");
+    for (int j = 0; j < n; j++) {
+        const struct part *x = &w[idx[j]];
+        if (j > 0)
+            buf_puts(b, ",");
+        if (field == 0)
+            buf_printf(b, "%u", ps[idx[j]]);
+        else if (field == 1)
+            buf_puts(b, x->floor);
+        else if (field == 2)
+            buf_puts(b, x->top);
+        else
+            buf_printf(b, "%lld", (long long)x->last);
+    }
+    buf_puts(b, "}");
+}
+
 /*
- * Handle up to one batch of partition p in one transaction.  Returns the
- * number of events read (handled or skipped), or -1 after an error.
+ * Move the windows of the partitions `idx` on: each starts at the smallest
+ * txid past its current top and ends at xmin.  One query for all of them.
  */
-static int process(struct bus_consumer *c, uint32_t p, char *err, size_t errlen)
+static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct part *w,
+                           const int *idx, int n, char *err, size_t errlen)
 {
     PGconn *db = db_conn(c->db);
-    struct part *pt = &c->parts[p];
-    struct part w = *pt; /* the cursor as it will be if this transaction commits */
-    int limit = pt->single ? 1 : c->cfg.batch_max;
-    char ps[12], ls[24], lim[12];
-    PGresult *r = NULL;
-    int n = 0, handled = 0;
-    sw_err rv = exec1(db, "BEGIN", 0, NULL, err, errlen);
-    if (rv != SW_OK)
-        goto fail;
-    snprintf(ps, sizeof(ps), "%u", p);
+    struct buf a0, a2;
+    buf_init(&a0, 1 << 16);
+    buf_init(&a2, 1 << 16);
+    arr(&a0, ps, w, idx, n, 0);
+    arr(&a2, ps, w, idx, n, 2);
+    const char *v[] = {buf_cstr(&a0), buf_cstr(&a2)};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT least(coalesce((SELECT min(txid) FROM bus.events WHERE partition = c.p "
+        "AND txid >= c.top), s.x), s.x)::text, s.x::text "
+        "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i), "
+        "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s ORDER BY c.i",
+        2, NULL, v, NULL, NULL, 0);
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n) {
+        rv = pq_fail(db, "find the next windows", err, errlen);
+    } else {
+        for (int j = 0; j < n; j++) {
+            struct part *x = &w[idx[j]];
+            snprintf(x->floor, sizeof(x->floor), "%s", PQgetvalue(r, j, 0));
+            snprintf(x->top, sizeof(x->top), "%s", PQgetvalue(r, j, 1));
+            x->last = 0;
+        }
+    }
+    PQclear(r);
+    buf_free(&a0);
+    buf_free(&a2);
+    return rv;
+}
+
+/* Read up to `limit` events of each partition `idx`, in (partition order, seq). */
+static sw_err read_windows(struct bus_consumer *c, const uint32_t *ps, struct part *w,
+                           const int *idx, int n, int limit, PGresult **out, char *err,
+                           size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    struct buf a[4];
+    char lim[12];
+    for (int f = 0; f < 4; f++) {
+        buf_init(&a[f], 1 << 16);
+        arr(&a[f], ps, w, idx, n, f);
+    }
     snprintf(lim, sizeof(lim), "%d", limit);
-    for (int round = 0; round < 3; round++) {
-        if (strcmp(w.floor, w.top) == 0) {
-            bool empty = true;
-            if ((rv = next_window(c, p, &w, &empty, err, errlen)) != SW_OK)
-                goto fail;
-            if (empty)
-                break;
-        }
-        snprintf(ls, sizeof(ls), "%lld", (long long)w.last);
-        const char *v[] = {ps, w.floor, w.top, ls, lim};
-        r = PQexecParams(db,
-                         "SELECT seq, event_id::text, type, payload FROM bus.events "
-                         "WHERE partition = $1::int AND txid >= $2::xid8 AND txid < $3::xid8 "
-                         "AND seq > $4::bigint ORDER BY seq LIMIT $5::int",
-                         5, NULL, v, NULL, NULL, 1);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rv = pq_fail(db, "read events", err, errlen);
-            goto fail;
-        }
-        if (PQntuples(r) > 0)
-            break;
+    const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2]), buf_cstr(&a[3]), lim};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT c.i::int4, e.seq, e.event_id::text, e.type, e.payload "
+        "FROM unnest($1::int[], $2::xid8[], $3::xid8[], $4::bigint[]) WITH ORDINALITY "
+        "AS c(p, f, t, l, i) CROSS JOIN LATERAL (SELECT seq, event_id, type, payload "
+        "FROM bus.events WHERE partition = c.p AND txid >= c.f AND txid < c.t AND seq > c.l "
+        "ORDER BY seq LIMIT $5::int) e ORDER BY c.i, e.seq",
+        5, NULL, v, NULL, NULL, 1);
+    for (int f = 0; f < 4; f++)
+        buf_free(&a[f]);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
-        r = NULL;
-        snprintf(w.floor, sizeof(w.floor), "%s", w.top); /* window done */
+        *out = NULL;
+        return pq_fail(db, "read events", err, errlen);
     }
-    n = r ? PQntuples(r) : 0;
-    for (int i = 0; i < n; i++) {
-        int64_t seq = (int64_t)get_be((const uint8_t *)PQgetvalue(r, i, 0), 8);
-        char event_id[37];
-        snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 1));
-        const char *type = PQgetvalue(r, i, 2);
-        if (type_wanted(c, type)) {
-            Shouwen__V1__Envelope *env = shouwen__v1__envelope__unpack(
-                NULL, (size_t)PQgetlength(r, i, 3), (const uint8_t *)PQgetvalue(r, i, 3));
-            char herr[512] = "";
-            sw_err hrv = SW_EINVAL;
-            if (env == NULL)
-                snprintf(herr, sizeof(herr), "undecodable envelope in the outbox");
-            else
-                hrv = c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr));
-            if (env != NULL)
-                shouwen__v1__envelope__free_unpacked(env, NULL);
-            if (hrv != SW_OK) {
-                rollback(db);
-                PQclear(r);
-                r = NULL;
-                metric_add(c->m_failures, 1);
-                if (pt->fail_seq == seq) {
-                    pt->attempts++;
-                } else {
-                    pt->fail_seq = seq;
-                    pt->attempts = 1;
-                }
-                if (pt->attempts >= c->cfg.max_attempts && limit == 1) {
-                    w.attempts = pt->attempts;
-                    if ((rv = park(c, p, &w, seq, event_id, herr, err, errlen)) != SW_OK)
-                        return PQstatus(db) == CONNECTION_BAD ? (consumer_lost(c), -1) : -1;
-                    memcpy(pt->floor, w.floor, sizeof(pt->floor));
-                    memcpy(pt->top, w.top, sizeof(pt->top));
-                    pt->last = w.last;
-                    pt->single = false;
-                    pt->attempts = 0;
-                    return 1;
-                }
-                /* Retry alone, after a pause; the events before it go one by one. */
-                pt->single = true;
-                pt->next_try_ms = db_now_ms() + (i == 0 ? backoff_ms(pt->attempts) : 0);
-                LOG(LOG_WARN, "BUS-HANDLER",
-                    "consumer %s: event %s (seq %lld) failed (attempt %d): %s", c->name, event_id,
-                    (long long)seq, pt->attempts, herr);
-                return -1;
-            }
-            handled++;
+    *out = r;
+    return SW_OK;
+}
+
+static int64_t row_seq(const PGresult *r, int i)
+{
+    return (int64_t)get_be((const uint8_t *)PQgetvalue(r, i, 1), 8);
+}
+
+/* Which entry of the set a row belongs to (1-based ordinality in column 0). */
+static int row_k(const PGresult *r, int i)
+{
+    return (int)get_be((const uint8_t *)PQgetvalue(r, i, 0), 4) - 1;
+}
+
+/* After a handler failure at `seq` of partition p: retry alone later, or park it. */
+static int handler_failed(struct bus_consumer *c, uint32_t p, struct part *w, int64_t seq,
+                          const char *event_id, const char *herr, bool alone, char *err,
+                          size_t errlen)
+{
+    struct part *pt = &c->parts[p];
+    metric_add(c->m_failures, 1);
+    if (pt->fail_seq == seq) {
+        pt->attempts++;
+    } else {
+        pt->fail_seq = seq;
+        pt->attempts = 1;
+    }
+    LOG(LOG_WARN, "BUS-HANDLER",
+        "consumer %s: event %s (partition %u, seq %lld) failed (attempt %d): %s", c->name, event_id,
+        p, (long long)seq, pt->attempts, herr);
+    if (pt->attempts >= c->cfg.max_attempts && alone) {
+        w->attempts = pt->attempts;
+        if (park(c, p, w, seq, event_id, herr, err, errlen) != SW_OK) {
+            if (PQstatus(db_conn(c->db)) == CONNECTION_BAD)
+                consumer_lost(c);
+            return -1;
         }
-        w.last = seq;
+        memcpy(pt->floor, w->floor, sizeof(pt->floor));
+        memcpy(pt->top, w->top, sizeof(pt->top));
+        pt->last = w->last;
+        pt->single = false;
+        pt->attempts = 0;
+        return 1;
     }
-    if (n > 0) {
-        char last[24];
-        snprintf(last, sizeof(last), "%lld", (long long)w.last);
-        const char *cur[] = {c->name, ps, w.floor, w.top, last};
-        rv = exec1(db,
-                   "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
-                   "last_seq) VALUES ($1, $2::int, $3::xid8, $4::xid8, $5::bigint) "
-                   "ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
-                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
-                   "EXCLUDED.last_seq, updated_at = now()",
-                   5, cur, err, errlen);
-        if (rv != SW_OK)
+    /* Retry it alone, after a pause; the events before it go one by one. */
+    pt->single = true;
+    pt->next_try_ms = db_now_ms() + (alone ? backoff_ms(pt->attempts) : 0);
+    return -1;
+}
+
+/*
+ * Handle the next events of the partitions `ps` (np of them) in ONE
+ * transaction: when busy, one commit covers up to batch_max events across
+ * partitions, which is the lever for throughput and for latency alike.
+ * A partition in single mode is always alone here.  Returns the number of
+ * events read (handled or skipped), or -1 after an error.
+ */
+static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    struct part w[np];
+    int idx[np], nidx = 0;
+    int got[np];
+    int ids[2][np]; /* the entries each read was made for: its rows' ordinality indexes these */
+    PGresult *rows[2] = {NULL, NULL};
+    int total = 0, handled = 0;
+    bool alone = np == 1 && c->parts[ps[0]].single;
+    int limit = alone ? 1 : c->cfg.batch_max;
+    struct buf sql;
+    sw_err rv;
+
+    buf_init(&sql, 1u << 20);
+    for (int k = 0; k < np; k++) {
+        w[k] = c->parts[ps[k]];
+        got[k] = 0;
+    }
+    if ((rv = exec1(db, "BEGIN", 0, NULL, err, errlen)) != SW_OK)
+        goto fail;
+    /* Windows not yet chosen: choose them. */
+    for (int k = 0; k < np; k++)
+        if (strcmp(w[k].floor, w[k].top) == 0)
+            idx[nidx++] = k;
+    if (nidx > 0 && (rv = next_windows(c, ps, w, idx, nidx, err, errlen)) != SW_OK)
+        goto fail;
+    /* Read every window; those that came back empty are done: move on and read once more. */
+    for (int pass = 0; pass < 2; pass++) {
+        nidx = 0;
+        for (int k = 0; k < np; k++)
+            if (got[k] == 0 && strcmp(w[k].floor, w[k].top) != 0)
+                idx[nidx++] = k;
+        if (nidx == 0)
+            break;
+        memcpy(ids[pass], idx, sizeof(int) * (size_t)nidx);
+        if ((rv = read_windows(c, ps, w, idx, nidx, limit, &rows[pass], err, errlen)) != SW_OK)
+            goto fail;
+        for (int i = 0; i < PQntuples(rows[pass]); i++)
+            got[idx[row_k(rows[pass], i)]]++;
+        if (pass == 1)
+            break;
+        int ndone = 0, done[np];
+        for (int j = 0; j < nidx; j++) {
+            int k = idx[j];
+            if (got[k] == 0) {
+                memcpy(w[k].floor, w[k].top, sizeof(w[k].floor)); /* window done */
+                done[ndone++] = k;
+            }
+        }
+        if (ndone == 0)
+            break;
+        if ((rv = next_windows(c, ps, w, done, ndone, err, errlen)) != SW_OK)
             goto fail;
     }
+    for (int pass = 0; pass < 2; pass++) {
+        PGresult *r = rows[pass];
+        for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+            int k = ids[pass][row_k(r, i)];
+            int64_t seq = row_seq(r, i);
+            const char *type = PQgetvalue(r, i, 3);
+            if (type_wanted(c, type)) {
+                Shouwen__V1__Envelope *env = shouwen__v1__envelope__unpack(
+                    NULL, (size_t)PQgetlength(r, i, 4), (const uint8_t *)PQgetvalue(r, i, 4));
+                char herr[512] = "";
+                sw_err hrv = SW_EINVAL;
+                if (env == NULL)
+                    snprintf(herr, sizeof(herr), "undecodable envelope in the outbox");
+                else
+                    hrv = c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr));
+                if (env != NULL)
+                    shouwen__v1__envelope__free_unpacked(env, NULL);
+                if (hrv != SW_OK) {
+                    char event_id[37];
+                    snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 2));
+                    rollback(db);
+                    PQclear(rows[0]);
+                    PQclear(rows[1]);
+                    buf_free(&sql);
+                    struct part pw = w[k]; /* the cursor to park with: just before this event */
+                    return handler_failed(c, ps[k], &pw, seq, event_id, herr, alone, err, errlen);
+                }
+                handled++;
+            }
+            w[k].last = seq;
+            total++;
+        }
+    }
+    /* every moved cursor in one statement */
+    int first = 1;
+    buf_puts(&sql, "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
+                   "last_seq) VALUES ");
+    for (int k = 0; k < np; k++) {
+        struct part *pt = &c->parts[ps[k]];
+        if (w[k].last == pt->last && strcmp(w[k].floor, pt->floor) == 0 &&
+            strcmp(w[k].top, pt->top) == 0)
+            continue;
+        buf_printf(&sql, "%s($1, %u, '%s'::xid8, '%s'::xid8, %lld)", first ? "" : ",", ps[k],
+                   w[k].floor, w[k].top, (long long)w[k].last);
+        first = 0;
+    }
+    buf_puts(&sql, " ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
+                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
+                   "EXCLUDED.last_seq, updated_at = now()");
+    const char *v[] = {c->name};
+    if (!first && (rv = exec1(db, buf_cstr(&sql), 1, v, err, errlen)) != SW_OK)
+        goto fail;
     if ((rv = exec1(db, "COMMIT", 0, NULL, err, errlen)) != SW_OK)
         goto fail;
-    /* Committed: the cursor moves, and the figures count. */
-    for (int i = 0; i < n; i++) {
-        int64_t seq = (int64_t)get_be((const uint8_t *)PQgetvalue(r, i, 0), 8);
-        if (!type_wanted(c, PQgetvalue(r, i, 2)))
-            continue;
-        uint64_t *slot = &c->fp_seen[(uint64_t)seq % FP_SLOTS];
-        metric_add(*slot == (uint64_t)seq ? c->m_handled_fast : c->m_recovered, 1);
-        if (pt->bell_seq != 0 && (uint64_t)seq >= pt->bell_seq) {
-            LOG(LOG_DEBUG, "BUS-BELL", "partition %u seq %lld handled %lld ms after its doorbell",
-                p, (long long)seq, db_now_ms() - pt->bell_ms);
-            pt->bell_seq = 0;
+    /* Committed: the cursors move, and the figures count. */
+    for (int pass = 0; pass < 2; pass++) {
+        PGresult *r = rows[pass];
+        for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+            int k = ids[pass][row_k(r, i)];
+            struct part *pt = &c->parts[ps[k]];
+            int64_t seq = row_seq(r, i);
+            if (!type_wanted(c, PQgetvalue(r, i, 3)))
+                continue;
+            uint64_t *slot = &c->fp_seen[(uint64_t)seq % FP_SLOTS];
+            metric_add(*slot == (uint64_t)seq ? c->m_handled_fast : c->m_recovered, 1);
+            if (pt->bell_seq != 0 && (uint64_t)seq >= pt->bell_seq) {
+                LOG(LOG_DEBUG, "BUS-BELL",
+                    "partition %u seq %lld handled %lld ms after its doorbell", ps[k],
+                    (long long)seq, db_now_ms() - pt->bell_ms);
+                pt->bell_seq = 0;
+            }
         }
     }
-    memcpy(pt->floor, w.floor, sizeof(pt->floor));
-    memcpy(pt->top, w.top, sizeof(pt->top));
-    pt->last = w.last;
-    if (pt->single && pt->last >= pt->fail_seq)
-        pt->single = false;
-    if (pt->last >= pt->fail_seq)
-        pt->attempts = 0;
-    PQclear(r);
+    for (int k = 0; k < np; k++) {
+        struct part *pt = &c->parts[ps[k]];
+        memcpy(pt->floor, w[k].floor, sizeof(pt->floor));
+        memcpy(pt->top, w[k].top, sizeof(pt->top));
+        pt->last = w[k].last;
+        if (pt->single && pt->last >= pt->fail_seq)
+            pt->single = false;
+        if (pt->last >= pt->fail_seq)
+            pt->attempts = 0;
+        if (got[k] >= limit)
+            pt->dirty = true; /* a full batch: more may be waiting */
+    }
+    PQclear(rows[0]);
+    PQclear(rows[1]);
+    buf_free(&sql);
     if (handled > 0 && c->cfg.committed != NULL)
         c->cfg.committed(c->cfg.arg, (size_t)handled);
-    return n;
+    return total;
 fail:
-    PQclear(r);
-    if (PQstatus(db) == CONNECTION_BAD) {
+    PQclear(rows[0]);
+    PQclear(rows[1]);
+    buf_free(&sql);
+    if (PQstatus(db) == CONNECTION_BAD)
         consumer_lost(c);
-    } else {
+    else
         rollback(db);
-    }
-    LOG(LOG_WARN, "BUS-READ", "consumer %s, partition %u: %s", c->name, p, err);
+    LOG(LOG_WARN, "BUS-READ", "consumer %s: %s", c->name, err);
     return -1;
 }
 
@@ -877,22 +1010,45 @@ static void *consumer_main(void *arg)
             c->next_catchup = now + c->cfg.catchup_ms;
         int did = 0;
         bool bell = false;
+        uint32_t set[c->nparts > 0 ? c->nparts : 1];
+        int nset = 0;
         for (uint32_t p = 0; c->member && p < c->nparts && !atomic_load(&c->stop); p++) {
             struct part *pt = &c->parts[p];
             if (!pt->owned || (!pt->dirty && !catchup) || now < pt->next_try_ms)
                 continue;
             pt->dirty = false;
-            int n = process(c, p, err, sizeof(err));
-            if (n > 0)
-                did += n;
-            if (n >= (pt->single ? 1 : c->cfg.batch_max) || (n > 0 && pt->single))
-                pt->dirty = true; /* more may be waiting */
+            if (pt->single) {
+                int n = process_set(c, &p, 1, err, sizeof(err));
+                if (n > 0) {
+                    did += n;
+                    pt->dirty = true;
+                }
+            } else {
+                set[nset++] = p;
+            }
+        }
+        /* The busy partitions together, batch_max events per transaction. */
+        int first = 0;
+        while (c->member && nset > 0 && first < nset && !atomic_load(&c->stop)) {
+            int n = process_set(c, set + first, nset - first, err, sizeof(err));
+            if (n < 0)
+                for (int k = first; k < nset; k++)
+                    c->parts[set[k]].dirty = true; /* rolled back with the failure */
+            if (n <= 0)
+                break;
+            did += n;
+            if (n < c->cfg.batch_max)
+                break;
+            first++; /* a full batch: the rest go in the next transaction, fairly */
+        }
+        for (uint32_t p = 0; c->member && p < c->nparts; p++) {
+            struct part *pt = &c->parts[p];
             /*
              * A doorbell's event can be committed yet not final for a moment
              * (an older transaction is still open): look again shortly, for
              * a second at most; after that the periodic catch-up has it.
              */
-            if (pt->bell_seq != 0) {
+            if (pt->owned && pt->bell_seq != 0) {
                 if (now - pt->bell_ms < 1000) {
                     pt->dirty = true;
                     bell = true;

@@ -202,6 +202,9 @@ struct consumer_state {
     struct metric *m_lat_sum;
     struct metric *m_lat_n;
     struct metric *m_lat_buckets[8];
+    int64_t *samples; /* every latency, for BUSTEST_LATENCY_FILE */
+    size_t nsamples;
+    size_t capsamples;
 };
 
 static const int64_t lat_edges[8] = {1000, 2000, 5000, 10000, 20000, 50000, 100000, INT64_MAX};
@@ -245,6 +248,8 @@ static void committed(void *arg, size_t n)
         for (int b = 0; b < 8; b++)
             if (lat <= lat_edges[b])
                 metric_add(st->m_lat_buckets[b], 1);
+        if (st->nsamples < st->capsamples)
+            st->samples[st->nsamples++] = lat;
     }
     st->npending = 0;
 }
@@ -263,6 +268,12 @@ static sw_err consumer_start(struct svc *s)
     snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
     snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
     cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
+    if (getenv("BUSTEST_LATENCY_FILE") != NULL) {
+        cstate.capsamples = 2000000;
+        cstate.samples = calloc(cstate.capsamples, sizeof(*cstate.samples));
+        if (cstate.samples == NULL)
+            cstate.capsamples = 0;
+    }
     cstate.m_lat_sum = metrics_get(METRIC_COUNTER, "bustest_latency_us_sum", "latency sum", NULL);
     cstate.m_lat_n = metrics_get(METRIC_COUNTER, "bustest_latency_us_count", "latency n", NULL);
     for (int b = 0; b < 8; b++) {
@@ -298,6 +309,15 @@ static void consumer_stop(struct svc *s)
     (void)s;
     bus_consumer_stop(cstate.bus);
     cstate.bus = NULL;
+    const char *path = getenv("BUSTEST_LATENCY_FILE");
+    if (path != NULL && *path != '\0') {
+        FILE *f = fopen(path, "w");
+        for (size_t i = 0; f != NULL && i < cstate.nsamples; i++)
+            fprintf(f, "%lld\n", (long long)cstate.samples[i]);
+        if (f != NULL)
+            fclose(f);
+    }
+    free(cstate.samples);
 }
 
 static const struct cfg_def consumer_settings[] = {
