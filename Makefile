@@ -6,6 +6,7 @@
 #   make SANITIZER=address|undefined [test-unit]   instrumented build in build/<sanitizer>/
 #   make lint            clang-format (check only), cppcheck, clang-tidy
 #   make compose-check   docker-compose.yml parses and names every service
+#   make bench-bus       the durable bus against a pgbench baseline (prints figures)
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -54,7 +55,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench-bus all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
         run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -123,6 +124,11 @@ test-integration: all $(B)/tests/bus_driver
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \
 	done
+
+# --- benchmarks (figures, not tests) ---------------------------------------
+bench-bus: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/bus_driver
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests bash tests/bench/bus_bench.sh
 
 # --- running ------------------------------------------------------------------
 run: bootstrap

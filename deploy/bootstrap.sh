@@ -12,7 +12,8 @@ packages=(
     # database
     postgresql postgresql-contrib
     # tests and checks
-    libcmocka-dev valgrind curl python3 python3-yaml clang-format clang-tidy cppcheck
+    libcmocka-dev valgrind curl bc python3 python3-yaml clang-format clang-tidy cppcheck
+    protobuf-compiler
 )
 
 missing=()
