@@ -49,7 +49,8 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 LIB_OBJ    := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC)) \
               $(patsubst $(GEN)/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
 LIB        := $(B)/lib/libshouwen.a
-BINS       := $(addprefix $(B)/bin/shouwen-,$(SERVICES)) $(B)/bin/shouwen-migrate
+BINS       := $(addprefix $(B)/bin/shouwen-,$(SERVICES)) $(B)/bin/shouwen-migrate \
+              $(B)/bin/shouwen-bus
 
 UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -84,6 +85,10 @@ $(LIB): $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 $(B)/bin/shouwen-migrate: $(B)/obj/deploy/migrate.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(B)/bin/shouwen-bus: $(B)/obj/deploy/bus_tool.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -510,6 +510,66 @@ static sw_err claim(struct bus_consumer *c, uint32_t p, bool *got, char *err, si
     return SW_OK;
 }
 
+/*
+ * Run the handler again on parked events an operator asked to replay
+ * (shouwen-bus replay ID), for the partitions this replica owns: once
+ * each; success marks them replayed, failure records the error and
+ * withdraws the request.
+ */
+static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
+{
+    PGconn *db = db_conn(c->db);
+    const char *v[] = {c->name};
+    PGresult *r = PQexecParams(db,
+                               "SELECT d.id::text, d.partition::text, e.payload FROM "
+                               "bus.dead_letters d JOIN bus.events e ON e.seq = d.seq "
+                               "WHERE d.consumer = $1 AND d.replay_requested_at IS NOT NULL "
+                               "AND d.replayed_at IS NULL ORDER BY d.id LIMIT 100",
+                               1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = pq_fail(db, "read replay requests", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        uint32_t p = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+        if (p >= c->nparts || !c->parts[p].owned)
+            continue;
+        const char *id = PQgetvalue(r, i, 0);
+        size_t blen = 0;
+        unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &blen);
+        Shouwen__V1__Envelope *env =
+            bytes ? shouwen__v1__envelope__unpack(NULL, blen, bytes) : NULL;
+        PQfreemem(bytes);
+        char herr[512] = "undecodable envelope in the outbox";
+        sw_err hrv = exec1(db, "BEGIN", 0, NULL, err, errlen);
+        if (hrv == SW_OK)
+            hrv = env ? c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr)) : SW_EINVAL;
+        if (env != NULL)
+            shouwen__v1__envelope__free_unpacked(env, NULL);
+        const char *iv[] = {id};
+        if (hrv == SW_OK &&
+            exec1(db, "UPDATE bus.dead_letters SET replayed_at = now() WHERE id = $1::bigint", 1,
+                  iv, err, errlen) == SW_OK &&
+            exec1(db, "COMMIT", 0, NULL, err, errlen) == SW_OK) {
+            LOG(LOG_INFO, "BUS-REPLAYED", "consumer %s replayed parked event %s", c->name, id);
+            continue;
+        }
+        rollback(db);
+        if (PQstatus(db) == CONNECTION_BAD)
+            break;
+        const char *fv[] = {id, herr};
+        exec1(db,
+              "UPDATE bus.dead_letters SET replay_requested_at = NULL, attempts = attempts + 1, "
+              "last_error = left($2, 10000) WHERE id = $1::bigint",
+              2, fv, err, errlen);
+        LOG(LOG_WARN, "BUS-REPLAY-FAILED", "consumer %s could not replay parked event %s: %s",
+            c->name, id, herr);
+    }
+    PQclear(r);
+    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_OK;
+}
+
 static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
 {
     PGconn *db = db_conn(c->db);
@@ -559,6 +619,9 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
     }
     atomic_store(&c->owned, owned);
     metric_set(c->m_owned, owned);
+    sw_err rrv = replay_parked(c, err, errlen);
+    if (rrv == SW_EDBDOWN)
+        return rrv;
     /* Lag: events of each owned partition not handled yet. */
     for (uint32_t p = 0; p < c->nparts; p++) {
         struct part *pt = &c->parts[p];

@@ -173,6 +173,27 @@ produce BUSTEST_COUNT=10 BUSTEST_BATCH=1 BUSTEST_CASES=1 >/dev/null
 check "the events around it applied" wait_for 30 effects_are 20
 check "the poison event parked once, with its error" wait_for 10 bash -c "test \"\$('$top/deploy/pg.sh' psql -qtAX -c \"SELECT count(*) FROM bus.dead_letters WHERE last_error LIKE '%BUSTEST_FAIL_TYPE%' AND attempts = 3\")\" = 1"
 check "parked counted in /metrics" test "$(metric $((base + 8)) shouwen_bus_parked_total)" = 1
+check "shouwen-bus parked lists it" bash -c "'$bin/shouwen-bus' parked poison | grep -q 'BUSTEST_FAIL_TYPE'"
+kill -TERM "$last_pid"; wait "$last_pid"
+consumer $((base + 8)) poison BUSTEST_MAX_ATTEMPTS=3 # the handler is fixed
+id=$(q "SELECT id FROM bus.dead_letters")
+check "shouwen-bus replay $id" "$bin/shouwen-bus" replay "$id"
+check "the replayed event applied, once" wait_for 10 effects_are 21
+check "it is marked replayed" wait_for 5 bash -c "test \"\$('$top/deploy/pg.sh' psql -qtAX -c 'SELECT count(*) FROM bus.dead_letters WHERE replayed_at IS NOT NULL')\" = 1"
+check "each exactly once" exactly_once 21
+check "replaying it again is refused" bash -c "! '$bin/shouwen-bus' replay $id"
+check "a bad id is refused by name" bash -c "'$bin/shouwen-bus' replay 12x 2>&1 | grep -q 'bad id \"12x\"'"
+reset
+
+echo "== 8. operators tap the bus with nngcat and protoc (deploy/bus-tap.sh)"
+produce BUSTEST_PUB_URL="ipc://$tmp/tap.pub" BUSTEST_COUNT=3 BUSTEST_BATCH=1 BUSTEST_RATE=5 >/dev/null &
+prod=$!
+sleep 0.3
+timeout 20 "$top/deploy/bus-tap.sh" "ipc://$tmp/tap.pub" case. 3 >"$tmp/tap.out" 2>&1
+wait "$prod"
+check "three events shown with their headers" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tap.out")" = 3
+check "protoc decoded the envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tap.out")" = 3
+check "with the event inside" grep -q 'subject: "water leaking' "$tmp/tap.out"
 reset
 
 echo "$pass passed, $fail failed"
