@@ -845,20 +845,19 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     bool alone = np == 1 && c->parts[ps[0]].single;
     int limit = alone ? 1 : c->cfg.batch_max;
     struct buf sql;
-    sw_err rv;
 
     buf_init(&sql, 1u << 20);
     for (int k = 0; k < np; k++) {
         w[k] = c->parts[ps[k]];
         got[k] = 0;
     }
-    if ((rv = exec1(db, "BEGIN", 0, NULL, err, errlen)) != SW_OK)
+    if (exec1(db, "BEGIN", 0, NULL, err, errlen) != SW_OK)
         goto fail;
     /* Windows not yet chosen: choose them. */
     for (int k = 0; k < np; k++)
         if (strcmp(w[k].floor, w[k].top) == 0)
             idx[nidx++] = k;
-    if (nidx > 0 && (rv = next_windows(c, ps, w, idx, nidx, err, errlen)) != SW_OK)
+    if (nidx > 0 && next_windows(c, ps, w, idx, nidx, err, errlen) != SW_OK)
         goto fail;
     /* Read every window; those that came back empty are done: move on and read once more. */
     for (int pass = 0; pass < 2; pass++) {
@@ -869,7 +868,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         if (nidx == 0)
             break;
         memcpy(ids[pass], idx, sizeof(int) * (size_t)nidx);
-        if ((rv = read_windows(c, ps, w, idx, nidx, limit, &rows[pass], err, errlen)) != SW_OK)
+        if (read_windows(c, ps, w, idx, nidx, limit, &rows[pass], err, errlen) != SW_OK)
             goto fail;
         for (int i = 0; i < PQntuples(rows[pass]); i++)
             got[idx[row_k(rows[pass], i)]]++;
@@ -885,7 +884,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         }
         if (ndone == 0)
             break;
-        if ((rv = next_windows(c, ps, w, done, ndone, err, errlen)) != SW_OK)
+        if (next_windows(c, ps, w, done, ndone, err, errlen) != SW_OK)
             goto fail;
     }
     for (int pass = 0; pass < 2; pass++) {
@@ -938,9 +937,9 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
                    "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
                    "EXCLUDED.last_seq, updated_at = now()");
     const char *v[] = {c->name};
-    if (!first && (rv = exec1(db, buf_cstr(&sql), 1, v, err, errlen)) != SW_OK)
+    if (!first && exec1(db, buf_cstr(&sql), 1, v, err, errlen) != SW_OK)
         goto fail;
-    if ((rv = exec1(db, "COMMIT", 0, NULL, err, errlen)) != SW_OK)
+    if (exec1(db, "COMMIT", 0, NULL, err, errlen) != SW_OK)
         goto fail;
     /* Committed: the cursors move, and the figures count. */
     for (int pass = 0; pass < 2; pass++) {

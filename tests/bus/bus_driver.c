@@ -88,21 +88,24 @@ static int produce(void)
     char err[1024];
     uint32_t parts = 0;
     long done = 0, retries = 0;
+    int rc = 1;
     char(*cases)[37] = calloc((size_t)ncases, 37);
     PGconn *c = url ? connect_retry(url) : NULL;
     if (c == NULL || cases == NULL) {
         fprintf(stderr, "produce: could not connect\n");
+        free(cases);
+        PQfinish(c);
         return 1;
     }
     if (bus_partitions(c, &parts, err, sizeof(err)) != SW_OK ||
         bus_outbox_alloc(&ob, parts) != SW_OK) {
         fprintf(stderr, "produce: %s\n", err);
-        return 1;
+        goto out;
     }
     if (pub_url[0] != '\0') {
         if (nng_pub0_open(&pub) != 0 || nng_listen(pub, pub_url, NULL, 0) != 0) {
             fprintf(stderr, "produce: could not listen on %s\n", pub_url);
-            return 1;
+            goto out;
         }
         usleep(700000); /* let subscribers (re)dial: the fast path is best effort anyway */
     }
@@ -130,7 +133,7 @@ static int produce(void)
             env.registered = &reg;
             if (bus_outbox_add(ob, &env) != SW_OK) {
                 fprintf(stderr, "produce: could not stage an event\n");
-                return 1;
+                goto out;
             }
         }
         int ok = exec_ok(c, "BEGIN");
@@ -150,7 +153,7 @@ static int produce(void)
                 PQfinish(c);
                 c = connect_retry(url);
                 if (c == NULL)
-                    return 1;
+                    goto out;
                 retries++;
                 continue; /* same outbox, same event ids */
             }
@@ -162,7 +165,7 @@ static int produce(void)
                 continue;
             }
             fprintf(stderr, "produce: %s %s\n", err, PQerrorMessage(c));
-            return 1;
+            goto out;
         }
         if (pub_url[0] != '\0')
             bus_outbox_publish(ob, pub);
@@ -179,14 +182,16 @@ static int produce(void)
     long long us = mono_us() - t0;
     printf("produced %ld events in %.3f s (%.0f/s), %ld reconnects\n", done, us / 1e6,
            done * 1e6 / (double)(us ? us : 1), retries);
-    if (pub_url[0] != '\0') {
-        usleep(200000);
+    if (pub_url[0] != '\0')
+        usleep(200000); /* let the last doorbells leave */
+    rc = 0;
+out:
+    if (pub_url[0] != '\0')
         nng_close(pub);
-    }
     bus_outbox_free(ob);
     free(cases);
     PQfinish(c);
-    return 0;
+    return rc;
 }
 
 /* ---- the consumer, as a service ---------------------------------------------------------- */

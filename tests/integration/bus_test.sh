@@ -160,6 +160,17 @@ wait "$prod"
 check "all valid events applied" wait_for 30 effects_are 20000
 sleep 1
 check "each exactly once" exactly_once 20000
+# the same real event rung again and again: a doorbell, never a second effect
+produce BUSTEST_PUB_URL="ipc://$tmp/tap2.pub" BUSTEST_COUNT=1 >/dev/null &
+prod=$!
+sleep 0.2
+timeout 10 nngcat --sub --dial "ipc://$tmp/tap2.pub" --subscribe "" --raw --count 1 >"$tmp/one.bin" 2>/dev/null
+wait "$prod"
+check "captured one real bus message" test -s "$tmp/one.bin"
+nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/one.bin" --delay 1 --interval 1 --count 3 >/dev/null 2>&1
+sleep 1
+check "its doorbell rung 3 more times: seen as duplicates" test "$(metric $((base + 7)) shouwen_bus_duplicates_ignored_total)" -ge 2
+check "still exactly once" exactly_once 20001
 garbage=$(metric $((base + 7)) shouwen_bus_garbage_total)
 check "garbage counted and dropped ($garbage)" test "$garbage" -gt 0
 check "the consumer still serves" curl -fs "http://127.0.0.1:$((base + 7))/healthz"
