@@ -193,9 +193,9 @@ CREATE TABLE core.cases (
     FOREIGN KEY (site_id, department_id) REFERENCES core.departments(site_id, id),
     CONSTRAINT cases_waiting CHECK ((status = 'waiting') = (waiting_since IS NOT NULL)),
     CONSTRAINT cases_unresolvable_reason CHECK (status <> 'closed_unresolvable'
-        OR char_length(btrim(unresolvable_reason)) > 0),
+        OR coalesce(char_length(btrim(unresolvable_reason)), 0) > 0),
     CONSTRAINT cases_referral_guidance CHECK (status <> 'referred_out'
-        OR char_length(btrim(referral_guidance)) > 0),
+        OR coalesce(char_length(btrim(referral_guidance)), 0) > 0),
     CONSTRAINT cases_required_documents CHECK (cardinality(required_documents) <= 100)
 );
 CREATE INDEX cases_site_created_idx ON core.cases (site_id, created_at DESC, id DESC);
@@ -273,7 +273,7 @@ CREATE TABLE core.handoffs (
     FOREIGN KEY (site_id, on_behalf_of_id) REFERENCES core.staff(site_id, id),
     CONSTRAINT handoffs_signed CHECK (by_staff_id IS NOT NULL OR by_system IS NOT NULL),
     CONSTRAINT handoffs_return_reason CHECK (kind NOT IN ('return', 'refer_out')
-        OR char_length(btrim(reason)) > 0)
+        OR coalesce(char_length(btrim(reason)), 0) > 0)
 );
 CREATE INDEX handoffs_case_idx ON core.handoffs (case_id, at, id);
 CREATE INDEX handoffs_event_idx ON core.handoffs (event_id);

@@ -93,6 +93,15 @@ for t in core.sites core.departments core.staff core.cases core.handoffs bus.eve
     check "table $t exists" test "$(psql_ -c "SELECT to_regclass('$t') IS NOT NULL")" = t
 done
 
+# Regression: a NULL reason made CHECK (char_length(btrim(reason)) > 0) pass (NULL is not false).
+unresolvable() { # unresolvable REASON-SQL: try to close a case as unresolvable, then roll back
+    psql_ -c "BEGIN" -c "WITH s AS (INSERT INTO core.sites (code, name) VALUES ('ZZ01', 'test') RETURNING id) INSERT INTO core.cases (site_id, number, type, channel, subject, status, unresolvable_reason) SELECT id, 'ZZ01-20261122-0001', 'complaint', 'phone', 'x', 'closed_unresolvable', $1 FROM s" -c "ROLLBACK"
+}
+check "closing as unresolvable with a reason is accepted" unresolvable "'outside our remit'"
+refused() { ! "$@"; }
+check "closing as unresolvable without a reason is refused" refused unresolvable NULL
+check "closing as unresolvable with a blank reason is refused" refused unresolvable "'  '"
+
 mig=$tmp/migrations
 mkdir -p "$mig"
 cp "$SHOUWEN_MIGRATIONS_DIR"/*.sql "$mig"/
