@@ -93,7 +93,7 @@ size_t bus_outbox_len(const struct bus_outbox *ob);
 
 /*
  * bus_outbox_write inserts every staged event inside the caller's open
- * transaction `tx` (one statement per 1000 events) and learns their seqs.
+ * transaction `tx` (one INSERT for a few, COPY for many) and learns their seqs.
  */
 sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen);
 
