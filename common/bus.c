@@ -819,7 +819,10 @@ static void arr(struct buf *b, const uint32_t *ps, const struct part *w, const i
 
 /*
  * Move the windows of the partitions `idx` on: each starts at the smallest
- * txid past its current top and ends at xmin.  One query for all of them.
+ * txid past its current top and ends at xmin, or sooner: at the txid of
+ * the (batch_max + 1)th event, so that a window holds about one batch and
+ * reading it in seq order never sorts a whole backlog (a window always
+ * holds at least one whole transaction).  One query for all of them.
  */
 static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct part *w,
                            const int *idx, int n, char *err, size_t errlen)
@@ -830,14 +833,20 @@ static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct pa
     buf_init(&a2, 1 << 16);
     arr(&a0, ps, w, idx, n, 0);
     arr(&a2, ps, w, idx, n, 2);
-    const char *v[] = {buf_cstr(&a0), buf_cstr(&a2)};
+    char off[12];
+    snprintf(off, sizeof(off), "%d", c->cfg.batch_max);
+    const char *v[] = {buf_cstr(&a0), buf_cstr(&a2), off};
     PGresult *r = PQexecParams(
         db,
-        "SELECT least(coalesce((SELECT min(txid) FROM bus.events WHERE partition = c.p "
-        "AND txid >= c.top), s.x), s.x)::text, s.x::text "
-        "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i), "
-        "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s ORDER BY c.i",
-        2, NULL, v, NULL, NULL, 0);
+        "SELECT f.f::text, least(s.x, greatest(coalesce(nn.nth, s.x), "
+        "(f.f::text::bigint + 1)::text::xid8))::text "
+        "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i) "
+        "CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s "
+        "CROSS JOIN LATERAL (SELECT least(coalesce((SELECT min(txid) FROM bus.events "
+        "WHERE partition = c.p AND txid >= c.top), s.x), s.x) AS f) f "
+        "LEFT JOIN LATERAL (SELECT txid AS nth FROM bus.events WHERE partition = c.p "
+        "AND txid >= f.f ORDER BY txid OFFSET $3::int LIMIT 1) nn ON true ORDER BY c.i",
+        3, NULL, v, NULL, NULL, 0);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n) {
         rv = pq_fail(db, "find the next windows", err, errlen);
@@ -952,7 +961,8 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     PGresult *rows[2] = {NULL, NULL};
     int total = 0, handled = 0;
     bool alone = np == 1 && c->parts[ps[0]].single;
-    int limit = alone ? 1 : c->cfg.batch_max;
+    /* at most batch_max events per transaction, shared by the partitions in hand */
+    int limit = alone ? 1 : (c->cfg.batch_max / np > 0 ? c->cfg.batch_max / np : 1);
     struct buf sql;
 
     buf_init(&sql, 1u << 20);
@@ -1078,8 +1088,8 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
             pt->single = false;
         if (pt->last >= pt->fail_seq)
             pt->attempts = 0;
-        if (got[k] >= limit)
-            pt->dirty = true; /* a full batch: more may be waiting */
+        if (got[k] > 0)
+            pt->dirty = true; /* more may be waiting: one more look costs one read */
     }
     PQclear(rows[0]);
     PQclear(rows[1]);
@@ -1201,7 +1211,10 @@ static void *consumer_main(void *arg)
         /* The busy partitions together, batch_max events per transaction. */
         int first = 0;
         while (c->member && nset > 0 && first < nset && !atomic_load(&c->stop)) {
+            long long t_start = db_now_ms();
             int n = process_set(c, set + first, nset - first, err, sizeof(err));
+            LOG(LOG_DEBUG, "BUS-BATCH", "consumer %s: %d partitions, %d events, %lld ms", c->name,
+                nset - first, n, db_now_ms() - t_start);
             if (n < 0)
                 for (int k = first; k < nset; k++)
                     c->parts[set[k]].dirty = true; /* rolled back with the failure */
