@@ -15,6 +15,7 @@
 #define DB_BACKOFF_MIN_MS  100
 #define DB_CONNECT_TIMEOUT 5000
 #define DB_POLL_SLICE_MS   50
+#define DB_CHECK_TIMEOUT   2000 /* ms a liveness check may take */
 
 struct db {
     char *url;
@@ -187,14 +188,49 @@ sw_err db_tick(struct db *db, bool check, db_stop_fn stop)
     }
     if (!check)
         return SW_OK;
-    PGresult *r = PQexec(db->conn, "SELECT 1");
-    ExecStatusType s = PQresultStatus(r);
-    PQclear(r);
-    if (s == PGRES_TUPLES_OK)
+    /*
+     * The liveness check must not hang the caller's loop when the server
+     * hangs (a unix socket has no keepalives): send, then poll in slices,
+     * watching the stop function and a deadline.
+     */
+    const char *why = NULL;
+    bool ok = false;
+    if (PQsendQuery(db->conn, "SELECT 1") != 1) {
+        why = PQerrorMessage(db->conn);
+    } else {
+        long long deadline = db_now_ms() + DB_CHECK_TIMEOUT;
+        for (;;) {
+            if (PQconsumeInput(db->conn) != 1) {
+                why = PQerrorMessage(db->conn);
+                break;
+            }
+            if (!PQisBusy(db->conn)) {
+                PGresult *r;
+                ok = true;
+                while ((r = PQgetResult(db->conn)) != NULL) {
+                    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+                    PQclear(r);
+                }
+                if (!ok)
+                    why = PQerrorMessage(db->conn);
+                break;
+            }
+            if ((stop != NULL && stop()) || db_now_ms() > deadline) {
+                why = stop != NULL && stop() ? "check cancelled: stopping"
+                                             : "the database did not answer a check in time";
+                break;
+            }
+            struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
+            poll(&pfd, 1, DB_POLL_SLICE_MS);
+        }
+    }
+    if (ok)
         return SW_OK;
-    LOG(LOG_WARN, "DB-LOST", "database connection lost: %s", PQerrorMessage(db->conn));
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", why ? why : "unknown error");
+    LOG(LOG_WARN, "DB-LOST", "database connection lost: %s", msg);
     db->attempts = 0;
-    db__fail(db, PQerrorMessage(db->conn));
+    db__fail(db, msg);   /* closes the connection, whatever state it was in */
     db->next_try_ms = 0; /* try again at once, then back off */
     return SW_EDBDOWN;
 }

@@ -176,10 +176,22 @@ done
 echo "== SIGTERM"
 for s in "${services[@]}"; do kill -TERM "${spid[$s]}"; done
 for s in "${services[@]}"; do
-    check "$s exits 0 after SIGTERM" exits_within 3 "${spid[$s]}"
+    check "$s exits 0 after SIGTERM" exits_within 1 "${spid[$s]}"
 done
 pids=()
 check "stopped lines logged" bash -c "grep -l SVC-STOPPED $SHOUWEN_RUN_DIR/log/*.log | wc -l | grep -qx 5"
+
+echo "== a database that hangs (its backend frozen with SIGSTOP)"
+"$bin/shouwen-intake" 2>"$tmp/hang.log" &
+p=$!; pids+=("$p")
+check "intake ready" wait_for 10 curl -fs "http://$(addr intake)/readyz"
+backend=$(psql_ -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'intake'")
+kill -STOP $backend
+check "/readyz turns 503 within 5 s" wait_for 5 bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' http://$(addr intake)/readyz)\" = 503"
+kill -TERM "$p"
+check "SIGTERM while the database hangs: exit 0 within a second" exits_within 1 "$p"
+kill -CONT $backend
+pids=()
 
 echo "== make run's stack: start, start again, stop"
 "$top/deploy/pg.sh" stop >/dev/null
