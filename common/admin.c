@@ -1,6 +1,7 @@
 /*
  * admin.c - /healthz, /readyz and /metrics over nng's HTTP server.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@
 
 struct admin {
     nng_http_server *srv;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int inflight; /* handlers running now */
+    bool closing; /* admin_close has begun: handlers answer 503 */
     admin_ready_fn ready;
     void *arg;
     char service[32];
@@ -50,18 +55,47 @@ static struct admin *admin__from(nng_aio *aio)
     return nng_http_handler_get_data(h);
 }
 
+/*
+ * Handlers run on nng's threads; admin_close waits for those in flight,
+ * because nng_http_server_stop does not (its clean-up finishes later).
+ */
+static bool admin__enter(struct admin *a, nng_aio *aio)
+{
+    pthread_mutex_lock(&a->lock);
+    bool ok = !a->closing;
+    if (ok)
+        a->inflight++;
+    pthread_mutex_unlock(&a->lock);
+    if (!ok)
+        admin__reply(aio, 503, "text/plain", "stopping\n", 9);
+    return ok;
+}
+
+static void admin__leave(struct admin *a)
+{
+    pthread_mutex_lock(&a->lock);
+    if (--a->inflight == 0)
+        pthread_cond_broadcast(&a->idle);
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void admin__healthz(nng_aio *aio)
 {
     struct admin *a = admin__from(aio);
+    if (!admin__enter(a, aio))
+        return;
     char body[96];
     int n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"service\":\"%s\"}\n", a->service);
     metric_add(a->m_requests, 1);
     admin__reply(aio, 200, "application/json", body, (size_t)n);
+    admin__leave(a);
 }
 
 static void admin__readyz(nng_aio *aio)
 {
     struct admin *a = admin__from(aio);
+    if (!admin__enter(a, aio))
+        return;
     char why[512] = "";
     bool ok = a->ready(a->arg, why, sizeof(why));
     struct buf b;
@@ -73,12 +107,15 @@ static void admin__readyz(nng_aio *aio)
     metric_add(a->m_requests, 1);
     admin__reply(aio, ok ? 200 : 503, "application/json", buf_cstr(&b), b.len);
     buf_free(&b);
+    admin__leave(a);
 }
 
 static void admin__metrics(nng_aio *aio)
 {
     struct admin *a = admin__from(aio);
     struct buf b;
+    if (!admin__enter(a, aio))
+        return;
     metric_add(a->m_requests, 1);
     buf_init(&b, ADMIN_METRICS_MAX);
     if (metrics_render(&b) != SW_OK) {
@@ -88,6 +125,7 @@ static void admin__metrics(nng_aio *aio)
         admin__reply(aio, 200, "text/plain; version=0.0.4", buf_cstr(&b), b.len);
     }
     buf_free(&b);
+    admin__leave(a);
 }
 
 sw_err admin_open(struct admin **out, const char *service, const char *hostport,
@@ -108,6 +146,8 @@ sw_err admin_open(struct admin **out, const char *service, const char *hostport,
     }
     a->ready = ready;
     a->arg = arg;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->idle, NULL);
     snprintf(a->service, sizeof(a->service), "%s", service);
     a->m_requests = metrics_get(METRIC_COUNTER, "shouwen_admin_requests_total",
                                 "Requests served by the admin HTTP server", NULL);
@@ -150,6 +190,8 @@ fail:
         nng_url_free(url);
     if (a->srv != NULL)
         nng_http_server_release(a->srv);
+    pthread_cond_destroy(&a->idle);
+    pthread_mutex_destroy(&a->lock);
     free(a);
     return SW_ENNG;
 }
@@ -158,7 +200,16 @@ void admin_close(struct admin *a)
 {
     if (a == NULL)
         return;
+    pthread_mutex_lock(&a->lock);
+    a->closing = true;
+    pthread_mutex_unlock(&a->lock);
     nng_http_server_stop(a->srv);
+    pthread_mutex_lock(&a->lock);
+    while (a->inflight > 0)
+        pthread_cond_wait(&a->idle, &a->lock);
+    pthread_mutex_unlock(&a->lock);
     nng_http_server_release(a->srv);
+    pthread_cond_destroy(&a->idle);
+    pthread_mutex_destroy(&a->lock);
     free(a);
 }

@@ -120,21 +120,31 @@ void log__write(enum log_level level, const char *code, const struct log_field *
     log_mask_text(msg);
     log__time(ts, sizeof(ts));
 
+    sw_err rv = SW_OK;
     buf_init(&b, LOG_LINE_MAX);
-    buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"service\":", ts,
-               level_names[level < LOG_DEBUG || level > LOG_ERROR ? LOG_ERROR : level]);
-    buf_json_string(&b, log_service);
-    buf_puts(&b, ",\"code\":");
-    buf_json_string(&b, code);
-    buf_puts(&b, ",\"msg\":");
-    buf_json_string(&b, msg);
+    rv = buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"service\":", ts,
+                    level_names[level < LOG_DEBUG || level > LOG_ERROR ? LOG_ERROR : level]);
+    if (rv == SW_OK)
+        rv = buf_json_string(&b, log_service);
+    if (rv == SW_OK)
+        rv = buf_puts(&b, ",\"code\":");
+    if (rv == SW_OK)
+        rv = buf_json_string(&b, code);
+    if (rv == SW_OK)
+        rv = buf_puts(&b, ",\"msg\":");
+    if (rv == SW_OK)
+        rv = buf_json_string(&b, msg);
     for (size_t i = 0; i < nfields; i++) {
         const char *v = fields[i].val;
-        buf_puts(&b, ",");
-        buf_json_string(&b, fields[i].key);
-        buf_puts(&b, ":");
+        if (rv == SW_OK)
+            rv = buf_puts(&b, ",");
+        if (rv == SW_OK)
+            rv = buf_json_string(&b, fields[i].key);
+        if (rv == SW_OK)
+            rv = buf_puts(&b, ":");
         if (v == NULL) {
-            buf_puts(&b, "null");
+            if (rv == SW_OK)
+                rv = buf_puts(&b, "null");
             continue;
         }
         if (fields[i].kind == LOG_PHONE) {
@@ -144,10 +154,12 @@ void log__write(enum log_level level, const char *code, const struct log_field *
             log_mask_name(masked, sizeof(masked), v);
             v = masked;
         }
-        buf_json_string(&b, v);
+        if (rv == SW_OK)
+            rv = buf_json_string(&b, v);
     }
-    buf_puts(&b, "}\n");
-    if (b.data == NULL || b.data[b.len - 1] != '\n') {
+    if (rv == SW_OK)
+        rv = buf_puts(&b, "}\n");
+    if (rv != SW_OK || b.data == NULL) {
         /* The line hit its ceiling: say so rather than write half a JSON object. */
         buf_free(&b);
         buf_init(&b, LOG_LINE_MAX);

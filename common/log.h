@@ -8,8 +8,10 @@
  * costs one comparison.
  *
  * Customer data: fields of kind LOG_PHONE and LOG_NAME are always masked
- * ("138****1234", "张*"), and any mainland mobile number that slips into a
- * message text is masked too.  Never put customer data in a LOG_STR field.
+ * ("138****1234", "张*"); as a last net, 11-digit mainland mobile numbers
+ * that slip into a message text are masked too, but landlines and names
+ * in free text are not.  Customer data goes in LOG_PHONE / LOG_NAME
+ * fields only: never in the format string or a LOG_STR field.
  *
  * Thread-safe: each line is built in a private buffer and written with one
  * write(2), so lines from several threads never interleave.

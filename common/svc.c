@@ -106,10 +106,18 @@ static void svc__print_setting(const char *env, const char *val)
     else
         snprintf(out, sizeof(out), "%s", val);
     char *pw = strstr(out, "password=");
-    if (pw != NULL) { /* key=value form, or a URI query parameter */
+    if (pw != NULL) { /* key=value form (quoted or not), or a URI query parameter */
         const char *end = pw + 9;
-        while (*end && *end != ' ' && *end != '&')
-            end++;
+        if (*end == '\'') {
+            for (end++; *end && *end != '\''; end++)
+                if (*end == '\\' && end[1] != '\0')
+                    end++;
+            if (*end == '\'')
+                end++;
+        } else {
+            while (*end && *end != ' ' && *end != '&')
+                end++;
+        }
         char rest[1100];
         snprintf(rest, sizeof(rest), "%s", end);
         snprintf(pw, sizeof(out) - (size_t)(pw - out), "password=***%s", rest);

@@ -32,7 +32,8 @@ if [ "$(id -u)" -ne 0 ]; then
         echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2
         exit 1
     fi
-    sudo=(sudo -n)
+    # ask for a password at a terminal; never hang waiting for one in CI
+    if [ -t 0 ]; then sudo=(sudo); else sudo=(sudo -n); fi
 fi
 export DEBIAN_FRONTEND=noninteractive
 # The Debian postgresql package would create and start a system cluster we

@@ -57,8 +57,10 @@ real_pgdir() {
     if [ -n "$pguser" ] && ! runuser -u "$pguser" -- test -x "$run" 2>/dev/null; then
         local alt
         alt=/var/tmp/shouwen-pg-$(printf '%s' "$pgdir" | sha256sum | cut -c1-12)
+        if [ -e "$pgdir" ] && ! rmdir "$pgdir" 2>/dev/null; then
+            die "$pgdir holds a cluster that $pguser cannot reach from here; run as its owner, or move it away"
+        fi
         mkdir -p "$alt"
-        [ -d "$pgdir" ] && rmdir "$pgdir" 2>/dev/null || true
         ln -sfn "$alt" "$pgdir"
         echo "$alt"
         return
@@ -101,7 +103,7 @@ cmd_start() {
         echo "pg: already running ($(url))"
         return 0
     fi
-    local opts="-c listen_addresses='$listen'"
+    local opts="-c listen_addresses='$listen' -c port=$port"
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "$opts" start >/dev/null ||
         { tail -n 20 "$LOG" >&2; die "could not start PostgreSQL (log: $LOG)"; }
     if ! "$BIN/psql" -h "$REAL" -p "$port" -U "$dbuser" -d postgres -qtAc \

@@ -92,7 +92,7 @@ stop() {
     local s pid
     for s in "${services[@]}"; do
         if pid=$(alive "$s"); then
-            kill -TERM "$pid"
+            kill -TERM "$pid" 2>/dev/null || true # it may have just exited
             for _ in $(seq 1 50); do
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1

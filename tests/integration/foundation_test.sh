@@ -76,7 +76,8 @@ echo "== private cluster from nothing ($SHOUWEN_RUN_DIR)"
 check "pg.sh start creates and starts the cluster" "$top/deploy/pg.sh" start
 check "cluster data folder exists" test -f "$SHOUWEN_RUN_DIR/pg/data/PG_VERSION"
 check "unix socket in the run folder" test -S "$SHOUWEN_RUN_DIR/pg/.s.PGSQL.5432"
-check "no network port" test "$(psql_ -c 'SHOW listen_addresses')" = ""
+listen=$(psql_ -c 'SHOW listen_addresses') && check "no network port" test "$listen" = "" ||
+    bad "no network port" "could not ask the server"
 check "pg.sh start again is a no-op" bash -c "'$top/deploy/pg.sh' start | grep -q 'already running'"
 export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
 
@@ -98,9 +99,14 @@ unresolvable() { # unresolvable REASON-SQL: try to close a case as unresolvable,
     psql_ -c "BEGIN" -c "WITH s AS (INSERT INTO core.sites (code, name) VALUES ('ZZ01', 'test') RETURNING id) INSERT INTO core.cases (site_id, number, type, channel, subject, status, unresolvable_reason) SELECT id, 'ZZ01-20261122-0001', 'complaint', 'phone', 'x', 'closed_unresolvable', $1 FROM s" -c "ROLLBACK"
 }
 check "closing as unresolvable with a reason is accepted" unresolvable "'outside our remit'"
-refused() { ! "$@"; }
-check "closing as unresolvable without a reason is refused" refused unresolvable NULL
-check "closing as unresolvable with a blank reason is refused" refused unresolvable "'  '"
+# refused_by CONSTRAINT command...: fails, and because of that constraint
+refused_by() {
+    local c=$1; shift
+    if "$@" >"$tmp/refused.out" 2>&1; then echo "accepted"; return 1; fi
+    grep -q "violates check constraint \"$c\"" "$tmp/refused.out" || { cat "$tmp/refused.out"; return 1; }
+}
+check "closing as unresolvable without a reason is refused" refused_by cases_unresolvable_reason unresolvable NULL
+check "closing as unresolvable with a blank reason is refused" refused_by cases_unresolvable_reason unresolvable "'  '"
 
 mig=$tmp/migrations
 mkdir -p "$mig"
@@ -134,6 +140,8 @@ out=$(SHOUWEN_ROUTING_PUB_URL=http://x "$bin/shouwen-routing" 2>&1); rc=$?
 check "bad bus URL: exit 1, names SHOUWEN_ROUTING_PUB_URL" rc_and_says $rc 1 "$out" 'SHOUWEN_ROUTING_PUB_URL'
 out=$("$bin/shouwen-escalation" --bogus 2>&1); rc=$?
 check "unknown argument: exit 2" test $rc -eq 2
+out=$(SHOUWEN_DATABASE_URL="host=x password='se cret' port=1" "$bin/shouwen-intake" --check-config)
+check "--check-config hides a quoted password" bash -c "grep -q \"password=\*\*\* port=1\" <<<\"\$0\" && ! grep -q cret <<<\"\$0\"" "$out"
 check "--help lists every setting" bash -c "'$bin/shouwen-notification' --help | grep -c '^  SHOUWEN_' | grep -qx 7"
 
 echo "== database unreachable at start"

@@ -82,6 +82,29 @@ static void test_lines_are_json_and_masked(void **state)
     free(text);
 }
 
+static void write_huge(void)
+{
+    char msg[2000];
+    memset(msg, '\x01', sizeof(msg) - 1); /* each escapes to 6 bytes: past the line ceiling */
+    msg[sizeof(msg) - 1] = '\0';
+    log_init("intake", LOG_INFO);
+    LOG(LOG_INFO, "T-HUGE", "%s", msg);
+}
+
+/* Regression: an over-long line came out as broken JSON ("msg":}) instead of LOG-TRUNCATED. */
+static void test_oversized_line_is_still_json(void **state)
+{
+    (void)state;
+    char *text = capture(write_huge);
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    if (j == NULL)
+        fail_msg("not JSON: %s: %.120s", jerr.text, text);
+    assert_string_equal(json_string_value(json_object_get(j, "code")), "LOG-TRUNCATED");
+    json_decref(j);
+    free(text);
+}
+
 static void test_masks(void **state)
 {
     (void)state;
@@ -101,6 +124,7 @@ static void test_masks(void **state)
     log_mask_name(out, 3, "张三"); /* no room for the first character: nothing */
     assert_string_equal(out, "");
     log_mask_name(out, sizeof(out), "\xe5\xbc"); /* truncated UTF-8 stays in bounds */
+    assert_string_equal(out, "\xe5\xbc");
     char text[] = "ids 20261122 and 1380000123 and 13800001234 and 138000012345";
     log_mask_text(text);
     assert_string_equal(text, "ids 20261122 and 1380000123 and 138****1234 and 138000012345");
@@ -119,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_are_json_and_masked),
         cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_oversized_line_is_still_json),
         cmocka_unit_test(test_level_parse),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
