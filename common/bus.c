@@ -21,7 +21,13 @@
 
 #define BUS_COPY_FROM  64         /* events per write from which COPY beats INSERT */
 #define BUS_MEMBER_KEY 2147483647 /* second advisory-lock key of the group membership lock */
-#define FP_SLOTS       65536      /* recent doorbell seqs, to tell fast path from catch-up */
+/* Moving cursors: CURSOR_INSERT, one or more (consumer, p, floor, top, last), CURSOR_UPSERT. */
+#define CURSOR_INSERT                                                                              \
+    "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, last_seq) VALUES "
+#define CURSOR_UPSERT                                                                              \
+    " ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = EXCLUDED.window_floor, "      \
+    "window_top = EXCLUDED.window_top, last_seq = EXCLUDED.last_seq, updated_at = now()"
+#define FP_SLOTS 65536 /* recent doorbell seqs, to tell fast path from catch-up */
 
 /* ---- small pieces ----------------------------------------------------------------------- */
 
@@ -775,12 +781,7 @@ static sw_err park(struct bus_consumer *c, uint32_t p, struct part *w, int64_t s
                    "10000))",
                    6, d, err, errlen);
     if (rv == SW_OK)
-        rv = exec1(db,
-                   "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
-                   "last_seq) VALUES ($1, $2::int, $3::xid8, $4::xid8, $5::bigint) "
-                   "ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
-                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
-                   "EXCLUDED.last_seq, updated_at = now()",
+        rv = exec1(db, CURSOR_INSERT "($1, $2::int, $3::xid8, $4::xid8, $5::bigint)" CURSOR_UPSERT,
                    5, cur, err, errlen);
     if (rv == SW_OK)
         rv = exec1(db, "COMMIT", 0, NULL, err, errlen);
@@ -1041,8 +1042,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     }
     /* every moved cursor in one statement */
     int first = 1;
-    buf_puts(&sql, "INSERT INTO bus.cursors (consumer, partition, window_floor, window_top, "
-                   "last_seq) VALUES ");
+    buf_puts(&sql, CURSOR_INSERT);
     for (int k = 0; k < np; k++) {
         struct part *pt = &c->parts[ps[k]];
         if (w[k].last == pt->last && strcmp(w[k].floor, pt->floor) == 0 &&
@@ -1052,9 +1052,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
                    w[k].floor, w[k].top, (long long)w[k].last);
         first = 0;
     }
-    buf_puts(&sql, " ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = "
-                   "EXCLUDED.window_floor, window_top = EXCLUDED.window_top, last_seq = "
-                   "EXCLUDED.last_seq, updated_at = now()");
+    buf_puts(&sql, CURSOR_UPSERT);
     const char *v[] = {c->name};
     if (!first && exec1(db, buf_cstr(&sql), 1, v, err, errlen) != SW_OK)
         goto fail;
