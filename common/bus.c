@@ -1040,6 +1040,10 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
             total++;
         }
     }
+    /* A window that gave fewer rows than asked is read to its end: close it now. */
+    for (int k = 0; k < np; k++)
+        if (got[k] > 0 && got[k] < limit)
+            memcpy(w[k].floor, w[k].top, sizeof(w[k].floor));
     /* every moved cursor in one statement */
     int first = 1;
     buf_puts(&sql, CURSOR_INSERT);
