@@ -5,25 +5,12 @@
 # effects: each event applied exactly once, nothing missed.
 set -uo pipefail
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin=${SHOUWEN_BIN:-$top/build/bin}
+name=bus
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tbin=${SHOUWEN_TEST_BIN:-$top/build/tests}
 drv=$tbin/bus_driver
-tmp=$(mktemp -d /tmp/shouwen-bus.XXXXXX)
-chmod 755 "$tmp"
-export SHOUWEN_RUN_DIR=$tmp/run
-export SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
-pass=0
-fail=0
-pids=()
 base=$((27400 + RANDOM % 500 * 10))
 
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || echo "     $2"; }
-check() {
-    local what=$1; shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else bad "$what" "$(tail -n 5 "$tmp/check.out")"; fi
-}
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     "$top/deploy/pg.sh" stop >/dev/null 2>&1
@@ -31,15 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {
-    local n=$(($1 * 10)); shift
-    while [ $n -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
 q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $2} END {print s + 0}'; }
 effects_are() { test "$(q "SELECT count(*) FROM bustest.effects")" -ge "$1"; }
@@ -207,5 +185,4 @@ check "protoc decoded the envelopes" test "$(grep -c '^type: "case.registered"' 
 check "with the event inside" grep -q 'subject: "water leaking' "$tmp/tap.out"
 reset
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -6,16 +6,9 @@
 # SIGTERM, and the `make run` stack started twice and stopped.
 set -uo pipefail
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin=${SHOUWEN_BIN:-$top/build/bin}
+name=it
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 services=(intake routing escalation notification audit)
-tmp=$(mktemp -d /tmp/shouwen-it.XXXXXX)
-chmod 755 "$tmp"
-export SHOUWEN_RUN_DIR=$tmp/run
-export SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
-pass=0
-fail=0
-pids=()
 
 # Ports well away from `make run`'s defaults so both can run at once.
 base=$((17400 + RANDOM % 500 * 10))
@@ -26,13 +19,6 @@ for s in "${services[@]}"; do
 done
 addr() { local v="SHOUWEN_${1^^}_ADMIN_ADDR"; echo "${!v}"; }
 
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -z "${2:-}" ] || echo "     $2"; }
-check() { # check "what" command...   (runs in this shell: `wait` needs that)
-    local what=$1; shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$what"; else bad "$what" "$(tail -n 5 "$tmp/check.out")"; fi
-}
-
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     "$top/deploy/stack.sh" stop >/dev/null 2>&1
@@ -42,17 +28,6 @@ cleanup() {
 trap cleanup EXIT
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' "http://$1" 2>/dev/null; }
-
-# wait_for SECONDS command...: retry until it succeeds
-wait_for() {
-    local n=$(($1 * 10)); shift
-    while [ $n -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
 
 # exits_within SECONDS PID: waits for a child; succeeds if it exited 0 in time
 exits_within() {
@@ -215,5 +190,4 @@ for s in "${services[@]}"; do
 done
 check "database stopped last" bash -c "'$top/deploy/pg.sh' status; test \$? -eq 3"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
