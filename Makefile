@@ -66,6 +66,10 @@ bootstrap:
 	@deploy/bootstrap.sh
 
 # --- generated protobuf code ------------------------------------------------
+# Made by a pattern rule and needed only by other pattern rules, they would
+# count as intermediate and be deleted after each build (forcing the next
+# build to start over); they are kept.
+.SECONDARY: $(PROTO_C) $(PROTO_H)
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto $(PROTOS)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto $<

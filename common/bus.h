@@ -82,6 +82,8 @@ void bus_outbox_free(struct bus_outbox *ob);
 /*
  * bus_outbox_add stages `env`: fills event_id (a new UUID) when empty,
  * time (now) when 0, and partition; then packs it.  The caller keeps `env`.
+ * An event or case id that is not a canonical UUID ("8-4-4-4-12" hex
+ * digits, either case) is refused with SW_EINVAL and nothing is staged.
  * The event id is kept on a retry of the same outbox, so a retried
  * transaction whose first COMMIT did succeed fails on the unique event id
  * instead of writing the event twice.
@@ -93,7 +95,7 @@ size_t bus_outbox_len(const struct bus_outbox *ob);
 
 /*
  * bus_outbox_write inserts every staged event inside the caller's open
- * transaction `tx` (one INSERT for a few, COPY for many) and learns their seqs.
+ * transaction `tx` (one INSERT for a few, binary COPY for many) and learns their seqs.
  */
 sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen);
 

@@ -4,14 +4,16 @@
  *
  *   bus_driver produce   writes events through the outbox and publishes them.
  *       BUSTEST_COUNT (1000)  BUSTEST_BATCH (events per transaction, 100)
- *       BUSTEST_RATE (events/s, 0 = as fast as possible)  BUSTEST_CASES (100)
+ *       BUSTEST_RATE (events/s, 0 = as fast as possible)  BUSTEST_CASES (100; 0 = no case id)
+ *       BUSTEST_SITE (SH01; empty = none)
  *       BUSTEST_PUB_URL (listen; empty = no fast path)  BUSTEST_TYPE (case.registered)
  *       BUSTEST_XID_FIRST_MS / BUSTEST_HOLD_MS: take a transaction id, wait,
  *       insert, wait again, commit (to commit out of sequence order)
  *   bus_driver consume   a consumer running as a service (admin port, SIGTERM):
  *       BUSTEST_NAME, BUSTEST_SUB_URLS (comma-separated), BUSTEST_RECV_BUF,
  *       BUSTEST_FAIL_TYPE (the handler fails on events of this type),
- *       BUSTEST_EFFECTS (1: insert one row per event into bustest.effects;
+ *       BUSTEST_EFFECTS (1: insert one row per event into bustest.effects,
+ *       with the case id and site the envelope carried;
  *       0: no effect, only latency figures), SHOUWEN_BUSTEST_ADMIN_ADDR.
  *
  * Both read SHOUWEN_DATABASE_URL.  The producer retries a transaction whose
@@ -83,13 +85,14 @@ static int produce(void)
     long xid_first = env_long("BUSTEST_XID_FIRST_MS", -1), hold = env_long("BUSTEST_HOLD_MS", 0);
     const char *pub_url = env_str("BUSTEST_PUB_URL", "");
     const char *type = env_str("BUSTEST_TYPE", "case.registered");
+    const char *site = env_str("BUSTEST_SITE", "SH01");
     nng_socket pub = NNG_SOCKET_INITIALIZER;
     struct bus_outbox *ob = NULL;
     char err[1024];
     uint32_t parts = 0;
     long done = 0, retries = 0;
     int rc = 1;
-    char(*cases)[37] = calloc((size_t)ncases, 37);
+    char(*cases)[37] = calloc(ncases > 0 ? (size_t)ncases : 1, 37);
     PGconn *c = url ? connect_retry(url) : NULL;
     if (c == NULL || cases == NULL) {
         fprintf(stderr, "produce: could not connect\n");
@@ -126,8 +129,8 @@ static int produce(void)
             reg.subject = "water leaking from the ceiling of the bathroom";
             reg.description = pad;
             env.type = (char *)type;
-            env.site = "SH01";
-            env.case_id = cases[(done + i) % ncases];
+            env.site = (char *)site;
+            env.case_id = ncases > 0 ? cases[(done + i) % ncases] : "";
             env.case_version = 1;
             env.event_case = SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED;
             env.registered = &reg;
@@ -223,10 +226,11 @@ static sw_err handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, ch
         return SW_EINVAL;
     }
     if (st->effects) {
-        const char *v[] = {env->event_id, st->name};
-        PGresult *r = PQexecParams(
-            tx, "INSERT INTO bustest.effects (event_id, consumer) VALUES ($1::uuid, $2)", 2, NULL,
-            v, NULL, NULL, 0);
+        const char *v[] = {env->event_id, st->name, env->case_id, env->site};
+        PGresult *r = PQexecParams(tx,
+                                   "INSERT INTO bustest.effects (event_id, consumer, case_id, site) "
+                                   "VALUES ($1::uuid, $2, nullif($3, '')::uuid, nullif($4, ''))",
+                                   4, NULL, v, NULL, NULL, 0);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "effect: %s", PQerrorMessage(tx));

@@ -48,7 +48,7 @@ echo "== setup"
 check "private cluster" "$top/deploy/pg.sh" start
 export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
 check "migrations" "$bin/shouwen-migrate"
-q "CREATE SCHEMA bustest; CREATE TABLE bustest.effects (event_id uuid NOT NULL, consumer text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
+q "CREATE SCHEMA bustest; CREATE TABLE bustest.effects (event_id uuid NOT NULL, consumer text NOT NULL, case_id uuid, site text, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
 
 echo "== 1. a burst of 100,000 events through a lossy fast path (receive buffer of 1)"
 consumer $((base + 1)) burst BUSTEST_RECV_BUF=1
@@ -183,6 +183,20 @@ wait "$prod"
 check "three events shown with their headers" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tap.out")" = 3
 check "protoc decoded the envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tap.out")" = 3
 check "with the event inside" grep -q 'subject: "water leaking' "$tmp/tap.out"
+reset
+
+echo "== 9. both ways of writing (one INSERT for a few events, binary COPY for many) store what was staged"
+consumer $((base + 9)) paths
+produce BUSTEST_COUNT=10 BUSTEST_BATCH=10 >/dev/null
+produce BUSTEST_COUNT=10 BUSTEST_BATCH=10 BUSTEST_SITE= BUSTEST_CASES=0 >/dev/null
+produce BUSTEST_COUNT=300 BUSTEST_BATCH=150 BUSTEST_CASES=7 >/dev/null
+produce BUSTEST_COUNT=300 BUSTEST_BATCH=300 BUSTEST_SITE= BUSTEST_CASES=0 >/dev/null
+check "all applied" wait_for 30 effects_are 620
+check "each exactly once (event ids as staged)" exactly_once 620
+check "no site and no case are NULL on both paths" test "$(q "SELECT count(*) FROM bus.events WHERE site IS NULL AND case_id IS NULL")" = 310
+check "every row's site and case id are the envelope's" test "$(q "SELECT count(*) FROM bus.events e JOIN bustest.effects f USING (event_id) WHERE e.site IS NOT DISTINCT FROM f.site AND e.case_id IS NOT DISTINCT FROM f.case_id")" = 620
+check "the events of one case share one partition" test "$(q "SELECT count(*) FROM (SELECT case_id FROM bus.events WHERE case_id IS NOT NULL GROUP BY case_id HAVING count(DISTINCT partition) > 1) x")" = 0
+check "seqs are the ones published: contiguous per batch" test "$(q "SELECT max(seq) - min(seq) + 1 FROM bus.events")" = 620
 reset
 
 finish

@@ -1,0 +1,115 @@
+/*
+ * bus_test.c - the bus's pure parts: the wire layout, partitioning and
+ * what the outbox accepts before anything reaches the database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+
+static void test_wire_decode_takes_a_well_formed_message(void **state)
+{
+    (void)state;
+    static const uint8_t msg[] = {'c', 'a', 's', 'e', '.', 'x', 0, 0, 0,    0,   7,
+                                  0,   0,   0,   0,   0,   0,   1, 2, 0xAA, 0xBB};
+    const char *type;
+    size_t tl, envlen;
+    uint32_t part;
+    uint64_t seq;
+    const uint8_t *env;
+    assert_int_equal(bus_wire_decode(msg, sizeof(msg), &type, &tl, &part, &seq, &env, &envlen),
+                     SW_OK);
+    assert_int_equal(tl, 6);
+    assert_memory_equal(type, "case.x", 6);
+    assert_int_equal(part, 7);
+    assert_int_equal(seq, 258);
+    assert_int_equal(envlen, 2);
+    assert_int_equal(env[0], 0xAA);
+}
+
+static void test_wire_decode_refuses_malformed_messages(void **state)
+{
+    (void)state;
+    const char *type;
+    size_t tl, envlen;
+    uint32_t part;
+    uint64_t seq;
+    const uint8_t *env;
+    static const uint8_t no_nul[] = "case.registered-without-a-terminator";
+    static const uint8_t empty_type[14] = {0};
+    static const uint8_t short_header[] = {'c', 0, 0, 0, 0, 1, 0, 0};
+    uint8_t long_type[BUS_TYPE_MAX + 20];
+    memset(long_type, 'a', sizeof(long_type));
+    long_type[BUS_TYPE_MAX + 1] = 0;
+    assert_int_equal(
+        bus_wire_decode(no_nul, sizeof(no_nul) - 1, &type, &tl, &part, &seq, &env, &envlen),
+        SW_EINVAL);
+    assert_int_equal(
+        bus_wire_decode(empty_type, sizeof(empty_type), &type, &tl, &part, &seq, &env, &envlen),
+        SW_EINVAL);
+    assert_int_equal(
+        bus_wire_decode(short_header, sizeof(short_header), &type, &tl, &part, &seq, &env, &envlen),
+        SW_EINVAL);
+    assert_int_equal(
+        bus_wire_decode(long_type, sizeof(long_type), &type, &tl, &part, &seq, &env, &envlen),
+        SW_EINVAL);
+    assert_int_equal(bus_wire_decode(NULL, 0, &type, &tl, &part, &seq, &env, &envlen), SW_EINVAL);
+}
+
+static void test_partition_follows_the_case_then_the_event(void **state)
+{
+    (void)state;
+    const char *c = "0b6f1a52-64c2-4a1c-9a4e-3c1d2b0e9f11";
+    uint32_t p = bus_partition_of(c, "11111111-1111-4111-8111-111111111111", 16);
+    assert_true(p < 16);
+    assert_int_equal(bus_partition_of(c, "22222222-2222-4222-8222-222222222222", 16), p);
+    assert_int_equal(bus_partition_of("", "22222222-2222-4222-8222-222222222222", 16),
+                     bus_partition_of(NULL, "22222222-2222-4222-8222-222222222222", 16));
+    assert_int_equal(bus_partition_of(c, NULL, 0), 0);
+}
+
+static sw_err add(struct bus_outbox *ob, const char *event_id, const char *case_id)
+{
+    Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+    env.type = "case.registered";
+    env.site = "SH01";
+    env.event_id = (char *)event_id;
+    env.case_id = (char *)case_id;
+    return bus_outbox_add(ob, &env);
+}
+
+/* The binary COPY sends ids as 16 bytes: a malformed id must stop at the door. */
+static void test_outbox_refuses_ids_that_are_not_uuids(void **state)
+{
+    (void)state;
+    struct bus_outbox *ob = NULL;
+    assert_int_equal(bus_outbox_alloc(&ob, 16), SW_OK);
+    assert_int_equal(add(ob, "", ""), SW_OK); /* a new event id, no case */
+    assert_int_equal(add(ob, "0B6F1A52-64C2-4A1C-9A4E-3C1D2B0E9F11", ""), SW_OK);
+    assert_int_equal(add(ob, "", "0b6f1a52-64c2-4a1c-9a4e-3c1d2b0e9f11"), SW_OK);
+    assert_int_equal(bus_outbox_len(ob), 3);
+    assert_int_equal(add(ob, "not-a-uuid", ""), SW_EINVAL);
+    assert_int_equal(add(ob, "0b6f1a52x64c2-4a1c-9a4e-3c1d2b0e9f11", ""), SW_EINVAL);
+    assert_int_equal(add(ob, "", "0b6f1a52-64c2-4a1c-9a4e-3c1d2b0e9f1g"), SW_EINVAL);
+    assert_int_equal(add(ob, "", "0b6f1a52-64c2-4a1c-9a4e-3c1d2b0e9f1"), SW_EINVAL);
+    assert_int_equal(bus_outbox_len(ob), 3); /* nothing refused was staged */
+    bus_outbox_clear(ob);
+    assert_int_equal(bus_outbox_len(ob), 0);
+    bus_outbox_free(ob);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_decode_takes_a_well_formed_message),
+        cmocka_unit_test(test_wire_decode_refuses_malformed_messages),
+        cmocka_unit_test(test_partition_follows_the_case_then_the_event),
+        cmocka_unit_test(test_outbox_refuses_ids_that_are_not_uuids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
