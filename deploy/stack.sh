@@ -50,6 +50,7 @@ start() {
     "$top/deploy/pg.sh" start
     export SHOUWEN_DATABASE_URL=${SHOUWEN_DATABASE_URL:-$("$top/deploy/pg.sh" url)}
     "$bin/shouwen-migrate"
+    "$top/deploy/demo.sh"
     for s in "${services[@]}"; do
         if alive "$s" >/dev/null; then
             echo "$s: already running (pid $(alive "$s"))"
@@ -86,6 +87,7 @@ status() {
         printf '%-13s %-8s %-28s %s\n' "$s" "$pid" "http://$(admin_addr "$s")" "$run/log/$s.log"
     done
     echo "database: $("$top/deploy/pg.sh" url)   (psql: deploy/pg.sh psql)"
+    echo "public API: http://${SHOUWEN_INTAKE_HTTP_ADDR:-127.0.0.1:7400}/v1/   (demo credentials: $run/demo-credentials)"
 }
 
 stop() {

@@ -2,17 +2,82 @@
  * shouwen-intake: the front door: registers cases from people and systems and applies their
  * commands.
  *
- * This file wires the service together: its settings table, and the
- * common start, loop and stop of svc.c.  What the service reacts to lives
- * in one file per event beside this one.
+ * This file wires the service together: its settings table, the public
+ * HTTP API (http.c), the database workers (worker.c), and the common
+ * start, loop and stop of svc.c.  What the service reacts to lives in one
+ * file per thing beside this one (handle_register.c, handle_case.c).
  */
+#include <stdio.h>
+#include <string.h>
+
+#include "intake.h"
+#include "log.h"
 #include "svc.h"
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
     SVC_ADMIN_SETTING("INTAKE", "127.0.0.1:7401"),
     SVC_PUB_SETTING("INTAKE", "ipc://{run}/intake.pub"),
+    {"SHOUWEN_INTAKE_HTTP_ADDR", CFG_HOSTPORT, 0, 0, "127.0.0.1:7400", NULL,
+     "Address of the public HTTP/JSON API (/v1/...)"},
+    {"SHOUWEN_INTAKE_MAX_BODY", CFG_INT, 1024, 16777216, "65536", NULL,
+     "Largest request body accepted, in bytes; larger ones are answered 413"},
+    {"SHOUWEN_INTAKE_WORKERS", CFG_INT, 1, 64, "4", NULL,
+     "Database workers (each one session); registrations waiting are committed together"},
+    {"SHOUWEN_INTAKE_BATCH_MAX", CFG_INT, 1, 1000, "256", NULL,
+     "Most registrations committed in one transaction"},
+    {"SHOUWEN_INTAKE_QUEUE_MAX", CFG_INT, 1, 1000000, "10000", NULL,
+     "Requests waiting for a worker before new ones are answered 503"},
 };
+
+static struct intake the;
+
+static sw_err intake_start(struct svc *s)
+{
+    const struct cfg *c = svc_cfg(s);
+    char err[512] = "";
+    the.db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
+    the.pub = svc_pub_socket(s);
+    the.max_body = (size_t)cfg_int(c, "SHOUWEN_INTAKE_MAX_BODY");
+    the.nworkers = (int)cfg_int(c, "SHOUWEN_INTAKE_WORKERS");
+    the.batch_max = (int)cfg_int(c, "SHOUWEN_INTAKE_BATCH_MAX");
+    the.queue_max = (size_t)cfg_int(c, "SHOUWEN_INTAKE_QUEUE_MAX");
+    pthread_mutex_init(&the.mu, NULL);
+    pthread_cond_init(&the.cv, NULL);
+    pthread_cond_init(&the.idle, NULL);
+    the.m_requests = metrics_get(METRIC_COUNTER, "shouwen_intake_requests_total",
+                                 "Requests to the public API", NULL);
+    the.m_bad = metrics_get(METRIC_COUNTER, "shouwen_intake_bad_requests_total",
+                            "Requests refused for bad input or credentials (4xx)", NULL);
+    the.m_registered = metrics_get(METRIC_COUNTER, "shouwen_intake_cases_registered_total",
+                                   "Cases registered (committed)", NULL);
+    the.m_duplicates = metrics_get(METRIC_COUNTER, "shouwen_intake_duplicates_total",
+                                   "Submissions answered with an earlier case", NULL);
+    the.m_batches = metrics_get(METRIC_COUNTER, "shouwen_intake_batches_total",
+                                "Transactions that carried more than one request", NULL);
+    the.m_unavailable = metrics_get(METRIC_COUNTER, "shouwen_intake_unavailable_total",
+                                    "Requests answered 503 (database down, queue full)", NULL);
+    if (the.pub == NULL) {
+        LOG(LOG_ERROR, "INTAKE-START", "no publish socket");
+        return SW_ENNG;
+    }
+    if (intake_workers_start(&the, err, sizeof(err)) != SW_OK ||
+        intake_http_open(&the, cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"), err, sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "INTAKE-START", "refusing to start: %s", err);
+        return SW_ENNG;
+    }
+    LOG(LOG_INFO, "INTAKE-API", "public API on http://%s/v1/",
+        cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"));
+    return SW_OK;
+}
+
+static void intake_stop(struct svc *s)
+{
+    (void)s;
+    if (the.workers != NULL)
+        intake_workers_stop(&the); /* refuse new requests, answer those in hand */
+    intake_http_close(&the);
+}
 
 static const struct svc_desc desc = {
     .name = "intake",
@@ -22,6 +87,8 @@ static const struct svc_desc desc = {
     .nsettings = sizeof(settings) / sizeof(settings[0]),
     .admin_env = "SHOUWEN_INTAKE_ADMIN_ADDR",
     .pub_env = "SHOUWEN_INTAKE_PUB_URL",
+    .start = intake_start,
+    .stop = intake_stop,
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,59 @@
+-- The demo site SH01 (a residential compound in Shanghai): departments,
+-- staff of every role, what each department covers.  Loaded by
+-- deploy/demo.sh (make run); safe to load again: nothing that exists is
+-- changed.  Credentials are not here: demo.sh makes them fresh per
+-- installation and keeps only their hashes in the database.
+BEGIN;
+INSERT INTO core.sites (code, name, time_zone) VALUES ('SH01', '示范小区 Demo Residences, Shanghai', 'Asia/Shanghai')
+ON CONFLICT (code) DO NOTHING;
+
+INSERT INTO core.departments (site_id, code, name, is_qa, is_front_desk)
+SELECT s.id, d.code, d.name, d.is_qa, d.front FROM core.sites s,
+(VALUES ('front-desk', '客服中心 Customer service centre', false, true),
+        ('engineering', '工程维修部 Engineering and repairs', false, false),
+        ('security', '秩序维护部 Security', false, false),
+        ('cleaning', '保洁部 Cleaning', false, false),
+        ('finance', '财务部 Finance', false, false),
+        ('qa', '质检部 Quality inspection', true, false),
+        ('management', '经理办公室 Manager''s office', false, false)) AS d(code, name, is_qa, front)
+WHERE s.code = 'SH01'
+ON CONFLICT (site_id, code) DO NOTHING;
+
+INSERT INTO core.department_scopes (site_id, department_id, case_type)
+SELECT d.site_id, d.id, x.t FROM core.departments d JOIN core.sites s ON s.id = d.site_id,
+(VALUES ('front-desk', 'consultation'), ('front-desk', 'suggestion'), ('front-desk', 'complaint'),
+        ('engineering', 'repair'), ('security', 'emergency'), ('security', 'help'),
+        ('cleaning', 'help'), ('finance', 'business'), ('qa', 'report')) AS x(dept, t)
+WHERE s.code = 'SH01' AND d.code = x.dept
+ON CONFLICT ON CONSTRAINT department_scopes_unique DO NOTHING;
+
+-- staff: code, name, role, department, supervisor (by code), private contact
+INSERT INTO core.staff (site_id, code, name, role, department_id, phone, contact_private)
+SELECT s.id, p.code, p.name, p.role, d.id, p.phone, p.private FROM core.sites s
+CROSS JOIN (VALUES
+    ('zhao.gm', '赵总 Zhao (general manager)', 'leader', 'management', '13900000001', true),
+    ('qian.mgr', '钱经理 Qian (manager)', 'manager', 'management', '13900000002', false),
+    ('sun.sup', '孙主管 Sun (customer-relations supervisor)', 'supervisor', 'front-desk', '13900000003', false),
+    ('li.desk', '李前台 Li (receptionist)', 'receptionist', 'front-desk', '13900000004', false),
+    ('zhou.eng', '周主管 Zhou (head of engineering)', 'department_head', 'engineering', '13900000005', false),
+    ('wu.tech', '吴师傅 Wu (technician)', 'handler', 'engineering', '13900000006', false),
+    ('zheng.sec', '郑主管 Zheng (head of security)', 'department_head', 'security', '13900000007', false),
+    ('wang.guard', '王保安 Wang (guard)', 'staff', 'security', '13900000008', false),
+    ('feng.clean', '冯主管 Feng (head of cleaning)', 'department_head', 'cleaning', '13900000009', false),
+    ('chen.cleaner', '陈阿姨 Chen (cleaner)', 'staff', 'cleaning', '13900000010', false),
+    ('chu.fin', '褚主管 Chu (head of finance)', 'department_head', 'finance', '13900000011', false),
+    ('wei.qa', '卫质检 Wei (QA)', 'qa', 'qa', '13900000012', false)
+) AS p(code, name, role, dept, phone, private)
+JOIN core.departments d ON d.site_id = s.id AND d.code = p.dept
+WHERE s.code = 'SH01'
+ON CONFLICT (site_id, code) DO NOTHING;
+
+UPDATE core.staff st SET supervisor_id = boss.id
+FROM core.sites s, (VALUES ('qian.mgr', 'zhao.gm'), ('sun.sup', 'qian.mgr'), ('li.desk', 'sun.sup'),
+        ('zhou.eng', 'qian.mgr'), ('wu.tech', 'zhou.eng'), ('zheng.sec', 'qian.mgr'),
+        ('wang.guard', 'zheng.sec'), ('feng.clean', 'qian.mgr'), ('chen.cleaner', 'feng.clean'),
+        ('chu.fin', 'qian.mgr'), ('wei.qa', 'qian.mgr')) AS x(who, sup),
+     core.staff boss
+WHERE s.code = 'SH01' AND st.site_id = s.id AND st.code = x.who AND boss.site_id = s.id
+  AND boss.code = x.sup AND st.supervisor_id IS NULL;
+COMMIT;

@@ -1,0 +1,783 @@
+/*
+ * handle_register.c - POST /v1/cases: a new case (登记), from staff or an
+ * external system.
+ *
+ * reg_parse checks the body on the HTTP thread and names every invalid
+ * field.  reg_run_batch, on a worker, registers a batch of them in the
+ * worker's open transaction with a fixed number of statements whatever
+ * the batch size: first responders looked up, earlier submissions with
+ * the same idempotency key found, case numbers taken per site and local
+ * day, the cases inserted, their case.registered events written to the
+ * outbox.
+ *
+ * Idempotency: (site, source, external_ref) is unique; the source is the
+ * API key's name, or "staff:<code>" for staff.  The same key with the
+ * same body answers 200 with the first case; with another body 409.  Two
+ * identical submissions racing in different transactions: the second
+ * INSERT waits for the first to commit, then inserts nothing and answers
+ * 200 with the first case (the case number it had taken is left unused).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "intake.h"
+#include "log.h"
+#include "shouwen/v1/envelope.pb-c.h"
+
+#define REG_MAX_DOCS 100
+
+static const char *const channels[] = {"visit", "phone",  "letter",  "web",      "email", "hotline",
+                                       "chat",  "social", "meeting", "callback", "api",   "device"};
+static const char *const types[] = {"consultation", "complaint", "help",   "suggestion",
+                                    "repair",       "business",  "report", "emergency"};
+static const char *const urgencies[] = {"normal", "urgent", "emergency"};
+
+struct reg {
+    char site[17];
+    int channel, type, urgency; /* protobuf enum values */
+    char *subject, *description, *category;
+    char *name, *phone, *unit, *address, *room, *email;
+    char *docs[REG_MAX_DOCS];
+    int ndocs;
+    char first_responder[33];
+    char *external_ref;
+    char sha[65]; /* hex SHA-256 of the body in canonical form */
+    /* filled by the batch */
+    char source[110];
+    char fr_id[37], fr_dept[37];
+    char case_id[37];
+    char number[40];
+};
+
+void reg_free(struct reg *r)
+{
+    if (r == NULL)
+        return;
+    free(r->subject);
+    free(r->description);
+    free(r->category);
+    free(r->name);
+    free(r->phone);
+    free(r->unit);
+    free(r->address);
+    free(r->room);
+    free(r->email);
+    free(r->external_ref);
+    for (int i = 0; i < r->ndocs; i++)
+        free(r->docs[i]);
+    free(r);
+}
+
+/* Characters (not bytes) of a string jansson has already checked as UTF-8. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+struct checker {
+    struct field_error *fe;
+    int n;
+};
+
+static void bad(struct checker *c, const char *field, const char *fmt, const char *arg)
+{
+    if (c->n >= INTAKE_MAX_FIELDS)
+        return;
+    snprintf(c->fe[c->n].field, sizeof(c->fe[c->n].field), "%s", field);
+    snprintf(c->fe[c->n].message, sizeof(c->fe[c->n].message), fmt, arg);
+    c->n++;
+}
+
+/*
+ * A string member: absent or null gives NULL (or "missing" when
+ * required); otherwise it must be a string of min..max characters.
+ */
+static char *str(struct checker *c, json_t *obj, const char *key, const char *field, size_t min,
+                 size_t max, bool required)
+{
+    json_t *v = json_object_get(obj, key);
+    char lim[64];
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            bad(c, field, "is required%s", "");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        bad(c, field, "must be a string%s", "");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    size_t n = utf8_chars(s);
+    if (n < min || (min > 0 && blank(s))) {
+        bad(c, field, "%s", required ? "is required and must not be blank" : "must not be blank");
+        return NULL;
+    }
+    if (n > max) {
+        snprintf(lim, sizeof(lim), "%zu", max);
+        bad(c, field, "is too long: at most %s characters", lim);
+        return NULL;
+    }
+    char *dup = strdup(s);
+    if (dup == NULL)
+        bad(c, field, "could not be stored: out of memory%s", "");
+    return dup;
+}
+
+static int choice(struct checker *c, json_t *obj, const char *key, const char *const *names, int n,
+                  const char *list, int def)
+{
+    char *s = str(c, obj, key, key, 1, 32, def == 0);
+    if (s == NULL)
+        return def;
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            free(s);
+            return i + 1;
+        }
+    free(s);
+    bad(c, key, "must be one of %s", list);
+    return def;
+}
+
+static bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < min || n > max || strchr(first, s[0]) == NULL)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (strchr(rest, s[i]) == NULL)
+            return false;
+    return true;
+}
+
+#define UPPER  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#define ALNUM  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define DIGITS "0123456789"
+
+/* A phone number: digits with optional +, spaces, hyphens and parentheses; 5 to 20 digits. */
+static bool phone_ok(const char *s)
+{
+    int digits = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits++;
+        else if (!(*p == '+' && p == s) && *p != ' ' && *p != '-' && *p != '(' && *p != ')')
+            return false;
+    }
+    return digits >= 5 && digits <= 20;
+}
+
+int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field_error *fe)
+{
+    static const char *const known[] = {"site",
+                                        "channel",
+                                        "type",
+                                        "urgency",
+                                        "subject",
+                                        "description",
+                                        "category",
+                                        "customer",
+                                        "required_documents",
+                                        "first_responder",
+                                        "external_ref"};
+    struct checker c = {fe, 0};
+    struct reg *r = calloc(1, sizeof(*r));
+    const char *key;
+    json_t *v;
+    if (r == NULL) {
+        bad(&c, "body", "could not be stored: out of memory%s", "");
+        return c.n;
+    }
+    json_object_foreach(body, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            ok = ok || strcmp(key, known[i]) == 0;
+        if (!ok)
+            bad(&c, key, "is not a field of a case%s", "");
+    }
+    char *site = str(&c, body, "site", "site", 1, 16, true);
+    if (site != NULL && !matches(site, UPPER, UPPER DIGITS, 2, 16))
+        bad(&c, "site",
+            "must be a site code: an upper-case letter then 1-15 upper-case letters "
+            "or digits%s",
+            "");
+    else if (site != NULL)
+        snprintf(r->site, sizeof(r->site), "%s", site);
+    free(site);
+    r->channel = choice(&c, body, "channel", channels, 12,
+                        "visit, phone, letter, web, email, hotline, chat, social, meeting, "
+                        "callback, api, device",
+                        0);
+    r->type = choice(&c, body, "type", types, 8,
+                     "consultation, complaint, help, suggestion, repair, business, report, "
+                     "emergency",
+                     0);
+    r->urgency = choice(&c, body, "urgency", urgencies, 3, "normal, urgent, emergency", 1);
+    r->subject = str(&c, body, "subject", "subject", 1, 1000, true);
+    r->description = str(&c, body, "description", "description", 0, 100000, false);
+    r->category = str(&c, body, "category", "category", 1, 100, false);
+    json_t *cust = json_object_get(body, "customer");
+    if (cust != NULL && !json_is_null(cust) && !json_is_object(cust)) {
+        bad(&c, "customer", "must be an object%s", "");
+    } else if (cust != NULL && json_is_object(cust)) {
+        static const char *const ckeys[] = {"name", "phone", "unit", "address", "room", "email"};
+        json_object_foreach(cust, key, v)
+        {
+            bool ok = false;
+            for (size_t i = 0; i < sizeof(ckeys) / sizeof(ckeys[0]); i++)
+                ok = ok || strcmp(key, ckeys[i]) == 0;
+            if (!ok) {
+                char f[64];
+                snprintf(f, sizeof(f), "customer.%.50s", key);
+                bad(&c, f, "is not a field of a customer%s", "");
+            }
+        }
+        r->name = str(&c, cust, "name", "customer.name", 1, 200, false);
+        r->phone = str(&c, cust, "phone", "customer.phone", 1, 32, false);
+        if (r->phone != NULL && !phone_ok(r->phone))
+            bad(&c, "customer.phone",
+                "must be a phone number: 5-20 digits, optionally with a "
+                "leading +, spaces, hyphens or parentheses%s",
+                "");
+        r->unit = str(&c, cust, "unit", "customer.unit", 1, 200, false);
+        r->address = str(&c, cust, "address", "customer.address", 1, 400, false);
+        r->room = str(&c, cust, "room", "customer.room", 1, 50, false);
+        r->email = str(&c, cust, "email", "customer.email", 3, 254, false);
+        if (r->email != NULL && strchr(r->email, '@') == NULL)
+            bad(&c, "customer.email", "must be an e-mail address%s", "");
+    }
+    json_t *docs = json_object_get(body, "required_documents");
+    if (docs != NULL && !json_is_null(docs)) {
+        if (!json_is_array(docs)) {
+            bad(&c, "required_documents", "must be an array of strings%s", "");
+        } else if (json_array_size(docs) > REG_MAX_DOCS) {
+            bad(&c, "required_documents", "has too many items: at most %s", "100");
+        } else {
+            size_t i;
+            json_array_foreach(docs, i, v)
+            {
+                if (!json_is_string(v) || utf8_chars(json_string_value(v)) < 1 ||
+                    utf8_chars(json_string_value(v)) > 500 || blank(json_string_value(v))) {
+                    bad(&c, "required_documents", "items must be strings of 1-500 characters%s",
+                        "");
+                    break;
+                }
+                r->docs[r->ndocs] = strdup(json_string_value(v));
+                if (r->docs[r->ndocs] != NULL)
+                    r->ndocs++;
+            }
+        }
+    }
+    char *fr = str(&c, body, "first_responder", "first_responder", 1, 32, false);
+    if (fr != NULL && !matches(fr, ALNUM, ALNUM "_.-", 1, 32))
+        bad(&c, "first_responder", "must be a staff code: letters, digits, _ . -%s", "");
+    else if (fr != NULL)
+        snprintf(r->first_responder, sizeof(r->first_responder), "%s", fr);
+    free(fr);
+    r->external_ref = str(&c, body, "external_ref", "external_ref", 1, 200, false);
+    if (idem_key != NULL) {
+        size_t n = strlen(idem_key);
+        if (n < 1 || n > 200 || blank(idem_key))
+            bad(&c, "Idempotency-Key", "must be 1-200 characters%s", "");
+        else if (r->external_ref != NULL && strcmp(r->external_ref, idem_key) != 0)
+            bad(&c, "Idempotency-Key",
+                "differs from external_ref: send one of them, or the "
+                "same value%s",
+                "");
+        else if (r->external_ref == NULL)
+            r->external_ref = strdup(idem_key);
+    }
+    if (c.n > 0) {
+        reg_free(r);
+        return c.n;
+    }
+    /* the canonical body, for "same key, other body" */
+    char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    uint8_t h[32];
+    if (canon == NULL) {
+        bad(&c, "body", "could not be stored: out of memory%s", "");
+        reg_free(r);
+        return c.n;
+    }
+    crypto_sha256(canon, strlen(canon), h);
+    free(canon);
+    crypto_hex(h, 32, r->sha);
+    *out = r;
+    return 0;
+}
+
+/* ---- the batch -------------------------------------------------------------------------- */
+
+static sw_err q(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
+                PGresult **out, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(db));
+        PQclear(r);
+        return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    }
+    *out = r;
+    return SW_OK;
+}
+
+/* Append `s` as an element of a PostgreSQL array literal ("" quoted, NULL for NULL). */
+static void arr_add(struct buf *b, const char *s, bool first)
+{
+    buf_puts(b, first ? "" : ",");
+    if (s == NULL) {
+        buf_puts(b, "NULL");
+        return;
+    }
+    buf_puts(b, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_append(b, "\\", 1);
+        buf_append(b, p, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+static void reply_case(struct job *j, uint16_t status, const char *id, const char *number,
+                       const char *st, const char *version, bool duplicate)
+{
+    struct buf *b = &j->body;
+    j->status = status;
+    buf_reset(b);
+    buf_puts(b, "{\"id\":");
+    buf_json_string(b, id);
+    buf_puts(b, ",\"number\":");
+    buf_json_string(b, number);
+    buf_puts(b, ",\"site\":");
+    buf_json_string(b, j->who.site);
+    buf_puts(b, ",\"status\":");
+    buf_json_string(b, st);
+    buf_printf(b, ",\"version\":%s,\"duplicate\":%s}", version, duplicate ? "true" : "false");
+    snprintf(j->etag, sizeof(j->etag), "\"%s\"", version);
+}
+
+/*
+ * Earlier submissions with the same key: answer 200 (same body) or 409.
+ * `pending` marks the jobs to look up; those answered are unmarked.
+ */
+static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, char *err,
+                           size_t errlen)
+{
+    struct buf a[3];
+    int k = 0;
+    for (int f = 0; f < 3; f++) {
+        buf_init(&a[f], 4u << 20);
+        buf_puts(&a[f], "{");
+    }
+    for (int i = 0; i < n; i++) {
+        if (!pending[i])
+            continue;
+        struct reg *r = jobs[i]->reg;
+        arr_add(&a[0], jobs[i]->who.site_id, k == 0);
+        arr_add(&a[1], r->source, k == 0);
+        arr_add(&a[2], r->external_ref, k == 0);
+        k++;
+    }
+    for (int f = 0; f < 3; f++)
+        buf_puts(&a[f], "}");
+    sw_err rv = SW_OK;
+    if (k > 0) {
+        const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2])};
+        PGresult *r = NULL;
+        rv = q(db, "look up earlier submissions",
+               "SELECT u.s::text, u.src, u.ref, c.id::text, c.number, c.status, c.version, "
+               "encode(c.request_sha256, 'hex') FROM unnest($1::uuid[], $2::text[], $3::text[]) "
+               "AS u(s, src, ref) JOIN core.cases c ON c.site_id = u.s AND c.source = u.src "
+               "AND c.external_ref = u.ref",
+               3, v, &r, err, errlen);
+        for (int row = 0; rv == SW_OK && row < PQntuples(r); row++) {
+            for (int i = 0; i < n; i++) {
+                struct reg *g = jobs[i]->reg;
+                if (!pending[i] || strcmp(jobs[i]->who.site_id, PQgetvalue(r, row, 0)) != 0 ||
+                    strcmp(g->source, PQgetvalue(r, row, 1)) != 0 ||
+                    strcmp(g->external_ref, PQgetvalue(r, row, 2)) != 0)
+                    continue;
+                pending[i] = false;
+                if (strcmp(g->sha, PQgetvalue(r, row, 7)) == 0) {
+                    reply_case(jobs[i], 200, PQgetvalue(r, row, 3), PQgetvalue(r, row, 4),
+                               PQgetvalue(r, row, 5), PQgetvalue(r, row, 6), true);
+                } else {
+                    char msg[300];
+                    snprintf(msg, sizeof(msg),
+                             "external_ref \"%.200s\" was already used for case %s with a "
+                             "different body",
+                             g->external_ref, PQgetvalue(r, row, 4));
+                    job_reply_error(jobs[i], 409, msg);
+                }
+            }
+        }
+        PQclear(r);
+    }
+    for (int f = 0; f < 3; f++)
+        buf_free(&a[f]);
+    return rv;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static sw_err stage_event(struct job *j, struct bus_outbox *ob, int64_t t)
+{
+    struct reg *r = j->reg;
+    Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+    Shouwen__V1__CaseRegistered ev = SHOUWEN__V1__CASE_REGISTERED__INIT;
+    Shouwen__V1__Customer cu = SHOUWEN__V1__CUSTOMER__INIT;
+    Shouwen__V1__Actor actor = SHOUWEN__V1__ACTOR__INIT;
+    char empty[] = "";
+#define S(x) ((x) != NULL ? (x) : empty)
+    cu.name = S(r->name);
+    cu.phone = S(r->phone);
+    cu.unit = S(r->unit);
+    cu.address = S(r->address);
+    cu.room = S(r->room);
+    cu.email = S(r->email);
+    ev.number = r->number;
+    ev.channel = (Shouwen__V1__Channel)r->channel;
+    ev.case_type = (Shouwen__V1__CaseType)r->type;
+    ev.urgency = (Shouwen__V1__Urgency)r->urgency;
+    ev.customer = &cu;
+    ev.subject = S(r->subject);
+    ev.description = S(r->description);
+    ev.category = S(r->category);
+    ev.n_required_documents = (size_t)r->ndocs;
+    ev.required_documents = r->docs;
+    ev.external_ref = S(r->external_ref);
+    ev.source = r->source;
+    ev.first_responder = r->first_responder;
+    ev.department = r->fr_dept;
+    ev.received_at = t;
+    if (j->who.kind == 'k') {
+        actor.role = SHOUWEN__V1__ROLE__ROLE_EXTERNAL_SYSTEM;
+        actor.api_key_id = j->who.id;
+        actor.external_system = j->who.name;
+    } else {
+        actor.role = SHOUWEN__V1__ROLE__ROLE_STAFF;
+        actor.staff_code = j->who.name;
+    }
+    env.type = "case.registered";
+    env.site = j->who.site;
+    env.case_id = r->case_id;
+    env.case_version = 1;
+    env.time = t;
+    env.actor = &actor;
+    env.event_case = SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED;
+    env.registered = &ev;
+#undef S
+    return bus_outbox_add(ob, &env);
+}
+
+sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
+                     char *err, size_t errlen)
+{
+    bool pending[n];
+    int nlive = 0;
+    sw_err rv = SW_OK;
+    PGresult *r = NULL;
+
+    /* who may register where */
+    for (int i = 0; i < n; i++) {
+        struct job *j = jobs[i];
+        struct reg *g = j->reg;
+        pending[i] = false;
+        if (strcmp(j->who.site, g->site) != 0) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "this credential is for site %s, not %s", j->who.site,
+                     g->site);
+            job_reply_error(j, 403, msg);
+            continue;
+        }
+        if (j->who.kind == 'k' && strcmp(j->who.role, "reader") == 0) {
+            job_reply_error(j, 403, "this API key may only read cases, not register them");
+            continue;
+        }
+        if (j->who.kind == 'k')
+            snprintf(g->source, sizeof(g->source), "%s", j->who.name);
+        else
+            snprintf(g->source, sizeof(g->source), "staff:%s", j->who.name);
+        if (j->who.kind == 't' && g->first_responder[0] == '\0')
+            snprintf(g->first_responder, sizeof(g->first_responder), "%.32s", j->who.name);
+        pending[i] = g->external_ref != NULL;
+        nlive++;
+    }
+    if (nlive == 0)
+        return SW_OK;
+    /* earlier submissions with the same key */
+    rv = find_earlier(db, jobs, n, pending, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    /* who is left: not answered yet; the same key twice in this batch goes once */
+    struct job *live[n];
+    struct job *twin[n];
+    int nl = 0;
+    for (int i = 0; i < n; i++) {
+        struct job *j = jobs[i];
+        twin[i] = NULL;
+        if (j->status != 0)
+            continue;
+        for (int k = 0; k < nl && j->reg->external_ref != NULL; k++) {
+            struct reg *o = live[k]->reg;
+            if (o->external_ref != NULL && strcmp(o->external_ref, j->reg->external_ref) == 0 &&
+                strcmp(o->source, j->reg->source) == 0 && strcmp(o->site, j->reg->site) == 0)
+                twin[i] = live[k];
+        }
+        if (twin[i] == NULL)
+            live[nl++] = j;
+    }
+    if (nl == 0)
+        goto twins;
+    /* first responders: the staff member and their department */
+    {
+        struct buf a0, a1;
+        buf_init(&a0, 4u << 20);
+        buf_init(&a1, 4u << 20);
+        buf_puts(&a0, "{");
+        buf_puts(&a1, "{");
+        for (int i = 0; i < nl; i++) {
+            arr_add(&a0, live[i]->who.site_id, i == 0);
+            arr_add(&a1, live[i]->reg->first_responder, i == 0);
+        }
+        buf_puts(&a0, "}");
+        buf_puts(&a1, "}");
+        const char *v[] = {buf_cstr(&a0), buf_cstr(&a1)};
+        rv = q(db, "look up first responders",
+               "SELECT u.i::int, s.id::text, s.department_id::text FROM unnest($1::uuid[], "
+               "$2::text[]) WITH ORDINALITY AS u(site, code, i) JOIN core.staff s ON "
+               "s.site_id = u.site AND s.code = u.code AND s.active",
+               2, v, &r, err, errlen);
+        buf_free(&a0);
+        buf_free(&a1);
+        if (rv != SW_OK)
+            return rv;
+        for (int row = 0; row < PQntuples(r); row++) {
+            int i = atoi(PQgetvalue(r, row, 0)) - 1;
+            if (i >= 0 && i < nl) {
+                snprintf(live[i]->reg->fr_id, 37, "%s", PQgetvalue(r, row, 1));
+                snprintf(live[i]->reg->fr_dept, 37, "%s", PQgetvalue(r, row, 2));
+            }
+        }
+        PQclear(r);
+        int keep = 0;
+        for (int i = 0; i < nl; i++) {
+            struct reg *g = live[i]->reg;
+            if (g->first_responder[0] != '\0' && g->fr_id[0] == '\0') {
+                struct field_error fe;
+                snprintf(fe.field, sizeof(fe.field), "first_responder");
+                snprintf(fe.message, sizeof(fe.message), "no active staff member \"%s\" at site %s",
+                         g->first_responder, g->site);
+                job_reply_fields(live[i], &fe, 1);
+                continue;
+            }
+            live[keep++] = live[i];
+        }
+        nl = keep;
+    }
+    if (nl == 0)
+        goto twins;
+    /* case numbers: one counter row per site and local day, taken for the whole batch */
+    {
+        struct buf a0, a1, a2;
+        buf_init(&a0, 1u << 20);
+        buf_init(&a1, 1u << 20);
+        buf_init(&a2, 1u << 20);
+        buf_puts(&a0, "{");
+        buf_puts(&a1, "{");
+        buf_puts(&a2, "{");
+        int nsites = 0;
+        for (int i = 0; i < nl; i++) {
+            bool seen = false;
+            for (int k = 0; k < i && !seen; k++)
+                seen = strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
+            if (seen)
+                continue;
+            int count = 0;
+            for (int k = i; k < nl; k++)
+                count += strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
+            arr_add(&a0, live[i]->who.site_id, nsites == 0);
+            arr_add(&a1, live[i]->who.time_zone, nsites == 0);
+            buf_printf(&a2, "%s%d", nsites ? "," : "", count);
+            nsites++;
+        }
+        buf_puts(&a0, "}");
+        buf_puts(&a1, "}");
+        buf_puts(&a2, "}");
+        const char *v[] = {buf_cstr(&a0), buf_cstr(&a1), buf_cstr(&a2)};
+        /* sites in a fixed order, so that two batches never wait on each other in a circle */
+        rv = q(db, "take case numbers",
+               "INSERT INTO core.case_numbers AS n (site_id, local_day, last_number) "
+               "SELECT s, (now() AT TIME ZONE tz)::date, k FROM unnest($1::uuid[], $2::text[], "
+               "$3::int[]) AS u(s, tz, k) ORDER BY s ON CONFLICT (site_id, local_day) DO UPDATE "
+               "SET last_number = n.last_number + EXCLUDED.last_number "
+               "RETURNING site_id::text, to_char(local_day, 'YYYYMMDD'), last_number",
+               3, v, &r, err, errlen);
+        buf_free(&a0);
+        buf_free(&a1);
+        buf_free(&a2);
+        if (rv != SW_OK)
+            return rv;
+        for (int row = 0; row < PQntuples(r); row++) {
+            const char *sid = PQgetvalue(r, row, 0);
+            long last = atol(PQgetvalue(r, row, 2));
+            int count = 0;
+            for (int i = 0; i < nl; i++)
+                count += strcmp(live[i]->who.site_id, sid) == 0;
+            long next = last - count + 1;
+            for (int i = 0; i < nl; i++)
+                if (strcmp(live[i]->who.site_id, sid) == 0)
+                    snprintf(live[i]->reg->number, sizeof(live[i]->reg->number), "%s-%s-%04ld",
+                             live[i]->who.site, PQgetvalue(r, row, 1), next++);
+        }
+        PQclear(r);
+    }
+    /* the cases */
+    {
+        enum { COLS = 19 };
+        struct buf sql;
+        const char **v = calloc((size_t)nl * COLS, sizeof(*v));
+        char(*docs)[1] = NULL;
+        struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
+        if (v == NULL || docarr == NULL) {
+            free(v);
+            free(docarr);
+            snprintf(err, errlen, "out of memory");
+            return SW_ENOMEM;
+        }
+        (void)docs;
+        buf_init(&sql, 4u << 20);
+        buf_puts(&sql, "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
+                       "department_id, type, channel, urgency, category, subject, description, "
+                       "customer_name, customer_phone, customer_unit, customer_address, "
+                       "required_documents, source, external_ref, request_sha256) VALUES ");
+        for (int i = 0; i < nl; i++) {
+            struct job *j = live[i];
+            struct reg *g = j->reg;
+            const char **p = v + (size_t)i * COLS;
+            if (bus_uuid_v4(g->case_id) != SW_OK) {
+                free(v);
+                free(docarr);
+                buf_free(&sql);
+                snprintf(err, errlen, "no randomness for a case id");
+                return SW_EIO;
+            }
+            buf_init(&docarr[i], 1u << 20);
+            buf_puts(&docarr[i], "{");
+            for (int d = 0; d < g->ndocs; d++)
+                arr_add(&docarr[i], g->docs[d], d == 0);
+            buf_puts(&docarr[i], "}");
+            int b = i * COLS;
+            buf_printf(&sql,
+                       "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,$%d,"
+                       "coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,decode($%d,'hex'))",
+                       i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9,
+                       b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17, b + 18,
+                       b + 19);
+            p[0] = g->case_id;
+            p[1] = j->who.site_id;
+            p[2] = g->number;
+            p[3] = g->fr_id[0] ? g->fr_id : NULL;
+            p[4] = g->fr_dept[0] ? g->fr_dept : NULL;
+            p[5] = types[g->type - 1];
+            p[6] = channels[g->channel - 1];
+            p[7] = urgencies[g->urgency - 1];
+            p[8] = g->category;
+            p[9] = g->subject;
+            p[10] = g->description;
+            p[11] = g->name;
+            p[12] = g->phone;
+            p[13] = g->unit;
+            p[14] = g->address;
+            p[15] = buf_cstr(&docarr[i]);
+            p[16] = g->source;
+            p[17] = g->external_ref;
+            p[18] = g->sha;
+        }
+        buf_puts(&sql,
+                 " ON CONFLICT ON CONSTRAINT cases_idempotency DO NOTHING RETURNING id::text");
+        rv = q(db, "register cases", buf_cstr(&sql), nl * COLS, v, &r, err, errlen);
+        for (int i = 0; i < nl; i++)
+            buf_free(&docarr[i]);
+        free(docarr);
+        free(v);
+        buf_free(&sql);
+        if (rv != SW_OK)
+            return rv;
+        /* not inserted: a racing submission with the same key committed first */
+        bool raced[n];
+        int nraced = 0;
+        for (int i = 0; i < n; i++)
+            raced[i] = false;
+        for (int i = 0; i < nl; i++) {
+            bool found = false;
+            for (int row = 0; row < PQntuples(r) && !found; row++)
+                found = strcmp(PQgetvalue(r, row, 0), live[i]->reg->case_id) == 0;
+            if (!found) {
+                for (int k = 0; k < n; k++)
+                    if (jobs[k] == live[i]) {
+                        raced[k] = true;
+                        nraced++;
+                    }
+                live[i]->reg->case_id[0] = '\0';
+            }
+        }
+        PQclear(r);
+        if (nraced > 0 && (rv = find_earlier(db, jobs, n, raced, err, errlen)) != SW_OK)
+            return rv;
+    }
+    /* the events, in the same transaction */
+    int64_t t = now_us();
+    for (int i = 0; i < nl; i++) {
+        struct job *j = live[i];
+        if (j->reg->case_id[0] == '\0')
+            continue;
+        if ((rv = stage_event(j, ob, t)) != SW_OK) {
+            snprintf(err, errlen, "could not stage case.registered: %s", sw_strerror(rv));
+            return rv;
+        }
+        reply_case(j, 201, j->reg->case_id, j->reg->number, "registered", "1", false);
+        metric_add(in->m_registered, 1);
+    }
+    if ((rv = bus_outbox_write(ob, db, err, errlen)) != SW_OK)
+        return rv;
+twins:
+    for (int i = 0; i < n; i++) {
+        struct job *o = twin[i];
+        if (o == NULL)
+            continue;
+        metric_add(in->m_duplicates, 1);
+        if (o->status == 201 && strcmp(o->reg->sha, jobs[i]->reg->sha) == 0) {
+            jobs[i]->who = o->who;
+            reply_case(jobs[i], 200, o->reg->case_id, o->reg->number, "registered", "1", true);
+        } else if (o->status == 201 || o->status == 200) {
+            job_reply_error(jobs[i], 409, "external_ref was already used with a different body");
+        } else {
+            jobs[i]->status = o->status;
+            buf_reset(&jobs[i]->body);
+            buf_puts(&jobs[i]->body, buf_cstr(&o->body));
+        }
+    }
+    return SW_OK;
+}

@@ -1,0 +1,471 @@
+/*
+ * http.c - the public HTTP/JSON API of intake: routing, the checks that
+ * need no database (size, content type, JSON, fields, the form of the
+ * credential) and the answers.  Everything that needs the database goes
+ * to the workers (worker.c) as a job.
+ *
+ *   POST /v1/cases                 register a case (handle_register.c)
+ *   GET  /v1/cases/{id}            one case (handle_case.c)
+ *
+ * Errors are JSON: {"error":"..."} and, for 422, "fields":[{field,message}].
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "crypto.h"
+#include "intake.h"
+#include "log.h"
+
+/*
+ * A request body being read.  nng would answer a body over its limit with
+ * an HTML 400, so the API reads bodies itself: the Content-Length is
+ * checked first (413 and the connection closed when over the limit), then
+ * exactly that many bytes are read.
+ */
+struct body_read {
+    struct intake *in;
+    nng_aio *outer; /* the request's aio, answered at the end */
+    nng_aio *aio;   /* reads the body */
+    char *data;
+    size_t len;
+};
+
+static struct intake *intake_from(nng_aio *aio)
+{
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    return nng_http_handler_get_data(h);
+}
+
+static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t len,
+                       const char *etag, bool close)
+{
+    nng_http_res *res = NULL;
+    int rv = nng_http_res_alloc(&res);
+    if (status >= 400 && status < 500)
+        metric_add(intake_from(aio)->m_bad, 1);
+    if (rv == 0)
+        rv = nng_http_res_set_status(res, status);
+    if (rv == 0)
+        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+    if (rv == 0)
+        rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
+    if (rv == 0 && etag != NULL && etag[0] != '\0')
+        rv = nng_http_res_set_header(res, "ETag", etag);
+    if (rv == 0 && close)
+        rv = nng_http_res_set_header(res, "Connection", "close");
+    if (rv == 0)
+        rv = nng_http_res_copy_data(res, body, len);
+    if (rv != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+static void reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag)
+{
+    reply_full(aio, status, body, len, etag, false);
+}
+
+/* Answer {"error": message}; `close` ends the connection after it (a body left unread). */
+static void reply_error_close(nng_aio *aio, uint16_t status, const char *message, bool close)
+{
+    struct buf b;
+    buf_init(&b, 4096);
+    buf_puts(&b, "{\"error\":");
+    buf_json_string(&b, message);
+    buf_puts(&b, "}\n");
+    reply_full(aio, status, buf_cstr(&b), b.len, NULL, close);
+    buf_free(&b);
+}
+
+static void reply_error_aio(nng_aio *aio, uint16_t status, const char *message)
+{
+    reply_error_close(aio, status, message, false);
+}
+
+void job_reply_json(struct job *j, uint16_t status, const char *json)
+{
+    j->status = status;
+    buf_reset(&j->body);
+    if (buf_puts(&j->body, json) != SW_OK) {
+        j->status = 500;
+        buf_reset(&j->body);
+        buf_puts(&j->body, "{\"error\":\"answer too large\"}");
+    }
+}
+
+void job_reply_error(struct job *j, uint16_t status, const char *message)
+{
+    j->status = status;
+    buf_reset(&j->body);
+    buf_puts(&j->body, "{\"error\":");
+    buf_json_string(&j->body, message);
+    buf_puts(&j->body, "}");
+}
+
+static void fields_json(struct buf *b, const struct field_error *fe, int n)
+{
+    buf_puts(b, "{\"error\":\"invalid fields\",\"fields\":[");
+    for (int i = 0; i < n; i++) {
+        buf_puts(b, i ? ",{\"field\":" : "{\"field\":");
+        buf_json_string(b, fe[i].field);
+        buf_puts(b, ",\"message\":");
+        buf_json_string(b, fe[i].message);
+        buf_puts(b, "}");
+    }
+    buf_puts(b, "]}");
+}
+
+void job_reply_fields(struct job *j, const struct field_error *fe, int n)
+{
+    j->status = 422;
+    buf_reset(&j->body);
+    fields_json(&j->body, fe, n);
+}
+
+void job_free(struct job *j)
+{
+    if (j == NULL)
+        return;
+    reg_free(j->reg);
+    buf_free(&j->body);
+    free(j);
+}
+
+/* The deepest nesting of `s` (outside strings); stops counting past `limit`. */
+static int json_depth(const char *s, size_t len, int limit)
+{
+    int depth = 0, max = 0;
+    bool str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                str = false;
+        } else if (c == '"') {
+            str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+            if (max > limit)
+                return max;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/*
+ * The credential: "Authorization: Bearer <secret>".  API keys are
+ * "swk_<prefix>_<secret>", staff tokens "swt_<secret>"; only their SHA-256
+ * goes further.  Returns false (and answers 401) when absent or malformed.
+ */
+static bool take_credential(nng_aio *aio, nng_http_req *req, struct job *j)
+{
+    const char *h = nng_http_req_get_header(req, "Authorization");
+    if (h == NULL) {
+        reply_error_aio(aio, 401,
+                        "missing credentials: send Authorization: Bearer <api key or token>");
+        return false;
+    }
+    if (strncmp(h, "Bearer ", 7) != 0) {
+        reply_error_aio(aio, 401,
+                        "malformed Authorization header: expected Bearer <api key or token>");
+        return false;
+    }
+    const char *t = h + 7;
+    size_t tl = strlen(t);
+    uint8_t hash[32];
+    if (tl > 200 || tl < 8) {
+        reply_error_aio(aio, 401, "invalid credentials");
+        return false;
+    }
+    crypto_sha256(t, tl, hash);
+    crypto_hex(hash, 32, j->cred_hash);
+    j->cred_prefix[0] = '\0';
+    if (strncmp(t, "swk_", 4) == 0) {
+        const char *end = strchr(t + 4, '_');
+        size_t pl = end ? (size_t)(end - (t + 4)) : 0;
+        if (pl < 4 || pl >= sizeof(j->cred_prefix)) {
+            reply_error_aio(aio, 401, "invalid credentials");
+            return false;
+        }
+        memcpy(j->cred_prefix, t + 4, pl);
+        j->cred_prefix[pl] = '\0';
+    } else if (strncmp(t, "swt_", 4) != 0) {
+        reply_error_aio(aio, 401, "invalid credentials");
+        return false;
+    }
+    return true;
+}
+
+static bool is_uuid(const char *s, size_t n)
+{
+    if (n != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        bool hy = i == 8 || i == 13 || i == 18 || i == 23;
+        if (hy ? c != '-'
+               : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, const char *data,
+                           size_t len)
+{
+    char msg[200];
+    if (json_depth(data, len, INTAKE_JSON_DEPTH) > INTAKE_JSON_DEPTH) {
+        snprintf(msg, sizeof(msg), "malformed JSON: nested deeper than %d levels",
+                 INTAKE_JSON_DEPTH);
+        reply_error_aio(aio, 400, msg);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        reply_error_aio(aio, 400, msg);
+        return;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        reply_error_aio(aio, 400, "malformed JSON: expected an object");
+        return;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        json_decref(body);
+        reply_error_aio(aio, 503, "out of memory");
+        return;
+    }
+    buf_init(&j->body, INTAKE_REPLY_MAX);
+    if (!take_credential(aio, req, j)) {
+        json_decref(body);
+        job_free(j);
+        return;
+    }
+    struct field_error fe[INTAKE_MAX_FIELDS];
+    int nfe = reg_parse(body, nng_http_req_get_header(req, "Idempotency-Key"), &j->reg, fe);
+    json_decref(body);
+    if (nfe > 0) {
+        struct buf b;
+        buf_init(&b, 1u << 16);
+        fields_json(&b, fe, nfe);
+        reply(aio, 422, buf_cstr(&b), b.len, NULL);
+        buf_free(&b);
+        job_free(j);
+        return;
+    }
+    j->kind = JOB_REGISTER;
+    j->aio = aio;
+    intake_enqueue(in, j);
+}
+
+static void route_case(struct intake *in, nng_aio *aio, nng_http_req *req, const char *id,
+                       size_t idlen)
+{
+    if (!is_uuid(id, idlen)) {
+        reply_error_aio(aio, 404, "no such case: the id is not a UUID");
+        return;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        reply_error_aio(aio, 503, "out of memory");
+        return;
+    }
+    buf_init(&j->body, INTAKE_REPLY_MAX);
+    if (!take_credential(aio, req, j)) {
+        job_free(j);
+        return;
+    }
+    memcpy(j->case_id, id, 36);
+    j->case_id[36] = '\0';
+    j->kind = JOB_GET_CASE;
+    j->aio = aio;
+    intake_enqueue(in, j);
+}
+
+static bool enter(struct intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    bool ok = !in->stopping;
+    if (ok)
+        in->inflight++;
+    pthread_mutex_unlock(&in->mu);
+    return ok;
+}
+
+static void leave(struct intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    if (--in->inflight == 0)
+        pthread_cond_broadcast(&in->idle);
+    pthread_mutex_unlock(&in->mu);
+}
+
+static void body_done(void *arg)
+{
+    struct body_read *br = arg;
+    struct intake *in = br->in;
+    nng_http_req *req = nng_aio_get_input(br->outer, 0);
+    if (nng_aio_result(br->aio) != 0)
+        nng_aio_finish(br->outer, nng_aio_result(br->aio)); /* the client went away */
+    else
+        route_register(in, br->outer, req, br->data, br->len);
+    free(br->data);
+    nng_aio_reap(br->aio);
+    free(br);
+    leave(in);
+}
+
+/* Check the content type and length, then read the body (route_register when it is in). */
+static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
+{
+    const char *ct = nng_http_req_get_header(req, "Content-Type");
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    char msg[200];
+    char *end = NULL;
+    unsigned long long n = cl != NULL ? strtoull(cl, &end, 10) : 0;
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        reply_error_close(aio, 415, "unsupported content type: send application/json",
+                          cl != NULL && n > 0);
+        leave(in);
+        return;
+    }
+    if (cl == NULL || end == cl || *end != '\0') {
+        reply_error_close(aio, 411, "a Content-Length header is required", true);
+        leave(in);
+        return;
+    }
+    if (n > in->max_body) {
+        snprintf(msg, sizeof(msg), "request body too large: %llu bytes, the limit is %zu", n,
+                 in->max_body);
+        reply_error_close(aio, 413, msg, true); /* the body is never read */
+        leave(in);
+        return;
+    }
+    struct body_read *br = calloc(1, sizeof(*br));
+    nng_iov iov;
+    if (br == NULL || (br->data = malloc(n ? n : 1)) == NULL ||
+        nng_aio_alloc(&br->aio, body_done, br) != 0) {
+        if (br != NULL)
+            free(br->data);
+        free(br);
+        reply_error_close(aio, 503, "out of memory", true);
+        leave(in);
+        return;
+    }
+    br->in = in;
+    br->outer = aio;
+    br->len = (size_t)n;
+    if (n == 0) {
+        body_done(br);
+        return;
+    }
+    iov.iov_buf = br->data;
+    iov.iov_len = br->len;
+    nng_aio_set_iov(br->aio, 1, &iov);
+    nng_aio_set_timeout(br->aio, 30000);
+    nng_http_conn_read_all(nng_aio_get_input(aio, 2), br->aio);
+}
+
+static void api_handle(nng_aio *aio)
+{
+    struct intake *in = intake_from(aio);
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    if (!enter(in)) {
+        reply_error_aio(aio, 503, "stopping");
+        return;
+    }
+    metric_add(in->m_requests, 1);
+    const char *method = nng_http_req_get_method(req);
+    const char *uri = nng_http_req_get_uri(req);
+    size_t plen = strcspn(uri, "?#");
+    static const char base[] = "/v1/cases";
+    size_t bl = sizeof(base) - 1;
+    if (plen == bl || (plen == bl + 1 && uri[bl] == '/')) {
+        if (strcmp(method, "POST") == 0) {
+            read_body(in, aio, req);
+            return; /* leave() when the body is in */
+        } else
+            reply_error_aio(aio, 405, "method not allowed: POST /v1/cases registers a case");
+    } else if (plen > bl + 1 && uri[bl] == '/' &&
+               memchr(uri + bl + 1, '/', plen - bl - 1) == NULL) {
+        if (strcmp(method, "GET") == 0)
+            route_case(in, aio, req, uri + bl + 1, plen - bl - 1);
+        else
+            reply_error_aio(aio, 405, "method not allowed: GET /v1/cases/{id} reads a case");
+    } else {
+        reply_error_aio(aio, 404, "no such resource");
+    }
+    leave(in);
+}
+
+sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size_t errlen)
+{
+    char urltext[300];
+    nng_url *url = NULL;
+    nng_http_handler *h = NULL;
+    int rv;
+    snprintf(urltext, sizeof(urltext), "http://%s", hostport);
+    if ((rv = nng_url_parse(&url, urltext)) != 0) {
+        snprintf(err, errlen, "could not parse API address \"%s\": %s", hostport, nng_strerror(rv));
+        return SW_EINVAL;
+    }
+    rv = nng_http_server_hold(&in->srv, url);
+    nng_url_free(url);
+    if (rv != 0) {
+        snprintf(err, errlen, "could not create the API server on %s: %s", hostport,
+                 nng_strerror(rv));
+        return SW_ENNG;
+    }
+    if ((rv = nng_http_handler_alloc(&h, "/v1", api_handle)) != 0 ||
+        (rv = nng_http_handler_set_method(h, NULL)) != 0 ||
+        (rv = nng_http_handler_set_tree(h)) != 0 ||
+        (rv = nng_http_handler_collect_body(h, false, 0)) != 0 ||
+        (rv = nng_http_handler_set_data(h, in, NULL)) != 0 ||
+        (rv = nng_http_server_add_handler(in->srv, h)) != 0) {
+        if (h != NULL)
+            nng_http_handler_free(h);
+        snprintf(err, errlen, "could not add the API routes: %s", nng_strerror(rv));
+        nng_http_server_release(in->srv);
+        in->srv = NULL;
+        return SW_ENNG;
+    }
+    if ((rv = nng_http_server_start(in->srv)) != 0) {
+        snprintf(err, errlen, "could not listen for API HTTP on %s: %s", hostport,
+                 nng_strerror(rv));
+        nng_http_server_release(in->srv);
+        in->srv = NULL;
+        return SW_ENNG;
+    }
+    return SW_OK;
+}
+
+void intake_http_close(struct intake *in)
+{
+    if (in->srv == NULL)
+        return;
+    nng_http_server_stop(in->srv);
+    pthread_mutex_lock(&in->mu);
+    while (in->inflight > 0)
+        pthread_cond_wait(&in->idle, &in->mu);
+    pthread_mutex_unlock(&in->mu);
+    nng_http_server_release(in->srv);
+    in->srv = NULL;
+}

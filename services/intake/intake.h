@@ -1,0 +1,133 @@
+/*
+ * intake.h - what the files of the intake service share.
+ *
+ * The public API is served by nng's HTTP server.  Its handlers run on
+ * nng's threads and do only CPU work: route, check the body (size, type,
+ * JSON, fields) and the form of the credential, then queue a job.  A few
+ * worker threads, each with its own database session, take the jobs:
+ * every registration waiting in the queue goes into ONE transaction
+ * (group commit: the fsync is shared, which is what lets one database
+ * take thousands of cases a second), other jobs one per transaction.  The
+ * worker answers each job's request when its transaction has committed,
+ * and publishes the events on the bus after that.
+ */
+#ifndef SHOUWEN_INTAKE_H
+#define SHOUWEN_INTAKE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "buf.h"
+#include "bus.h"
+#include "db.h"
+#include "err.h"
+#include "metrics.h"
+
+#define INTAKE_ERR_MAX    512
+#define INTAKE_JSON_DEPTH 8 /* deepest nesting a request body may have */
+#define INTAKE_REPLY_MAX  (1u << 20)
+#define INTAKE_MAX_FIELDS 16 /* invalid fields named in one 422 */
+
+/* Who is calling: an API key or a staff member's bearer token. */
+struct principal {
+    char kind;   /* 'k' API key, 't' staff token */
+    char id[37]; /* the key's id or the staff member's id */
+    char site_id[37];
+    char site[17]; /* site code */
+    char time_zone[65];
+    char role[24];  /* key: system|device|reader|admin; staff: their role */
+    char name[101]; /* key name (the submission source) or staff code */
+    char department_id[37];
+};
+
+enum job_kind { JOB_REGISTER, JOB_GET_CASE };
+
+/* One invalid field of a 422 answer. */
+struct field_error {
+    char field[64];
+    char message[160];
+};
+
+/* A validated registration (POST /v1/cases or SubmitCase). */
+struct reg;
+
+struct job {
+    struct job *next;
+    enum job_kind kind;
+    nng_aio *aio;         /* the HTTP request to answer */
+    char cred_prefix[33]; /* API key: its prefix; staff token: "" */
+    char cred_hash[65];   /* hex SHA-256 of the whole credential */
+    struct principal who; /* filled by the worker */
+    bool authed;
+    struct reg *reg;  /* JOB_REGISTER */
+    char case_id[37]; /* JOB_GET_CASE */
+    /* the answer */
+    uint16_t status;
+    struct buf body;
+    char etag[24];
+};
+
+struct intake {
+    const char *db_url;
+    nng_socket *pub; /* the service's PUB socket (svc.c) */
+    nng_http_server *srv;
+    size_t max_body;
+    int batch_max;
+    int nworkers;
+    pthread_t *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    size_t queued;
+    size_t queue_max;
+    bool stopping;
+    int inflight; /* HTTP handlers running now */
+    pthread_cond_t idle;
+    struct metric *m_requests;
+    struct metric *m_bad;
+    struct metric *m_registered;
+    struct metric *m_duplicates;
+    struct metric *m_batches;
+    struct metric *m_unavailable;
+};
+
+/* http.c */
+sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size_t errlen);
+void intake_http_close(struct intake *in);
+void job_reply_json(struct job *j, uint16_t status, const char *json);
+void job_reply_error(struct job *j, uint16_t status, const char *message);
+void job_reply_fields(struct job *j, const struct field_error *fe, int n);
+void job_free(struct job *j);
+
+/* worker.c */
+sw_err intake_workers_start(struct intake *in, char *err, size_t errlen);
+void intake_workers_stop(struct intake *in);
+void intake_enqueue(struct intake *in, struct job *j);
+
+/* handle_register.c */
+/*
+ * reg_parse checks a registration body.  On success sets *out (free with
+ * reg_free) and returns 0; otherwise fills up to INTAKE_MAX_FIELDS field
+ * errors and returns their number.  `idem_key` is the Idempotency-Key
+ * header or NULL.
+ */
+int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field_error *fe);
+void reg_free(struct reg *r);
+/* Run the registrations `jobs` (n of them, all authed) in the open transaction. */
+sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
+                     char *err, size_t errlen);
+
+/* handle_case.c */
+sw_err case_get(PGconn *db, struct job *j, char *err, size_t errlen);
+
+/* helpers shared by the handlers */
+bool phone_visible_to(const struct principal *p);
+void mask_phone(const char *in, char *out, size_t outlen);
+
+#endif

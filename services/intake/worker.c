@@ -1,0 +1,334 @@
+/*
+ * worker.c - the threads that take intake's jobs to the database.
+ *
+ * Each worker owns one session (struct db, reconnecting by itself).  It
+ * takes every registration waiting in the queue, up to batch_max, and
+ * runs them in ONE transaction: credentials checked with one query,
+ * cases and their case.registered events written together, one COMMIT.
+ * Only after the commit are the requests answered and the events
+ * published; a failed transaction answers every request in it with 503 and
+ * nothing is half-written.  Other jobs (reads) go one at a time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "crypto.h"
+#include "intake.h"
+#include "log.h"
+
+struct worker {
+    struct intake *in;
+    struct db *db;
+    struct bus_outbox *ob;
+    uint32_t partitions;
+    int index;
+};
+
+void intake_enqueue(struct intake *in, struct job *j)
+{
+    pthread_mutex_lock(&in->mu);
+    if (in->queued >= in->queue_max) {
+        pthread_mutex_unlock(&in->mu);
+        metric_add(in->m_unavailable, 1);
+        job_reply_error(j, 503, "too many requests waiting: retry later");
+        nng_http_res *res = NULL;
+        if (nng_http_res_alloc(&res) == 0 && nng_http_res_set_status(res, 503) == 0 &&
+            nng_http_res_set_header(res, "Content-Type", "application/json") == 0 &&
+            nng_http_res_set_header(res, "Retry-After", "1") == 0 &&
+            nng_http_res_copy_data(res, j->body.data, j->body.len) == 0) {
+            nng_aio_set_output(j->aio, 0, res);
+            nng_aio_finish(j->aio, 0);
+        } else {
+            nng_http_res_free(res);
+            nng_aio_finish(j->aio, NNG_ENOMEM);
+        }
+        job_free(j);
+        return;
+    }
+    j->next = NULL;
+    if (in->tail != NULL)
+        in->tail->next = j;
+    else
+        in->head = j;
+    in->tail = j;
+    in->queued++;
+    pthread_cond_signal(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+}
+
+static struct metric *m_bad; /* 4xx answers: bad input or credentials, counted */
+
+/* Answer the job's request and free the job. */
+static void job_finish(struct job *j)
+{
+    nng_http_res *res = NULL;
+    int rv = nng_http_res_alloc(&res);
+    if (j->status >= 400 && j->status < 500)
+        metric_add(m_bad, 1);
+    if (rv == 0)
+        rv = nng_http_res_set_status(res, j->status ? j->status : 500);
+    if (rv == 0)
+        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+    if (rv == 0)
+        rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
+    if (rv == 0 && j->etag[0] != '\0')
+        rv = nng_http_res_set_header(res, "ETag", j->etag);
+    if (rv == 0 && j->status == 503)
+        rv = nng_http_res_set_header(res, "Retry-After", "1");
+    if (rv == 0) {
+        buf_puts(&j->body, "\n");
+        rv = nng_http_res_copy_data(res, j->body.data ? j->body.data : "", j->body.len);
+    }
+    if (rv != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(j->aio, rv);
+    } else {
+        nng_aio_set_output(j->aio, 0, res);
+        nng_aio_finish(j->aio, 0);
+    }
+    job_free(j);
+}
+
+/* Take a batch: every registration at the head of the queue (up to max), or one other job. */
+static int take(struct intake *in, struct job **jobs, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&in->mu);
+    while (in->head == NULL && !(in->stopping && in->inflight == 0))
+        pthread_cond_wait(&in->cv, &in->mu);
+    while (in->head != NULL && n < max) {
+        struct job *j = in->head;
+        if (n > 0 && (j->kind != JOB_REGISTER || jobs[0]->kind != JOB_REGISTER))
+            break;
+        in->head = j->next;
+        if (in->head == NULL)
+            in->tail = NULL;
+        in->queued--;
+        jobs[n++] = j;
+    }
+    if (in->head != NULL)
+        pthread_cond_signal(&in->cv); /* another worker can take the rest */
+    pthread_mutex_unlock(&in->mu);
+    return n;
+}
+
+static sw_err exec0(PGconn *db, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(db, sql);
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: %s", sql, PQerrorMessage(db));
+        rv = PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    }
+    PQclear(r);
+    return rv;
+}
+
+static void copy_field(char *dst, size_t cap, const PGresult *r, int row, int col)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/*
+ * Check the credentials of the jobs in one query.  An API key is found by
+ * its prefix and its stored hash compared in constant time; a staff token
+ * is found by its hash.  Jobs left unauthed are answered 401.
+ */
+static sw_err authenticate(PGconn *db, struct job **jobs, int n, char *err, size_t errlen)
+{
+    struct buf pre, hash;
+    buf_init(&pre, 1u << 20);
+    buf_init(&hash, 1u << 20);
+    buf_puts(&pre, "{");
+    buf_puts(&hash, "{");
+    for (int i = 0; i < n; i++) {
+        buf_printf(&pre, "%s\"%s\"", i ? "," : "", jobs[i]->cred_prefix);
+        buf_printf(&hash, "%s%s", i ? "," : "", jobs[i]->cred_hash);
+    }
+    buf_puts(&pre, "}");
+    buf_puts(&hash, "}");
+    const char *v[] = {buf_cstr(&pre), buf_cstr(&hash)};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT c.i::int, a.kind, a.id, a.site_id::text, s.code, s.time_zone, a.role, a.name, "
+        "encode(a.hash, 'hex'), a.dept "
+        "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(prefix, hash, i) "
+        "CROSS JOIN LATERAL ("
+        " SELECT 'k' AS kind, k.id::text AS id, k.site_id, k.role, k.name, k.key_hash AS hash, "
+        "  NULL::text AS dept FROM core.api_keys k WHERE c.prefix <> '' AND k.prefix = c.prefix "
+        "  AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) "
+        " UNION ALL "
+        " SELECT 't', st.id::text, st.site_id, st.role, st.code, t.token_hash, "
+        "  st.department_id::text FROM core.staff_tokens t JOIN core.staff st ON st.id = "
+        "t.staff_id "
+        "  WHERE c.prefix = '' AND t.token_hash = decode(c.hash, 'hex') AND t.revoked_at IS NULL "
+        "  AND t.expires_at > now() AND st.active) a "
+        "JOIN core.sites s ON s.id = a.site_id AND s.active",
+        2, NULL, v, NULL, NULL, 0);
+    buf_free(&pre);
+    buf_free(&hash);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "could not check credentials: %s", PQerrorMessage(db));
+        PQclear(r);
+        return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        int i = atoi(PQgetvalue(r, row, 0)) - 1;
+        if (i < 0 || i >= n)
+            continue;
+        struct job *j = jobs[i];
+        const char *stored = PQgetvalue(r, row, 8);
+        if (strlen(stored) != 64 || !crypto_equal(stored, j->cred_hash, 64))
+            continue;
+        struct principal *p = &j->who;
+        p->kind = PQgetvalue(r, row, 1)[0];
+        copy_field(p->id, sizeof(p->id), r, row, 2);
+        copy_field(p->site_id, sizeof(p->site_id), r, row, 3);
+        copy_field(p->site, sizeof(p->site), r, row, 4);
+        copy_field(p->time_zone, sizeof(p->time_zone), r, row, 5);
+        copy_field(p->role, sizeof(p->role), r, row, 6);
+        copy_field(p->name, sizeof(p->name), r, row, 7);
+        copy_field(p->department_id, sizeof(p->department_id), r, row, 9);
+        j->authed = true;
+    }
+    PQclear(r);
+    return SW_OK;
+}
+
+static void run(struct worker *w, struct job **jobs, int n)
+{
+    struct intake *in = w->in;
+    char err[INTAKE_ERR_MAX] = "";
+    PGconn *db = db_conn(w->db);
+    sw_err rv = db != NULL ? SW_OK : SW_EDBDOWN;
+    struct job *ok[n > 0 ? n : 1];
+    int nok = 0;
+
+    if (rv == SW_OK)
+        rv = exec0(db, "BEGIN", err, sizeof(err));
+    if (rv == SW_OK)
+        rv = authenticate(db, jobs, n, err, sizeof(err));
+    for (int i = 0; rv == SW_OK && i < n; i++) {
+        if (!jobs[i]->authed)
+            job_reply_error(jobs[i], 401, "invalid credentials");
+        else
+            ok[nok++] = jobs[i];
+    }
+    if (rv == SW_OK && nok > 0) {
+        if (ok[0]->kind == JOB_REGISTER)
+            rv = reg_run_batch(in, db, ok, nok, w->ob, err, sizeof(err));
+        else
+            rv = case_get(db, ok[0], err, sizeof(err));
+    }
+    if (rv == SW_OK)
+        rv = exec0(db, "COMMIT", err, sizeof(err));
+    if (rv != SW_OK) {
+        if (db != NULL && PQstatus(db) != CONNECTION_BAD)
+            exec0(db, "ROLLBACK", err + strlen(err), sizeof(err) - strlen(err));
+        if (db != NULL && PQstatus(db) == CONNECTION_BAD)
+            db_reset(w->db);
+        bus_outbox_clear(w->ob);
+        metric_add(in->m_unavailable, n);
+        LOG(LOG_WARN, "INTAKE-DB", "worker %d: %d requests not done: %s", w->index, n,
+            err[0] ? err : "database unavailable");
+        for (int i = 0; i < n; i++)
+            job_reply_error(jobs[i], 503,
+                            "database unavailable: retry later (the same "
+                            "external_ref or Idempotency-Key is safe)");
+    } else {
+        bus_outbox_publish(w->ob, *in->pub);
+        if (n > 1)
+            metric_add(in->m_batches, 1);
+    }
+    for (int i = 0; i < n; i++)
+        job_finish(jobs[i]);
+}
+
+static int worker_stopping(void)
+{
+    return 0; /* a worker finishes the batch in hand; the queue drains */
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct intake *in = w->in;
+    struct job **jobs = calloc((size_t)in->batch_max, sizeof(struct job *));
+    char err[INTAKE_ERR_MAX];
+    while (jobs != NULL) {
+        int n = take(in, jobs, in->batch_max);
+        if (n == 0)
+            break; /* stopping, and nothing left */
+        if (db_conn(w->db) == NULL) {
+            for (int tries = 0; tries < 3 && db_conn(w->db) == NULL; tries++)
+                db_tick(w->db, false, worker_stopping);
+            if (db_conn(w->db) != NULL && w->partitions == 0 &&
+                bus_partitions(db_conn(w->db), &w->partitions, err, sizeof(err)) == SW_OK) {
+                bus_outbox_free(w->ob);
+                w->ob = NULL;
+                if (bus_outbox_alloc(&w->ob, w->partitions) != SW_OK)
+                    w->ob = NULL;
+            }
+        }
+        if (w->ob == NULL) {
+            for (int i = 0; i < n; i++) {
+                job_reply_error(jobs[i], 503, "database unavailable: retry later");
+                job_finish(jobs[i]);
+            }
+            continue;
+        }
+        run(w, jobs, n);
+    }
+    free(jobs);
+    return NULL;
+}
+
+static struct worker *workers;
+
+sw_err intake_workers_start(struct intake *in, char *err, size_t errlen)
+{
+    m_bad = in->m_bad;
+    workers = calloc((size_t)in->nworkers, sizeof(*workers));
+    in->workers = calloc((size_t)in->nworkers, sizeof(*in->workers));
+    if (workers == NULL || in->workers == NULL) {
+        snprintf(err, errlen, "out of memory starting the workers");
+        return SW_ENOMEM;
+    }
+    for (int i = 0; i < in->nworkers; i++) {
+        struct worker *w = &workers[i];
+        w->in = in;
+        w->index = i;
+        if (db_open(&w->db, in->db_url, "intake", 2000) != SW_OK) {
+            snprintf(err, errlen, "out of memory starting the workers");
+            return SW_ENOMEM;
+        }
+        if (pthread_create(&in->workers[i], NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "could not start worker %d", i);
+            in->nworkers = i;
+            return SW_ENOMEM;
+        }
+    }
+    return SW_OK;
+}
+
+void intake_workers_stop(struct intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->stopping = true;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
+    for (int i = 0; i < in->nworkers; i++)
+        pthread_join(in->workers[i], NULL);
+    for (int i = 0; workers != NULL && i < in->nworkers; i++) {
+        bus_outbox_free(workers[i].ob);
+        db_close(workers[i].db);
+    }
+    free(workers);
+    workers = NULL;
+    free(in->workers);
+    in->workers = NULL;
+}

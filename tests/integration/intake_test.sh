@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# intake's public API over real HTTP: a private PostgreSQL cluster, the
+# demo site, the real shouwen-intake binary, curl.  Every status code the
+# API promises, idempotency (also two identical submissions racing), what
+# each credential may see, the case.registered event written with the case,
+# and a clean stop.
+set -uo pipefail
+
+name=intake
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+port=$((27000 + RANDOM % 300 * 2))
+api=http://127.0.0.1:$port
+intake_pid=""
+
+cleanup() {
+    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
+    "$top/deploy/pg.sh" stop >/dev/null 2>&1
+    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+# post AUTH BODY [curl args...]: prints "<status> <body>"
+post() {
+    local auth=$1 body=$2 out; shift 2
+    out=$(mktemp -p "$tmp")
+    curl -s -o "$out" -w '%{http_code}' -H "Authorization: Bearer $auth" \
+        -H 'Content-Type: application/json' "$@" --data-binary "$body" "$api/v1/cases"
+    printf ' '; cat "$out"; rm -f "$out"
+}
+get() { curl -s -o "$tmp/out" -w '%{http_code}' -H "Authorization: Bearer $1" "$api/v1/cases/$2"; printf ' '; cat "$tmp/out"; }
+# expect STATUS TEXT OUTPUT: the status is STATUS and the body contains TEXT
+expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }
+field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().split(" ",1)[1]); print(d'"$1"')'; }
+
+echo "== setup"
+check "private cluster" "$top/deploy/pg.sh" start
+export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
+check "migrations" "$bin/shouwen-migrate"
+check "demo site loaded" "$top/deploy/demo.sh"
+check "demo site loaded again: nothing changes" "$top/deploy/demo.sh"
+check "one demo key, one token" test "$(q "SELECT (SELECT count(*) FROM core.api_keys) || ' ' || (SELECT count(*) FROM core.staff_tokens)")" = "1 1"
+. "$SHOUWEN_RUN_DIR/demo-credentials"
+KEY=$SHOUWEN_DEMO_API_KEY
+TOKEN=$SHOUWEN_DEMO_TOKEN
+SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
+    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
+intake_pid=$!
+check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
+
+BODY='{"site":"SH01","channel":"phone","type":"complaint","urgency":"normal","subject":"楼上漏水 water from upstairs","description":"ceiling wet since morning","customer":{"name":"张先生","phone":"13800001234","unit":"3栋","address":"3-2-501"},"first_responder":"li.desk","external_ref":"hotline-0001"}'
+
+echo "== registering"
+out=$(post "$KEY" "$BODY")
+check "the issue's example body: 201" expect 201 '"status":"registered"' "$out"
+id=$(field '["id"]' <<<"$out")
+number=$(field '["number"]' <<<"$out")
+check "number is SH01-<local day>-0001" test "$number" = "SH01-$(TZ=Asia/Shanghai date +%Y%m%d)-0001"
+check "version 1" expect 201 '"version":1' "$out"
+check "the case is in the database with its first responder and department" test "$(q "SELECT c.number || ' ' || s.code || ' ' || d.code FROM core.cases c JOIN core.staff s ON s.id = c.first_responder_id JOIN core.departments d ON d.id = c.department_id WHERE c.id = '$id'")" = "$number li.desk front-desk"
+check "case.registered in the outbox, same transaction" test "$(q "SELECT count(*) FROM bus.events WHERE case_id = '$id' AND type = 'case.registered'")" = 1
+out=$(post "$TOKEN" '{"site":"SH01","channel":"visit","type":"repair","subject":"lift broken"}')
+check "a staff token registers; the first responder defaults to its staff member" expect 201 '"number":"SH01-' "$out"
+id2=$(field '["id"]' <<<"$out")
+check "numbers count up per site and day" test "$(field '["number"]' <<<"$out")" = "SH01-$(TZ=Asia/Shanghai date +%Y%m%d)-0002"
+
+echo "== idempotency"
+check "same external_ref, same body: 200 with the first case" expect 200 "\"id\":\"$id\"" "$(post "$KEY" "$BODY")"
+check "same external_ref, other body: 409" expect 409 'different body' "$(post "$KEY" "${BODY/water from upstairs/something else}")"
+check "Idempotency-Key header works as external_ref" expect 201 '"duplicate":false' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"door stuck"}' -H 'Idempotency-Key: idem-1')"
+check "... and answers 200 the second time" expect 200 '"duplicate":true' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"door stuck"}' -H 'Idempotency-Key: idem-1')"
+race='{"site":"SH01","channel":"api","type":"repair","subject":"race","external_ref":"race-1"}'
+for i in $(seq 1 20); do post "$KEY" "$race" >"$tmp/race.$i" & done
+wait_jobs() { for j in $(jobs -p); do [ "$j" = "$intake_pid" ] || wait "$j"; done; }
+wait_jobs
+check "20 identical submissions racing: one case" test "$(q "SELECT count(*) FROM core.cases WHERE external_ref = 'race-1'")" = 1
+check "... one 201, 19 answered 200 with it" test "$(cat "$tmp"/race.* | grep -c '^201 ')/$(cat "$tmp"/race.* | grep -c '^200 ')" = "1/19"
+check "... and one event" test "$(q "SELECT count(*) FROM bus.events e JOIN core.cases c ON c.id = e.case_id WHERE c.external_ref = 'race-1'")" = 1
+
+echo "== bad input"
+check "no credentials: 401" expect 401 'missing credentials' "$(curl -s -w '%{http_code}' -o "$tmp/out" -H 'Content-Type: application/json' -d "$BODY" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
+check "unknown key: 401" expect 401 'invalid credentials' "$(post swk_deadbeef_0000000000 "$BODY")"
+check "wrong secret for a real prefix: 401" expect 401 'invalid credentials' "$(post "${KEY%?}0" "$BODY")"
+check "another site: 403" expect 403 'not ZZ01' "$(post "$KEY" "${BODY/SH01/ZZ01}")"
+check "wrong content type: 415" expect 415 'application/json' "$(post "$KEY" "$BODY" -H 'Content-Type: text/plain')"
+check "malformed JSON: 400" expect 400 'malformed JSON' "$(post "$KEY" '{"site":')"
+check "not an object: 400" expect 400 'expected an object' "$(post "$KEY" '[1,2]')"
+check "nested too deep: 400" expect 400 'nested deeper' "$(post "$KEY" "$(printf '%.0s[' $(seq 1 50))")"
+check "invalid UTF-8: 400" expect 400 'malformed JSON' "$(post "$KEY" "$(printf '{"site":"SH01","subject":"\xff\xfe"}')")"
+head -c 70000 /dev/zero | tr '\0' ' ' >"$tmp/big.json"
+check "body over the limit: 413" expect 413 'too large' "$(post "$KEY" @"$tmp/big.json" --data-binary @"$tmp/big.json")"
+head -c 3000000 /dev/zero | tr '\0' ' ' >"$tmp/huge.json"
+check "a 3 MB body: 413, never read" expect 413 'too large' "$(post "$KEY" @"$tmp/huge.json" --data-binary @"$tmp/huge.json")"
+out=$(post "$KEY" '{"site":"SH01","channel":"fax","subject":" ","customer":{"phone":"call me","pet":"cat"},"bogus":1,"required_documents":"id card"}')
+check "invalid fields: 422" expect 422 '"error":"invalid fields"' "$out"
+for f in channel type subject customer.phone customer.pet bogus required_documents; do
+    check "... names $f" expect 422 "\"field\":\"$f\"" "$out"
+done
+check "subject too long: 422" expect 422 'at most 1000 characters' "$(post "$KEY" "{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"$(printf '长%.0s' $(seq 1 1001))\"}")"
+check "unknown first responder: 422 naming it" expect 422 'no active staff member \"nobody\"' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"x","first_responder":"nobody"}')"
+check "unknown path: 404" expect 404 'no such resource' "$(curl -s -w '%{http_code}' -o "$tmp/out" "$api/v1/nothing"; printf ' '; cat "$tmp/out")"
+check "wrong method: 405" expect 405 'method not allowed' "$(curl -s -X DELETE -w '%{http_code}' -o "$tmp/out" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
+check "bad input counted" test "$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 15
+check "still serving after all that" expect 201 '"status":"registered"' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"still here"}')"
+
+echo "== reading"
+out=$(get "$TOKEN" "$id")
+check "GET a case: 200 with its version as ETag" expect 200 "\"number\":\"$number\"" "$out"
+check "the receptionist sees the phone" expect 200 '"phone":"13800001234"' "$out"
+check "the submitting system sees its own case" expect 200 "\"id\":\"$id\"" "$(get "$KEY" "$id")"
+check "a system does not see cases it did not submit: 404" expect 404 'no such case' "$(get "$KEY" "$id2")"
+check "unknown case: 404" expect 404 'no such case' "$(get "$TOKEN" 00000000-0000-4000-8000-000000000000)"
+check "not a UUID: 404" expect 404 'not a UUID' "$(get "$TOKEN" 12345)"
+qa_token="swt_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$qa_token'::bytea), now() + interval '1 day' FROM core.staff WHERE code = 'wei.qa'" >/dev/null
+check "QA sees the phone masked" expect 200 '"phone":"138****1234"' "$(get "$qa_token" "$id")"
+q "UPDATE core.staff_tokens SET revoked_at = now() WHERE token_hash = sha256('$qa_token'::bytea)" >/dev/null
+check "a revoked token: 401" expect 401 'invalid credentials' "$(get "$qa_token" "$id")"
+check "no customer data in the log" bash -c "! grep -q '13800001234\|张先生' '$tmp/intake.log'"
+
+echo "== the database goes away and comes back"
+"$top/deploy/pg.sh" stop >/dev/null
+check "database down: 503 with Retry-After, no crash" expect 503 'database unavailable' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"while down","external_ref":"down-1"}')"
+"$top/deploy/pg.sh" start >/dev/null
+check "back: the same submission goes through" wait_for 15 bash -c "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' -d '{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"while down\",\"external_ref\":\"down-1\"}' $api/v1/cases | grep -q 201"
+
+echo "== stop"
+kill -TERM "$intake_pid"
+wait "$intake_pid"
+rc=$?
+intake_pid=""
+check "SIGTERM: exit 0" test "$rc" = 0
+finish
