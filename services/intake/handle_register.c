@@ -768,9 +768,21 @@ twins:
         if (o == NULL)
             continue;
         metric_add(in->m_duplicates, 1);
-        if (o->status == 201 && strcmp(o->reg->sha, jobs[i]->reg->sha) == 0) {
-            jobs[i]->who = o->who;
-            reply_case(jobs[i], 200, o->reg->case_id, o->reg->number, "registered", "1", true);
+        bool same = strcmp(o->reg->sha, jobs[i]->reg->sha) == 0;
+        if ((o->status == 201 || o->status == 200) && same) {
+            /* the twin's answer, as a duplicate (the twin may itself have lost a race) */
+            const char *text = buf_cstr(&o->body);
+            const char *flag = strstr(text, "\"duplicate\":false");
+            jobs[i]->status = 200;
+            buf_reset(&jobs[i]->body);
+            if (flag != NULL) {
+                buf_append(&jobs[i]->body, text, (size_t)(flag - text));
+                buf_puts(&jobs[i]->body, "\"duplicate\":true");
+                buf_puts(&jobs[i]->body, flag + strlen("\"duplicate\":false"));
+            } else {
+                buf_puts(&jobs[i]->body, text);
+            }
+            memcpy(jobs[i]->etag, o->etag, sizeof(jobs[i]->etag));
         } else if (o->status == 201 || o->status == 200) {
             job_reply_error(jobs[i], 409, "external_ref was already used with a different body");
         } else {

@@ -227,10 +227,11 @@ static sw_err handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, ch
     }
     if (st->effects) {
         const char *v[] = {env->event_id, st->name, env->case_id, env->site};
-        PGresult *r = PQexecParams(tx,
-                                   "INSERT INTO bustest.effects (event_id, consumer, case_id, site) "
-                                   "VALUES ($1::uuid, $2, nullif($3, '')::uuid, nullif($4, ''))",
-                                   4, NULL, v, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(tx,
+                         "INSERT INTO bustest.effects (event_id, consumer, case_id, site) "
+                         "VALUES ($1::uuid, $2, nullif($3, '')::uuid, nullif($4, ''))",
+                         4, NULL, v, NULL, NULL, 0);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "effect: %s", PQerrorMessage(tx));
