@@ -658,7 +658,6 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
         enum { COLS = 19 };
         struct buf sql;
         const char **v = calloc((size_t)nl * COLS, sizeof(*v));
-        char(*docs)[1] = NULL;
         struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
         if (v == NULL || docarr == NULL) {
             free(v);
@@ -666,7 +665,6 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             snprintf(err, errlen, "out of memory");
             return SW_ENOMEM;
         }
-        (void)docs;
         buf_init(&sql, 4u << 20);
         buf_puts(&sql, "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
                        "department_id, type, channel, urgency, category, subject, description, "
