@@ -48,8 +48,11 @@ static void member(struct buf *b, const char *key, const PGresult *r, int col, b
         buf_json_string(b, PQgetvalue(r, 0, col));
 }
 
-sw_err case_get(PGconn *db, struct job *j, char *err, size_t errlen)
+sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                size_t errlen)
 {
+    (void)in;
+    (void)ob;
     const char *v[] = {j->case_id, j->who.site_id};
     PGresult *r = PQexecParams(
         db,

@@ -4,8 +4,12 @@
  * credential) and the answers.  Everything that needs the database goes
  * to the workers (worker.c) as a job.
  *
- *   POST /v1/cases                 register a case (handle_register.c)
- *   GET  /v1/cases/{id}            one case (handle_case.c)
+ *   POST /v1/cases                          register a case (handle_register.c)
+ *   GET  /v1/cases                          list cases (handle_list.c)
+ *   GET  /v1/cases/{id}                     one case (handle_case.c)
+ *   GET  /v1/cases/{id}/history             its handoffs and events (handle_list.c)
+ *   POST /v1/cases/{id}/actions/{command}   a workflow command (handle_action.c)
+ *   *    /v1/sites/...                      the directory (handle_admin.c)
  *
  * Errors are JSON: {"error":"..."} and, for 422, "fields":[{field,message}].
  */
@@ -135,6 +139,7 @@ void job_free(struct job *j)
     if (j == NULL)
         return;
     reg_free(j->reg);
+    json_decref(j->json);
     buf_free(&j->body);
     free(j);
 }
@@ -165,6 +170,28 @@ static int json_depth(const char *s, size_t len, int limit)
     return max;
 }
 
+const char *cred_take(const char *t, struct job *j)
+{
+    size_t tl = strlen(t);
+    uint8_t hash[32];
+    if (tl > 200 || tl < 8)
+        return "invalid credentials";
+    j->cred_prefix[0] = '\0';
+    if (strncmp(t, "swk_", 4) == 0) {
+        const char *end = strchr(t + 4, '_');
+        size_t pl = end ? (size_t)(end - (t + 4)) : 0;
+        if (pl < 4 || pl >= sizeof(j->cred_prefix))
+            return "invalid credentials";
+        memcpy(j->cred_prefix, t + 4, pl);
+        j->cred_prefix[pl] = '\0';
+    } else if (strncmp(t, "swt_", 4) != 0) {
+        return "invalid credentials";
+    }
+    crypto_sha256(t, tl, hash);
+    crypto_hex(hash, 32, j->cred_hash);
+    return NULL;
+}
+
 /*
  * The credential: "Authorization: Bearer <secret>".  API keys are
  * "swk_<prefix>_<secret>", staff tokens "swt_<secret>"; only their SHA-256
@@ -183,33 +210,15 @@ static bool take_credential(nng_aio *aio, nng_http_req *req, struct job *j)
                         "malformed Authorization header: expected Bearer <api key or token>");
         return false;
     }
-    const char *t = h + 7;
-    size_t tl = strlen(t);
-    uint8_t hash[32];
-    if (tl > 200 || tl < 8) {
-        reply_error_aio(aio, 401, "invalid credentials");
-        return false;
-    }
-    crypto_sha256(t, tl, hash);
-    crypto_hex(hash, 32, j->cred_hash);
-    j->cred_prefix[0] = '\0';
-    if (strncmp(t, "swk_", 4) == 0) {
-        const char *end = strchr(t + 4, '_');
-        size_t pl = end ? (size_t)(end - (t + 4)) : 0;
-        if (pl < 4 || pl >= sizeof(j->cred_prefix)) {
-            reply_error_aio(aio, 401, "invalid credentials");
-            return false;
-        }
-        memcpy(j->cred_prefix, t + 4, pl);
-        j->cred_prefix[pl] = '\0';
-    } else if (strncmp(t, "swt_", 4) != 0) {
-        reply_error_aio(aio, 401, "invalid credentials");
+    const char *why = cred_take(h + 7, j);
+    if (why != NULL) {
+        reply_error_aio(aio, 401, why);
         return false;
     }
     return true;
 }
 
-static bool is_uuid(const char *s, size_t n)
+bool is_uuid(const char *s, size_t n)
 {
     if (n != 36)
         return false;
@@ -223,44 +232,52 @@ static bool is_uuid(const char *s, size_t n)
     return true;
 }
 
-static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, const char *data,
-                           size_t len)
+int body_parse(const char *data, size_t len, json_t **out, char *msg, size_t msglen)
 {
-    char msg[200];
+    *out = NULL;
     if (json_depth(data, len, INTAKE_JSON_DEPTH) > INTAKE_JSON_DEPTH) {
-        snprintf(msg, sizeof(msg), "malformed JSON: nested deeper than %d levels",
-                 INTAKE_JSON_DEPTH);
-        reply_error_aio(aio, 400, msg);
-        return;
+        snprintf(msg, msglen, "malformed JSON: nested deeper than %d levels", INTAKE_JSON_DEPTH);
+        return 400;
     }
     json_error_t jerr;
     json_t *body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL) {
-        snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        reply_error_aio(aio, 400, msg);
-        return;
+        snprintf(msg, msglen, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return 400;
     }
     if (!json_is_object(body)) {
         json_decref(body);
-        reply_error_aio(aio, 400, "malformed JSON: expected an object");
-        return;
+        snprintf(msg, msglen, "malformed JSON: expected an object");
+        return 400;
     }
+    *out = body;
+    return 0;
+}
+
+static struct job *job_new(nng_aio *aio)
+{
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL) {
-        json_decref(body);
         reply_error_aio(aio, 503, "out of memory");
-        return;
+        return NULL;
     }
     buf_init(&j->body, INTAKE_REPLY_MAX);
+    j->aio = aio;
+    return j;
+}
+
+static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, json_t *body)
+{
+    struct job *j = job_new(aio);
+    if (j == NULL)
+        return;
     if (!take_credential(aio, req, j)) {
-        json_decref(body);
         job_free(j);
         return;
     }
     struct field_error fe[INTAKE_MAX_FIELDS];
     int nfe = reg_parse(body, nng_http_req_get_header(req, "Idempotency-Key"), &j->reg, fe);
-    json_decref(body);
     if (nfe > 0) {
         struct buf b;
         buf_init(&b, 1u << 16);
@@ -271,31 +288,51 @@ static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, c
         return;
     }
     j->kind = JOB_REGISTER;
-    j->aio = aio;
     intake_enqueue(in, j);
 }
 
-static void route_case(struct intake *in, nng_aio *aio, nng_http_req *req, const char *id,
-                       size_t idlen)
+/* Queue a job that runs `fn` alone; `body` (may be NULL) is taken over. */
+static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
+                        json_t *body, const char *id, const char *command)
 {
-    if (!is_uuid(id, idlen)) {
-        reply_error_aio(aio, 404, "no such case: the id is not a UUID");
+    const char *uri = nng_http_req_get_uri(req);
+    size_t plen = strcspn(uri, "?#");
+    const char *im = nng_http_req_get_header(req, "If-Match");
+    if (plen >= sizeof(((struct job *)0)->path) ||
+        (uri[plen] == '?' && strcspn(uri + plen + 1, "#") >= sizeof(((struct job *)0)->query))) {
+        json_decref(body);
+        reply_error_aio(aio, 414, "request URI too long");
         return;
     }
-    struct job *j = calloc(1, sizeof(*j));
+    if (im != NULL && strlen(im) >= sizeof(((struct job *)0)->if_match)) {
+        json_decref(body);
+        reply_error_aio(aio, 400, "malformed If-Match header: expected the case's version");
+        return;
+    }
+    struct job *j = job_new(aio);
     if (j == NULL) {
-        reply_error_aio(aio, 503, "out of memory");
+        json_decref(body);
         return;
     }
-    buf_init(&j->body, INTAKE_REPLY_MAX);
+    j->json = body;
     if (!take_credential(aio, req, j)) {
         job_free(j);
         return;
     }
-    memcpy(j->case_id, id, 36);
-    j->case_id[36] = '\0';
-    j->kind = JOB_GET_CASE;
-    j->aio = aio;
+    j->kind = JOB_OTHER;
+    j->run = fn;
+    snprintf(j->method, sizeof(j->method), "%s", nng_http_req_get_method(req));
+    memcpy(j->path, uri, plen);
+    j->path[plen] = '\0';
+    if (uri[plen] == '?')
+        snprintf(j->query, sizeof(j->query), "%.*s", (int)strcspn(uri + plen + 1, "#"),
+                 uri + plen + 1);
+    if (im != NULL)
+        snprintf(j->if_match, sizeof(j->if_match), "%s", im);
+    if (id != NULL)
+        snprintf(j->case_id, sizeof(j->case_id), "%s", id);
+    if (command != NULL)
+        snprintf(j->command, sizeof(j->command), "%s", command);
     intake_enqueue(in, j);
 }
 
@@ -317,6 +354,118 @@ static void leave(struct intake *in)
     pthread_mutex_unlock(&in->mu);
 }
 
+/* Does path segment `seg` (length n) equal `s`? */
+static bool seg_is(const char *seg, size_t n, const char *s)
+{
+    return strlen(s) == n && memcmp(seg, s, n) == 0;
+}
+
+/*
+ * Route a request whose body (if any) has been read.  The path is split
+ * into segments after "/v1/"; each resource answers 405 with what it
+ * allows for another method.
+ */
+static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const char *data,
+                     size_t len)
+{
+    const char *method = nng_http_req_get_method(req);
+    const char *uri = nng_http_req_get_uri(req);
+    size_t plen = strcspn(uri, "?#");
+    const char *seg[6];
+    size_t sl[6];
+    int ns = 0;
+    char msg[200];
+    const char *p = uri + 4, *end = uri + plen; /* after "/v1/" */
+    if (plen < 4 || memcmp(uri, "/v1/", 4) != 0) {
+        reply_error_aio(aio, 404, "no such resource");
+        return;
+    }
+    while (p < end && ns < 6) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+        if (n == 0 && slash == NULL)
+            break; /* a trailing slash */
+        seg[ns] = p;
+        sl[ns++] = n;
+        p += n + (slash != NULL);
+    }
+    if (p < end || ns == 0) {
+        reply_error_aio(aio, 404, "no such resource");
+        return;
+    }
+    json_t *body = NULL;
+    if (data != NULL) {
+        if (body_parse(data, len, &body, msg, sizeof(msg)) != 0) {
+            reply_error_aio(aio, 400, msg);
+            return;
+        }
+    }
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    char id[37] = "", cmd[40] = "";
+    if (ns >= 2 && seg_is(seg[0], sl[0], "cases")) {
+        if (!is_uuid(seg[1], sl[1])) {
+            json_decref(body);
+            reply_error_aio(aio, 404, "no such case: the id is not a UUID");
+            return;
+        }
+        memcpy(id, seg[1], 36);
+    }
+    if (ns == 1 && seg_is(seg[0], sl[0], "cases")) {
+        if (post && body == NULL)
+            reply_error_aio(aio, 415, "unsupported content type: send application/json");
+        else if (post)
+            route_register(in, aio, req, body);
+        else if (get)
+            route_other(in, aio, req, case_list, NULL, NULL, NULL);
+        else
+            reply_error_aio(aio, 405,
+                            "method not allowed: POST /v1/cases registers a case, GET lists them");
+        json_decref(body);
+        return;
+    }
+    if (ns == 2 && id[0] != '\0') {
+        if (get)
+            route_other(in, aio, req, case_get, NULL, id, NULL);
+        else
+            reply_error_aio(aio, 405, "method not allowed: GET /v1/cases/{id} reads a case");
+        json_decref(body);
+        return;
+    }
+    if (ns == 3 && id[0] != '\0' && seg_is(seg[2], sl[2], "history")) {
+        if (get)
+            route_other(in, aio, req, case_history, NULL, id, NULL);
+        else
+            reply_error_aio(aio, 405,
+                            "method not allowed: GET /v1/cases/{id}/history reads the history");
+        json_decref(body);
+        return;
+    }
+    if (ns == 4 && id[0] != '\0' && seg_is(seg[2], sl[2], "actions")) {
+        if (!post) {
+            json_decref(body);
+            reply_error_aio(aio, 405,
+                            "method not allowed: POST /v1/cases/{id}/actions/{command} acts");
+            return;
+        }
+        if (sl[3] == 0 || sl[3] >= sizeof(cmd)) {
+            json_decref(body);
+            reply_error_aio(aio, 404, "no such command");
+            return;
+        }
+        memcpy(cmd, seg[3], sl[3]);
+        if (body == NULL)
+            body = json_object();
+        route_other(in, aio, req, case_action, body, id, cmd);
+        return;
+    }
+    if (seg_is(seg[0], sl[0], "sites")) {
+        route_other(in, aio, req, admin_run, body, NULL, NULL);
+        return;
+    }
+    json_decref(body);
+    reply_error_aio(aio, 404, "no such resource");
+}
+
 static void body_done(void *arg)
 {
     struct body_read *br = arg;
@@ -325,14 +474,14 @@ static void body_done(void *arg)
     if (nng_aio_result(br->aio) != 0)
         nng_aio_finish(br->outer, nng_aio_result(br->aio)); /* the client went away */
     else
-        route_register(in, br->outer, req, br->data, br->len);
+        dispatch(in, br->outer, req, br->data, br->len);
     free(br->data);
     nng_aio_reap(br->aio);
     free(br);
     leave(in);
 }
 
-/* Check the content type and length, then read the body (route_register when it is in). */
+/* Check the content type and length, then read the body (dispatch when it is in). */
 static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
 {
     const char *ct = nng_http_req_get_header(req, "Content-Type");
@@ -340,6 +489,12 @@ static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
     char msg[200];
     char *end = NULL;
     unsigned long long n = cl != NULL ? strtoull(cl, &end, 10) : 0;
+    if (ct == NULL && (cl == NULL || (end != cl && *end == '\0' && n == 0)) &&
+        nng_http_req_get_header(req, "Transfer-Encoding") == NULL) {
+        dispatch(in, aio, req, NULL, 0); /* no body at all (an action that needs none) */
+        leave(in);
+        return;
+    }
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
         reply_error_close(aio, 415, "unsupported content type: send application/json",
@@ -394,25 +549,11 @@ static void api_handle(nng_aio *aio)
     }
     metric_add(in->m_requests, 1);
     const char *method = nng_http_req_get_method(req);
-    const char *uri = nng_http_req_get_uri(req);
-    size_t plen = strcspn(uri, "?#");
-    static const char base[] = "/v1/cases";
-    size_t bl = sizeof(base) - 1;
-    if (plen == bl || (plen == bl + 1 && uri[bl] == '/')) {
-        if (strcmp(method, "POST") == 0) {
-            read_body(in, aio, req);
-            return; /* leave() when the body is in */
-        } else
-            reply_error_aio(aio, 405, "method not allowed: POST /v1/cases registers a case");
-    } else if (plen > bl + 1 && uri[bl] == '/' &&
-               memchr(uri + bl + 1, '/', plen - bl - 1) == NULL) {
-        if (strcmp(method, "GET") == 0)
-            route_case(in, aio, req, uri + bl + 1, plen - bl - 1);
-        else
-            reply_error_aio(aio, 405, "method not allowed: GET /v1/cases/{id} reads a case");
-    } else {
-        reply_error_aio(aio, 404, "no such resource");
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+        read_body(in, aio, req);
+        return; /* leave() when the body is in */
     }
+    dispatch(in, aio, req, NULL, 0);
     leave(in);
 }
 

@@ -46,7 +46,24 @@ struct principal {
     char department_id[37];
 };
 
-enum job_kind { JOB_REGISTER, JOB_GET_CASE };
+/*
+ * JOB_REGISTER jobs are committed together (group commit); every other
+ * job runs alone in its own transaction through its `run` function.
+ */
+enum job_kind { JOB_REGISTER, JOB_OTHER };
+
+struct job;
+struct intake;
+/*
+ * What a JOB_OTHER does in the worker's open transaction, after its
+ * credential was checked (j->who).  It answers with job_reply_* and
+ * returns SW_OK (the transaction commits, the staged events are published
+ * after the commit), or returns an error when the database failed (the
+ * transaction is rolled back and the request answered 503).  An answer
+ * of 4xx also rolls back whatever the job wrote.
+ */
+typedef sw_err (*job_run_fn)(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob,
+                             char *err, size_t errlen);
 
 /* One invalid field of a 422 answer. */
 struct field_error {
@@ -60,13 +77,25 @@ struct reg;
 struct job {
     struct job *next;
     enum job_kind kind;
-    nng_aio *aio;         /* the HTTP request to answer */
+    job_run_fn run; /* JOB_OTHER */
+    nng_aio *aio;   /* the HTTP request to answer, or NULL (see finish) */
+    /* Not HTTP (the nng REP socket): called instead of answering `aio`;
+     * it must free the job with job_free. */
+    void (*finish)(struct job *j);
+    void *finish_arg;
     char cred_prefix[33]; /* API key: its prefix; staff token: "" */
     char cred_hash[65];   /* hex SHA-256 of the whole credential */
     struct principal who; /* filled by the worker */
     bool authed;
-    struct reg *reg;  /* JOB_REGISTER */
-    char case_id[37]; /* JOB_GET_CASE */
+    struct reg *reg; /* JOB_REGISTER */
+    /* the request, for JOB_OTHER */
+    char method[8];
+    char path[512];    /* the path, from "/v1/", without the query (may be %-encoded) */
+    char query[2048];  /* the query string without the '?', or "" */
+    char if_match[40]; /* the If-Match header, or "" */
+    json_t *json;      /* the body, parsed (a JSON object), or NULL when there is none */
+    char case_id[37];  /* /v1/cases/{id}/...: the id (checked as a UUID) */
+    char command[40];  /* /v1/cases/{id}/actions/{command} */
     /* the answer */
     uint16_t status;
     struct buf body;
@@ -104,11 +133,26 @@ void job_reply_json(struct job *j, uint16_t status, const char *json);
 void job_reply_error(struct job *j, uint16_t status, const char *message);
 void job_reply_fields(struct job *j, const struct field_error *fe, int n);
 void job_free(struct job *j);
+/*
+ * body_parse parses a request body as a JSON object of bounded depth.
+ * Returns 0 and sets *out (json_decref it), or 400 with `msg` saying
+ * what is wrong.
+ */
+int body_parse(const char *data, size_t len, json_t **out, char *msg, size_t msglen);
+/*
+ * cred_take checks the form of a credential (the secret of "Bearer
+ * <secret>": "swk_<prefix>_<secret>" or "swt_<secret>") and keeps only
+ * its prefix and SHA-256 in the job.  Returns NULL, or why it is refused.
+ */
+const char *cred_take(const char *secret, struct job *j);
+bool is_uuid(const char *s, size_t n);
 
 /* worker.c */
 sw_err intake_workers_start(struct intake *in, char *err, size_t errlen);
 void intake_workers_stop(struct intake *in);
 void intake_enqueue(struct intake *in, struct job *j);
+/* Answer the job (HTTP or j->finish) and free it. */
+void job_finish(struct job *j);
 
 /* handle_register.c */
 /*
@@ -123,8 +167,20 @@ void reg_free(struct reg *r);
 sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
                      char *err, size_t errlen);
 
-/* handle_case.c */
-sw_err case_get(PGconn *db, struct job *j, char *err, size_t errlen);
+/* handle_case.c: GET /v1/cases/{id} */
+sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                size_t errlen);
+/* handle_action.c: POST /v1/cases/{id}/actions/{command} */
+sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                   size_t errlen);
+/* handle_list.c: GET /v1/cases (filters, keyset pagination), GET /v1/cases/{id}/history */
+sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                 size_t errlen);
+sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                    size_t errlen);
+/* handle_admin.c: everything under /v1/sites (the directory); routes by j->method, j->path */
+sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                 size_t errlen);
 
 /* helpers shared by the handlers */
 bool phone_visible_to(const struct principal *p);

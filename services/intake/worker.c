@@ -28,47 +28,18 @@ struct worker {
     int index;
 };
 
-void intake_enqueue(struct intake *in, struct job *j)
-{
-    pthread_mutex_lock(&in->mu);
-    if (in->queued >= in->queue_max) {
-        pthread_mutex_unlock(&in->mu);
-        metric_add(in->m_unavailable, 1);
-        job_reply_error(j, 503, "too many requests waiting: retry later");
-        nng_http_res *res = NULL;
-        if (nng_http_res_alloc(&res) == 0 && nng_http_res_set_status(res, 503) == 0 &&
-            nng_http_res_set_header(res, "Content-Type", "application/json") == 0 &&
-            nng_http_res_set_header(res, "Retry-After", "1") == 0 &&
-            nng_http_res_copy_data(res, j->body.data, j->body.len) == 0) {
-            nng_aio_set_output(j->aio, 0, res);
-            nng_aio_finish(j->aio, 0);
-        } else {
-            nng_http_res_free(res);
-            nng_aio_finish(j->aio, NNG_ENOMEM);
-        }
-        job_free(j);
-        return;
-    }
-    j->next = NULL;
-    if (in->tail != NULL)
-        in->tail->next = j;
-    else
-        in->head = j;
-    in->tail = j;
-    in->queued++;
-    pthread_cond_signal(&in->cv);
-    pthread_mutex_unlock(&in->mu);
-}
-
 static struct metric *m_bad; /* 4xx answers: bad input or credentials, counted */
 
-/* Answer the job's request and free the job. */
-static void job_finish(struct job *j)
+void job_finish(struct job *j)
 {
-    nng_http_res *res = NULL;
-    int rv = nng_http_res_alloc(&res);
     if (j->status >= 400 && j->status < 500)
         metric_add(m_bad, 1);
+    if (j->finish != NULL) {
+        j->finish(j);
+        return;
+    }
+    nng_http_res *res = NULL;
+    int rv = nng_http_res_alloc(&res);
     if (rv == 0)
         rv = nng_http_res_set_status(res, j->status ? j->status : 500);
     if (rv == 0)
@@ -91,6 +62,27 @@ static void job_finish(struct job *j)
         nng_aio_finish(j->aio, 0);
     }
     job_free(j);
+}
+
+void intake_enqueue(struct intake *in, struct job *j)
+{
+    pthread_mutex_lock(&in->mu);
+    if (in->queued >= in->queue_max) {
+        pthread_mutex_unlock(&in->mu);
+        metric_add(in->m_unavailable, 1);
+        job_reply_error(j, 503, "too many requests waiting: retry later");
+        job_finish(j);
+        return;
+    }
+    j->next = NULL;
+    if (in->tail != NULL)
+        in->tail->next = j;
+    else
+        in->head = j;
+    in->tail = j;
+    in->queued++;
+    pthread_cond_signal(&in->cv);
+    pthread_mutex_unlock(&in->mu);
 }
 
 /* Take a batch: every registration at the head of the queue (up to max), or one other job. */
@@ -222,10 +214,16 @@ static void run(struct worker *w, struct job **jobs, int n)
         if (ok[0]->kind == JOB_REGISTER)
             rv = reg_run_batch(in, db, ok, nok, w->ob, err, sizeof(err));
         else
-            rv = case_get(db, ok[0], err, sizeof(err));
+            rv = ok[0]->run(in, db, ok[0], w->ob, err, sizeof(err));
     }
-    if (rv == SW_OK)
+    /* A job run alone that was refused leaves nothing behind. */
+    bool refused = n == 1 && jobs[0]->kind == JOB_OTHER && jobs[0]->status >= 400;
+    if (rv == SW_OK && refused) {
+        bus_outbox_clear(w->ob);
+        rv = exec0(db, "ROLLBACK", err, sizeof(err));
+    } else if (rv == SW_OK) {
         rv = exec0(db, "COMMIT", err, sizeof(err));
+    }
     if (rv != SW_OK) {
         if (db != NULL && PQstatus(db) != CONNECTION_BAD)
             exec0(db, "ROLLBACK", err + strlen(err), sizeof(err) - strlen(err));
@@ -239,7 +237,7 @@ static void run(struct worker *w, struct job **jobs, int n)
             job_reply_error(jobs[i], 503,
                             "database unavailable: retry later (the same "
                             "external_ref or Idempotency-Key is safe)");
-    } else {
+    } else if (!refused) {
         bus_outbox_publish(w->ob, *in->pub);
         if (n > 1)
             metric_add(in->m_batches, 1);

@@ -1,0 +1,10 @@
+/* handle_action.c - POST /v1/cases/{id}/actions/{command} (being written). */
+#include "intake.h"
+
+sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                   size_t errlen)
+{
+    (void)in, (void)db, (void)ob, (void)err, (void)errlen;
+    job_reply_error(j, 501, "not implemented yet");
+    return SW_OK;
+}
