@@ -1,10 +1,1041 @@
-/* handle_action.c - POST /v1/cases/{id}/actions/{command} (being written). */
+/*
+ * handle_action.c - POST /v1/cases/{id}/actions/{command}: one workflow
+ * command on one case, by a staff member (their bearer token).
+ *
+ * The command's name is the URL's last segment (wf_command_parse: "transfer",
+ * "accept", "return", ...).  The body is a JSON object whose members are
+ * the fields of that command's message in commands.proto, by the same
+ * names ("to_department", "reason", ...), plus "on_behalf_of" (a staff
+ * code, for a receptionist recording what a handler did) and
+ * "command_id" (a UUID; a retry may reuse it).  Enums are their lower-case
+ * names ("satisfied", "third_party", "manager"); times are RFC 3339
+ * ("2026-11-30T18:00:00+08:00"), a local date or local time of the site
+ * ("2026-11-30", "2026-11-30T18:00"), or unix microseconds.
+ *
+ * If-Match carries the version the caller saw (the ETag of GET
+ * /v1/cases/{id}).  In one transaction: the case is locked, its version
+ * compared (412 when stale), the rules applied (common/workflow.c: 403 for
+ * the role or position, 409 with the rule's reason for the case's state,
+ * 422 naming a field), the case updated, the handoff signed and timed
+ * (core.handoffs), notes kept (core.case_notes), the lead and assisting
+ * departments kept (core.case_departments), a leader's call-back recorded
+ * (core.leader_callbacks), and the events written to the outbox.  The
+ * answer is the case as it now is (as GET /v1/cases/{id}), with its new ETag.
+ *
+ * API keys do not act on cases: an external system only submits and
+ * reads (403); the services act through the bus.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "intake.h"
+#include "workflow.h"
+
+#define ACT_MAX_REPEATED 16
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static sw_err db_fail(PGconn *db, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s", what, PQerrorMessage(db));
+    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+}
+
+static void reply_field(struct job *j, const char *field, const char *message)
+{
+    struct field_error fe;
+    size_t f = strnlen(field, sizeof(fe.field) - 1), m = strnlen(message, sizeof(fe.message) - 1);
+    memcpy(fe.field, field, f); /* cut short if need be */
+    fe.field[f] = '\0';
+    memcpy(fe.message, message, m);
+    fe.message[m] = '\0';
+    job_reply_fields(j, &fe, 1);
+}
+
+/* ------------------------------------------------------------ times in the body */
+
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : d[m - 1];
+}
+
+/*
+ * Parses "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM|-HH:MM]".  Writes the
+ * wall time as "YYYY-MM-DD HH:MM:SS.ffffff" into `local` and, when an offset
+ * was given, the instant into *us (and sets *zoned).
+ */
+static bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zoned)
+{
+    int y, mo, d, h = 0, mi = 0, se = 0, frac = 0;
+    size_t n = strlen(s), i = 10;
+    if (n < 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &mo) ||
+        !digits(s + 8, 2, &d) || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 ||
+        d > days_in_month(y, mo))
+        return false;
+    if (i < n && (s[i] == 'T' || s[i] == ' ')) {
+        if (n < i + 6 || !digits(s + i + 1, 2, &h) || s[i + 3] != ':' ||
+            !digits(s + i + 4, 2, &mi) || h > 23 || mi > 59)
+            return false;
+        i += 6;
+        if (i < n && s[i] == ':') {
+            if (n < i + 3 || !digits(s + i + 1, 2, &se) || se > 59)
+                return false;
+            i += 3;
+            if (i < n && s[i] == '.') {
+                int k = 0;
+                for (i++; i < n && isdigit((unsigned char)s[i]); i++, k++)
+                    if (k < 6)
+                        frac = frac * 10 + (s[i] - '0');
+                if (k == 0)
+                    return false;
+                for (; k < 6; k++)
+                    frac *= 10;
+            }
+        }
+    }
+    *zoned = false;
+    if (i < n) {
+        int oh = 0, om = 0, sign = 1;
+        if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
+            /* UTC */
+        } else if ((s[i] == '+' || s[i] == '-') && n == i + 6 && digits(s + i + 1, 2, &oh) &&
+                   s[i + 3] == ':' && digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+            sign = s[i] == '-' ? -1 : 1;
+        } else {
+            return false;
+        }
+        struct tm tm = {.tm_year = y - 1900,
+                        .tm_mon = mo - 1,
+                        .tm_mday = d,
+                        .tm_hour = h,
+                        .tm_min = mi,
+                        .tm_sec = se};
+        time_t t = timegm(&tm) - (time_t)sign * (oh * 3600 + om * 60);
+        *us = (int64_t)t * 1000000 + frac;
+        *zoned = true;
+    }
+    snprintf(local, llen, "%04d-%02d-%02d %02d:%02d:%02d.%06d", y, mo, d, h, mi, se, frac);
+    return true;
+}
+
+/* A local wall time of the site as unix microseconds (the site's zone is valid). */
+static sw_err local_to_us(PGconn *db, const char *local, const char *zone, int64_t *us, char *err,
+                          size_t errlen)
+{
+    const char *v[] = {local, zone};
+    PGresult *r = PQexecParams(db,
+                               "SELECT (extract(epoch FROM ($1::timestamp AT TIME ZONE $2)) * "
+                               "1000000)::bigint",
+                               2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        return db_fail(db, "could not convert a local time", err, errlen);
+    }
+    *us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return SW_OK;
+}
+
+/* ------------------------------------------------------- the body as a command */
+
+/* What building the command allocated (the strings stay in the JSON body). */
+struct built {
+    ProtobufCMessage *sub;
+    char **arrays[4];
+    int narrays;
+};
+
+static void built_free(struct built *b)
+{
+    free(b->sub);
+    for (int i = 0; i < b->narrays; i++)
+        free(b->arrays[i]);
+}
+
+/* "satisfied" for SATISFACTION_SATISFIED: the value's name without the enum's prefix. */
+static bool enum_from(const ProtobufCEnumDescriptor *ed, const char *s, int *out)
+{
+    const char *unspec = NULL;
+    for (unsigned i = 0; i < ed->n_values; i++)
+        if (ed->values[i].value == 0)
+            unspec = ed->values[i].name;
+    if (unspec == NULL)
+        return false;
+    size_t plen = strlen(unspec) - strlen("UNSPECIFIED");
+    for (unsigned i = 0; i < ed->n_values; i++) {
+        const char *name = ed->values[i].name;
+        if (ed->values[i].value == 0 || strlen(name) <= plen)
+            continue;
+        if (strcasecmp(name + plen, s) == 0) {
+            for (const char *c = s; *c; c++) /* lower case only, as the API documents */
+                if (isupper((unsigned char)*c))
+                    return false;
+            *out = ed->values[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void enum_choices(const ProtobufCEnumDescriptor *ed, char *out, size_t len)
+{
+    const char *unspec = NULL;
+    size_t o = 0;
+    for (unsigned i = 0; i < ed->n_values; i++)
+        if (ed->values[i].value == 0)
+            unspec = ed->values[i].name;
+    size_t plen = unspec ? strlen(unspec) - strlen("UNSPECIFIED") : 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < ed->n_values && o + 2 < len; i++) {
+        if (ed->values[i].value == 0)
+            continue;
+        int w = snprintf(out + o, len - o, "%s", o ? ", " : "");
+        o += (size_t)w;
+        for (const char *c = ed->values[i].name + plen; *c && o + 1 < len; c++)
+            out[o++] = (char)tolower((unsigned char)*c);
+        out[o] = '\0';
+    }
+}
+
+/*
+ * Fill the command's message from the body.  Answers 422 (and returns
+ * false) naming the first member that is unknown or of the wrong kind.
+ */
+static bool build(PGconn *db, struct job *j, const ProtobufCMessageDescriptor *md, struct built *b,
+                  sw_err *dbrv, char *err, size_t errlen)
+{
+    char msg[200];
+    const char *key;
+    json_t *val;
+    b->sub = calloc(1, md->sizeof_message);
+    if (b->sub == NULL) {
+        job_reply_error(j, 503, "out of memory");
+        return false;
+    }
+    protobuf_c_message_init(md, b->sub);
+    json_object_foreach(j->json, key, val)
+    {
+        if (strcmp(key, "on_behalf_of") == 0 || strcmp(key, "command_id") == 0) {
+            if (!json_is_string(val)) {
+                reply_field(j, key, "must be a string");
+                return false;
+            }
+            continue;
+        }
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(md, key);
+        if (f == NULL) {
+            snprintf(msg, sizeof(msg), "unknown member for %s", j->command);
+            reply_field(j, key, msg);
+            return false;
+        }
+        char *at = (char *)b->sub + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = json_array_size(val);
+            if (f->type != PROTOBUF_C_TYPE_STRING || !json_is_array(val) || n > ACT_MAX_REPEATED ||
+                b->narrays == 4) {
+                snprintf(msg, sizeof(msg), "must be an array of at most %d strings",
+                         ACT_MAX_REPEATED);
+                reply_field(j, key, msg);
+                return false;
+            }
+            char **arr = calloc(n ? n : 1, sizeof(char *));
+            if (arr == NULL) {
+                job_reply_error(j, 503, "out of memory");
+                return false;
+            }
+            b->arrays[b->narrays++] = arr;
+            for (size_t i = 0; i < n; i++) {
+                if (!json_is_string(json_array_get(val, i))) {
+                    reply_field(j, key, "must be an array of strings");
+                    return false;
+                }
+                arr[i] = (char *)json_string_value(json_array_get(val, i));
+            }
+            *(size_t *)((char *)b->sub + f->quantifier_offset) = n;
+            *(char ***)at = arr;
+            continue;
+        }
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_STRING:
+            if (!json_is_string(val)) {
+                reply_field(j, key, "must be a string");
+                return false;
+            }
+            if (json_string_length(val) > 100000) {
+                reply_field(j, key, "is too long (at most 100000 bytes)");
+                return false;
+            }
+            *(const char **)at = json_string_value(val);
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            if (!json_is_boolean(val)) {
+                reply_field(j, key, "must be true or false");
+                return false;
+            }
+            *(protobuf_c_boolean *)at = json_is_true(val);
+            break;
+        case PROTOBUF_C_TYPE_ENUM: {
+            int v;
+            if (!json_is_string(val) || !enum_from(f->descriptor, json_string_value(val), &v)) {
+                char choices[160];
+                enum_choices(f->descriptor, choices, sizeof(choices));
+                snprintf(msg, sizeof(msg), "must be one of: %s", choices);
+                reply_field(j, key, msg);
+                return false;
+            }
+            *(int *)at = v;
+            break;
+        }
+        case PROTOBUF_C_TYPE_INT64: {
+            int64_t us = 0;
+            if (json_is_integer(val) && json_integer_value(val) >= 0) {
+                us = json_integer_value(val);
+            } else if (json_is_string(val)) {
+                char local[40];
+                bool zoned;
+                if (!parse_time(json_string_value(val), local, sizeof(local), &us, &zoned)) {
+                    reply_field(j, key,
+                                "must be a time: RFC 3339 (2026-11-30T18:00:00+08:00), a local "
+                                "date or time of the site (2026-11-30, 2026-11-30T18:00), or unix "
+                                "microseconds");
+                    return false;
+                }
+                if (!zoned &&
+                    (*dbrv = local_to_us(db, local, j->who.time_zone, &us, err, errlen)) != SW_OK)
+                    return false;
+            } else {
+                reply_field(j, key, "must be a time (RFC 3339 text) or unix microseconds");
+                return false;
+            }
+            *(int64_t *)at = us;
+            break;
+        }
+        default:
+            reply_field(j, key, "is not accepted over HTTP");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A string member of the command's message, or "" (protobuf-c's empty string). */
+static const char *member_str(const ProtobufCMessage *m, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+        return "";
+    const char *s = *(const char *const *)((const char *)m + f->offset);
+    return s != NULL ? s : "";
+}
+
+/* ------------------------------------------------------------------ the case */
+
+static const char case_columns[] =
+    "SELECT c.id::text, s.code, c.number, c.version, c.status, c.type, c.channel, c.urgency, "
+    "fr.code, frd.code, o.code, d.code, "
+    "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON ld.id = "
+    "cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), "
+    "(SELECT coalesce(array_agg(ad.code ORDER BY ad.code), '{}') FROM core.case_departments cd "
+    "JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role = "
+    "'assisting')::text, "
+    "c.returned_by::text, c.transfer_count, c.escalation_level, c.waiting_on, "
+    "c.status_before_waiting, "
+    "(extract(epoch FROM c.waiting_since) * 1000000)::bigint, "
+    "(extract(epoch FROM c.paused_total) * 1000000)::bigint, "
+    "(extract(epoch FROM c.expected_completion) * 1000000)::bigint, c.resolved_on_spot, "
+    "c.satisfaction, (extract(epoch FROM c.created_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.updated_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.first_contact_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.resolved_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.closed_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.emergency_acknowledged_at) * 1000000)::bigint, c.source "
+    "FROM core.cases c JOIN core.sites s ON s.id = c.site_id "
+    "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
+    "LEFT JOIN core.departments frd ON frd.id = fr.department_id "
+    "LEFT JOIN core.staff o ON o.id = c.owner_id "
+    "LEFT JOIN core.departments d ON d.id = c.department_id "
+    "WHERE c.id = $1::uuid AND c.site_id = $2::uuid FOR UPDATE OF c";
+
+static void put(char *dst, size_t cap, const PGresult *r, int col)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
+}
+
+static int64_t i64(const PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? 0 : strtoll(PQgetvalue(r, 0, col), NULL, 10);
+}
+
+/* Split a PostgreSQL text[] of codes ({a,b}) into `out`. */
+static size_t split_codes(const char *arr, char (*out)[WF_CODE_SIZE], size_t max)
+{
+    size_t n = 0;
+    const char *p = arr;
+    if (*p == '{')
+        p++;
+    while (*p && *p != '}' && n < max) {
+        size_t len = strcspn(p, ",}");
+        if (len > 0 && len < WF_CODE_SIZE) {
+            memcpy(out[n], p, len);
+            out[n][len] = '\0';
+            n++;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+static void load(const PGresult *r, struct wf_case *c)
+{
+    memset(c, 0, sizeof(*c));
+    put(c->id, sizeof(c->id), r, 0);
+    put(c->site, sizeof(c->site), r, 1);
+    put(c->number, sizeof(c->number), r, 2);
+    c->version = i64(r, 3);
+    wf_status_parse(PQgetvalue(r, 0, 4), &c->status);
+    wf_case_type_parse(PQgetvalue(r, 0, 5), &c->type);
+    wf_channel_parse(PQgetvalue(r, 0, 6), &c->channel);
+    wf_urgency_parse(PQgetvalue(r, 0, 7), &c->urgency);
+    put(c->first_responder, sizeof(c->first_responder), r, 8);
+    put(c->first_department, sizeof(c->first_department), r, 9);
+    put(c->owner, sizeof(c->owner), r, 10);
+    put(c->department, sizeof(c->department), r, 11);
+    put(c->lead_department, sizeof(c->lead_department), r, 12);
+    c->n_assisting = split_codes(PQgetvalue(r, 0, 13), c->assisting, WF_MAX_ASSIST);
+    c->n_returned = split_codes(PQgetvalue(r, 0, 14), c->returned_by, WF_MAX_RETURNED);
+    c->transfer_count = (int32_t)i64(r, 15);
+    wf_escalation_parse(PQgetvalue(r, 0, 16), &c->escalation_level);
+    if (!PQgetisnull(r, 0, 17))
+        wf_waiting_on_parse(PQgetvalue(r, 0, 17), &c->waiting_on);
+    if (!PQgetisnull(r, 0, 18))
+        wf_status_parse(PQgetvalue(r, 0, 18), &c->status_before_waiting);
+    c->waiting_since = i64(r, 19);
+    c->paused_total_us = i64(r, 20);
+    c->expected_completion_at = i64(r, 21);
+    c->resolved_on_spot = PQgetvalue(r, 0, 22)[0] == 't';
+    if (!PQgetisnull(r, 0, 23))
+        wf_satisfaction_parse(PQgetvalue(r, 0, 23), &c->satisfaction);
+    c->created_at = i64(r, 24);
+    c->received_at = c->created_at;
+    c->updated_at = i64(r, 25);
+    c->first_contact_at = i64(r, 26);
+    c->resolved_at = i64(r, 27);
+    c->closed_at = i64(r, 28);
+    c->emergency_acknowledged_at = i64(r, 29);
+}
+
+/* ------------------------------------------------------------ the look-ups */
+
+struct lookups {
+    char actor_department[WF_CODE_SIZE];
+    char actor_supervisor[WF_CODE_SIZE];
+    bool staff_found;
+    char staff_department[WF_CODE_SIZE];
+    bool department_found;
+    char department_head[WF_CODE_SIZE];
+    bool has_head;
+};
+
+static void pg_array(struct buf *b, const char *const *v, size_t n)
+{
+    buf_puts(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, i ? ",\"" : "\"");
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                buf_puts(b, "\\");
+            buf_append(b, c, 1);
+        }
+        buf_puts(b, "\"");
+    }
+    buf_puts(b, "}");
+}
+
+/*
+ * What wf_apply needs to know, in one query: the department and direct
+ * supervisor of the person acting (or acted for), whether the person the
+ * command names is active staff of the site and their department, whether
+ * every department it names is active, and who heads the (lead) target
+ * department: its department head, else a supervisor or manager in it.
+ */
+static sw_err look_up(PGconn *db, const struct job *j, const char *person, const char *staff,
+                      const char *const *depts, size_t ndepts, const char *head_of,
+                      struct lookups *lu, char *err, size_t errlen)
+{
+    struct buf arr;
+    buf_init(&arr, 1u << 16);
+    pg_array(&arr, depts, ndepts);
+    const char *v[] = {j->who.site_id, person, staff, buf_cstr(&arr), head_of};
+    PGresult *r = PQexecParams(
+        db,
+        "SELECT (SELECT d.code FROM core.staff s JOIN core.departments d ON d.id = "
+        "s.department_id WHERE s.site_id = $1::uuid AND s.code = $2), "
+        "(SELECT b.code FROM core.staff s JOIN core.staff b ON b.id = s.supervisor_id "
+        " WHERE s.site_id = $1::uuid AND s.code = $2 AND b.active), "
+        "(SELECT s.active FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3), "
+        "(SELECT d.code FROM core.staff s JOIN core.departments d ON d.id = s.department_id "
+        " WHERE s.site_id = $1::uuid AND s.code = $3), "
+        "(SELECT count(DISTINCT d.code) FROM core.departments d WHERE d.site_id = $1::uuid AND "
+        " d.active AND d.code = ANY($4::text[])) = cardinality(ARRAY(SELECT DISTINCT "
+        " unnest($4::text[]))), "
+        "(SELECT s.code FROM core.staff s JOIN core.departments d ON d.id = s.department_id "
+        " WHERE d.site_id = $1::uuid AND d.code = $5 AND s.active AND s.role IN "
+        " ('department_head', 'supervisor', 'manager') ORDER BY CASE s.role WHEN "
+        " 'department_head' THEN 0 WHEN 'supervisor' THEN 1 ELSE 2 END, s.on_duty DESC, s.code "
+        " LIMIT 1)",
+        5, NULL, v, NULL, NULL, 0);
+    buf_free(&arr);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        PQclear(r);
+        return db_fail(db, "could not look up the command's people and departments", err, errlen);
+    }
+    memset(lu, 0, sizeof(*lu));
+    put(lu->actor_department, sizeof(lu->actor_department), r, 0);
+    put(lu->actor_supervisor, sizeof(lu->actor_supervisor), r, 1);
+    lu->staff_found = !PQgetisnull(r, 0, 2) && PQgetvalue(r, 0, 2)[0] == 't';
+    put(lu->staff_department, sizeof(lu->staff_department), r, 3);
+    lu->department_found = PQgetvalue(r, 0, 4)[0] == 't';
+    lu->has_head = !PQgetisnull(r, 0, 5);
+    put(lu->department_head, sizeof(lu->department_head), r, 5);
+    PQclear(r);
+    return SW_OK;
+}
+
+/* ----------------------------------------------------------------- writing */
+
+static char *us_text(int64_t us, char *out, size_t len)
+{
+    if (us <= 0)
+        return NULL;
+    snprintf(out, len, "%" PRId64, us);
+    return out;
+}
+
+#define TS(p) "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
+
+static const char update_sql[] =
+    "UPDATE core.cases SET version = version + 1, status = $3, "
+    "owner_id = (SELECT id FROM core.staff WHERE site_id = $25::uuid AND code = $4), "
+    "department_id = (SELECT id FROM core.departments WHERE site_id = $25::uuid AND code = $5), "
+    "escalation_level = $6, waiting_on = $7, status_before_waiting = $8, "
+    "waiting_since = " TS(
+        "$9") ", "
+              "paused_total = coalesce($10::bigint, 0) * interval '1 microsecond', "
+              "expected_completion = " TS(
+                  "$11") ", "
+                         "satisfaction = $12, resolved_on_spot = $13::boolean, transfer_count = "
+                         "$14::int, "
+                         "returned_by = $15::text[], "
+                         "first_contact_at = " TS(
+                             "$16") ", "
+                                    "resolved_at = " TS(
+                                        "$17") ", "
+                                               "closed_at = " TS(
+                                                   "$18") ", "
+                                                          "emergency_acknowledged_at = " TS(
+                                                              "$19") ", "
+                                                                     "updated_at = coalesce(" TS(
+                                                                         "$20") ", now()), "
+                                                                                "result = "
+                                                                                "coalesce($21, "
+                                                                                "result), "
+                                                                                "referral_guidance "
+                                                                                "= coalesce($22, "
+                                                                                "referral_guidance)"
+                                                                                ", "
+                                                                                "unresolvable_"
+                                                                                "reason = "
+                                                                                "coalesce($23, "
+                                                                                "unresolvable_"
+                                                                                "reason), "
+                                                                                "waiting_reason = "
+                                                                                "CASE WHEN $3 = "
+                                                                                "'waiting' THEN "
+                                                                                "$24 ELSE "
+                                                                                "waiting_reason "
+                                                                                "END "
+                                                                                "WHERE id = "
+                                                                                "$1::uuid AND "
+                                                                                "version = "
+                                                                                "$2::bigint AND "
+                                                                                "site_id = "
+                                                                                "$25::uuid";
+
+/*
+ * The command's text that the case row keeps: the result of a resolution,
+ * the guidance of a referral, the reason of an unresolvable close or of a
+ * wait.  NULL leaves the column as it is.
+ */
+struct kept {
+    const char *result, *guidance, *unresolvable, *waiting_reason;
+};
+
+static sw_err save_case(PGconn *db, const struct job *j, const struct wf_case *old,
+                        const struct wf_case *nc, const struct kept *k, bool *lost, char *err,
+                        size_t errlen)
+{
+    char ver[24], tc[16], t[9][24];
+    struct buf ret;
+    const char *codes[WF_MAX_RETURNED];
+    for (size_t i = 0; i < nc->n_returned; i++)
+        codes[i] = nc->returned_by[i];
+    buf_init(&ret, 1u << 12);
+    pg_array(&ret, codes, nc->n_returned);
+    snprintf(ver, sizeof(ver), "%" PRId64, old->version);
+    snprintf(tc, sizeof(tc), "%d", (int)nc->transfer_count);
+    const char *v[] = {
+        old->id,
+        ver,
+        wf_status_name(nc->status),
+        nc->owner,
+        nc->department,
+        wf_escalation_name(nc->escalation_level) ? wf_escalation_name(nc->escalation_level)
+                                                 : "none",
+        wf_waiting_on_name(nc->waiting_on),
+        nc->status == SHOUWEN__V1__CASE_STATUS__CASE_STATUS_WAITING
+            ? wf_status_name(nc->status_before_waiting)
+            : NULL,
+        us_text(nc->waiting_since, t[0], sizeof(t[0])),
+        us_text(nc->paused_total_us > 0 ? nc->paused_total_us : 0, t[1], sizeof(t[1])),
+        us_text(nc->expected_completion_at, t[2], sizeof(t[2])),
+        wf_satisfaction_name(nc->satisfaction),
+        nc->resolved_on_spot ? "t" : "f",
+        tc,
+        buf_cstr(&ret),
+        us_text(nc->first_contact_at, t[3], sizeof(t[3])),
+        us_text(nc->resolved_at, t[4], sizeof(t[4])),
+        us_text(nc->closed_at, t[5], sizeof(t[5])),
+        us_text(nc->emergency_acknowledged_at, t[6], sizeof(t[6])),
+        us_text(nc->updated_at, t[7], sizeof(t[7])),
+        k->result,
+        k->guidance,
+        k->unresolvable,
+        k->waiting_reason,
+        j->who.site_id,
+    };
+    PGresult *r = PQexecParams(db, update_sql, 25, NULL, v, NULL, NULL, 0);
+    buf_free(&ret);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PQclear(r);
+        return db_fail(db, "could not update the case", err, errlen);
+    }
+    *lost = strcmp(PQcmdTuples(r), "1") != 0;
+    PQclear(r);
+    return SW_OK;
+}
+
+static sw_err exec_params(PGconn *db, const char *what, const char *sql, int n,
+                          const char *const *v, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rv = db_fail(db, what, err, errlen);
+    PQclear(r);
+    return rv;
+}
+
+/* The signed, timed handoff (签名签时): who, to whom, for whom, when, why. */
+static sw_err save_handoff(PGconn *db, const struct job *j, const struct wf_result *res,
+                           const char *on_behalf_of, const char *event_id, char *err, size_t errlen)
+{
+    const Shouwen__V1__Handoff *h = &res->handoff;
+    char at[24];
+    const char *v[] = {j->who.site_id,
+                       j->case_id,
+                       res->handoff_kind,
+                       h->from_staff,
+                       h->from_department,
+                       h->to_staff,
+                       h->to_department,
+                       j->who.id,
+                       on_behalf_of,
+                       us_text(h->time, at, sizeof(at)),
+                       h->reason != NULL && h->reason[0] != '\0' ? h->reason : NULL,
+                       event_id};
+    return exec_params(
+        db, "could not record the handoff",
+        "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
+        "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id) "
+        "SELECT $1::uuid, $2::uuid, $3, "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $4), "
+        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $5), "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $6), "
+        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $7), "
+        "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), " TS(
+            "$10") ", $11, $12::uuid",
+        12, v, err, errlen);
+}
+
+static sw_err save_note(PGconn *db, const struct job *j, const char *kind, const char *text,
+                        int64_t expected, const char *satisfaction, const char *event_id, char *err,
+                        size_t errlen)
+{
+    char ex[24];
+    const char *v[] = {j->who.site_id, j->case_id,       kind,
+                       j->who.id,      text ? text : "", us_text(expected, ex, sizeof(ex)),
+                       satisfaction,   event_id,         j->who.time_zone};
+    return exec_params(
+        db, "could not record the note",
+        "INSERT INTO core.case_notes (site_id, case_id, kind, by_staff_id, text, expected_date, "
+        "satisfaction, event_id) VALUES ($1::uuid, $2::uuid, $3, $4::uuid, $5, "
+        "(" TS("$6") " AT TIME ZONE $9)::date, $7, $8::uuid)",
+        9, v, err, errlen);
+}
+
+/* The lead and assisting departments, as the new case has them. */
+static sw_err save_departments(PGconn *db, const struct job *j, const struct wf_case *nc, char *err,
+                               size_t errlen)
+{
+    const char *codes[WF_MAX_ASSIST];
+    struct buf arr;
+    for (size_t i = 0; i < nc->n_assisting; i++)
+        codes[i] = nc->assisting[i];
+    buf_init(&arr, 1u << 12);
+    pg_array(&arr, codes, nc->n_assisting);
+    const char *v[] = {j->who.site_id, j->case_id, nc->lead_department, buf_cstr(&arr), j->who.id};
+    sw_err rv = exec_params(db, "could not clear the case's departments",
+                            "DELETE FROM core.case_departments WHERE case_id = $2::uuid AND "
+                            "site_id = $1::uuid",
+                            2, v, err, errlen);
+    if (rv == SW_OK && nc->lead_department[0] != '\0')
+        rv = exec_params(
+            db, "could not record the lead and assisting departments",
+            "INSERT INTO core.case_departments (site_id, case_id, department_id, role, "
+            "designated_by) SELECT $1::uuid, $2::uuid, d.id, CASE WHEN d.code = $3 THEN 'lead' "
+            "ELSE 'assisting' END, $5::uuid FROM core.departments d WHERE d.site_id = $1::uuid "
+            "AND (d.code = $3 OR d.code = ANY($4::text[]))",
+            5, v, err, errlen);
+    buf_free(&arr);
+    return rv;
+}
+
+static bool same_departments(const struct wf_case *a, const struct wf_case *b)
+{
+    if (strcmp(a->lead_department, b->lead_department) != 0 || a->n_assisting != b->n_assisting)
+        return false;
+    for (size_t i = 0; i < a->n_assisting; i++)
+        if (strcmp(a->assisting[i], b->assisting[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The rows beside the case that this command keeps. */
+static sw_err save_extras(PGconn *db, const struct job *j, const Shouwen__V1__Command *cmd,
+                          const struct wf_case *old, const struct wf_result *res,
+                          const char *event_id, char *err, size_t errlen)
+{
+    const struct wf_case *nc = &res->next;
+    sw_err rv = SW_OK;
+    switch (cmd->command_case) {
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
+        return save_note(db, j, "result", cmd->resolve_on_spot->result, 0, NULL, event_id, err,
+                         errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
+        return save_note(db, j, "result", cmd->resolve->result, 0, NULL, event_id, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_FIRST_CONTACT:
+        return save_note(db, j, "first_contact", cmd->first_contact->note, 0, NULL, event_id, err,
+                         errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_PROGRESS:
+        return save_note(db, j, "progress", cmd->progress->note,
+                         cmd->progress->expected_completion_at, NULL, event_id, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_CALLBACK:
+        return save_note(db, j, "callback", cmd->callback->note, 0,
+                         wf_satisfaction_name(cmd->callback->satisfaction), event_id, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
+        return save_note(db, j, "waiting", cmd->wait->reason, 0, NULL, event_id, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_RESUME:
+        return save_note(db, j, "resumed", cmd->resume->note, 0, NULL, event_id, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
+        return save_note(db, j, "guidance", cmd->refer_out->guidance, 0, NULL, event_id, err,
+                         errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_ACKNOWLEDGE_EMERGENCY:
+        return save_note(db, j, "comment", cmd->acknowledge_emergency->note, 0, NULL, event_id, err,
+                         errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK: {
+        const char *v[] = {j->who.site_id, j->case_id, cmd->request_leader_callback->leader,
+                           j->who.id, cmd->request_leader_callback->reason};
+        return exec_params(db, "could not record the leader's call-back",
+                           "INSERT INTO core.leader_callbacks (site_id, case_id, leader_id, "
+                           "requested_by, note) SELECT $1::uuid, $2::uuid, s.id, $4::uuid, $5 "
+                           "FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3",
+                           5, v, err, errlen);
+    }
+    default:
+        break;
+    }
+    if (!same_departments(old, nc))
+        rv = save_departments(db, j, nc, err, errlen);
+    return rv;
+}
+
+/* ------------------------------------------------------------------ the action */
+
+/* If-Match: 7, "7" or W/"7".  Returns false when it is not a version. */
+static bool parse_if_match(const char *s, int64_t *out)
+{
+    if (strncmp(s, "W/", 2) == 0)
+        s += 2;
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n > 18)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return v >= 1;
+}
+
+static uint16_t wf_status_code(enum wf_err e)
+{
+    switch (e) {
+    case WF_EINVAL:
+        return 422;
+    case WF_EFORBIDDEN:
+        return 403;
+    case WF_ECONFLICT:
+        return 412;
+    default:
+        return 409;
+    }
+}
 
 sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                    size_t errlen)
 {
-    (void)in, (void)db, (void)ob, (void)err, (void)errlen;
-    job_reply_error(j, 501, "not implemented yet");
-    return SW_OK;
+    Shouwen__V1__Command__CommandCase which;
+    char msg[300];
+    int64_t expected;
+    sw_err rv = SW_OK;
+
+    if (!wf_command_parse(j->command, &which) ||
+        which == SHOUWEN__V1__COMMAND__COMMAND_REGISTER_CASE) {
+        snprintf(msg, sizeof(msg),
+                 "no such command: \"%.40s\" (one of: resolve_on_spot, assign, transfer, accept, "
+                 "return, forward, first_contact, progress, resolve, callback, reopen, escalate, "
+                 "designate_lead, refer_out, close_unresolvable, wait, resume, "
+                 "request_leader_callback, acknowledge_emergency)",
+                 j->command);
+        job_reply_error(j, 404, msg);
+        return SW_OK;
+    }
+    if (j->who.kind != 't') {
+        job_reply_error(j, 403,
+                        "an API key may only register and read cases; staff act on cases with "
+                        "their bearer token");
+        return SW_OK;
+    }
+    if (j->if_match[0] == '\0') {
+        job_reply_error(j, 428,
+                        "If-Match is required: send the version you last read (the ETag of GET "
+                        "/v1/cases/{id}), so that a change made meanwhile is not overwritten");
+        return SW_OK;
+    }
+    if (!parse_if_match(j->if_match, &expected)) {
+        job_reply_error(j, 400,
+                        "malformed If-Match header: expected the case's version, e.g. \"3\"");
+        return SW_OK;
+    }
+    json_t *cid = json_object_get(j->json, "command_id");
+    if (cid != NULL &&
+        (!json_is_string(cid) || !is_uuid(json_string_value(cid), json_string_length(cid)))) {
+        reply_field(j, "command_id", "must be a UUID");
+        return SW_OK;
+    }
+
+    /* the case, locked until the commit */
+    const char *cv[] = {j->case_id, j->who.site_id};
+    PGresult *r = PQexecParams(db, case_columns, 2, NULL, cv, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return db_fail(db, "could not read the case", err, errlen);
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(msg, sizeof(msg), "no such case: %s", j->case_id);
+        job_reply_error(j, 404, msg);
+        return SW_OK;
+    }
+    struct wf_case cur;
+    load(r, &cur);
+    PQclear(r);
+    if (cur.version != expected) {
+        snprintf(msg, sizeof(msg),
+                 "the case changed meanwhile: it is at version %lld, not %lld; read it again",
+                 (long long)cur.version, (long long)expected);
+        job_reply_error(j, 412, msg);
+        snprintf(j->etag, sizeof(j->etag), "\"%lld\"", (long long)cur.version);
+        return SW_OK;
+    }
+
+    /* the command */
+    const ProtobufCFieldDescriptor *cf =
+        protobuf_c_message_descriptor_get_field(&shouwen__v1__command__descriptor, (unsigned)which);
+    struct built b = {0};
+    Shouwen__V1__Command cmd = SHOUWEN__V1__COMMAND__INIT;
+    Shouwen__V1__Actor actor = SHOUWEN__V1__ACTOR__INIT;
+    Shouwen__V1__Role role = SHOUWEN__V1__ROLE__ROLE_UNSPECIFIED;
+    char command_id[37];
+    json_t *obo = json_object_get(j->json, "on_behalf_of");
+    if (cf == NULL || cf->descriptor == NULL) {
+        job_reply_error(j, 404, "no such command");
+        return SW_OK;
+    }
+    if (!build(db, j, cf->descriptor, &b, &rv, err, errlen)) {
+        built_free(&b);
+        return rv;
+    }
+    if (cid != NULL)
+        snprintf(command_id, sizeof(command_id), "%s", json_string_value(cid));
+    else if ((rv = bus_uuid_v4(command_id)) != SW_OK) {
+        built_free(&b);
+        snprintf(err, errlen, "could not make a command id");
+        return rv;
+    }
+    wf_role_parse(j->who.role, &role);
+    actor.staff_code = j->who.name;
+    actor.role = role;
+    actor.on_behalf_of = obo != NULL ? (char *)json_string_value(obo) : (char *)"";
+    cmd.command_id = command_id;
+    cmd.site = j->who.site;
+    cmd.case_id = cur.id;
+    cmd.expected_version = expected;
+    cmd.actor = &actor;
+    cmd.time = now_us();
+    cmd.command_case = which;
+    *(ProtobufCMessage **)((char *)&cmd + cf->offset) = b.sub;
+
+    /* what the rules need to know */
+    const char *person = actor.on_behalf_of[0] ? actor.on_behalf_of : j->who.name;
+    const char *staff = member_str(b.sub, "to_staff");
+    if (!staff[0])
+        staff = member_str(b.sub, "handler");
+    if (!staff[0])
+        staff = member_str(b.sub, "leader");
+    const char *depts[1 + ACT_MAX_REPEATED];
+    size_t nd = 0;
+    const char *head_of = member_str(b.sub, "to_department");
+    if (!head_of[0])
+        head_of = member_str(b.sub, "lead_department");
+    if (head_of[0])
+        depts[nd++] = head_of;
+    if (which == SHOUWEN__V1__COMMAND__COMMAND_DESIGNATE_LEAD)
+        for (size_t i = 0; i < cmd.designate_lead->n_assisting_departments && nd < 17; i++)
+            depts[nd++] = cmd.designate_lead->assisting_departments[i];
+    struct lookups lu;
+    if ((rv = look_up(db, j, person, staff, depts, nd, head_of, &lu, err, errlen)) != SW_OK) {
+        built_free(&b);
+        return rv;
+    }
+    struct wf_context ctx = {
+        .now = cmd.time,
+        .actor_department = lu.actor_department,
+        .actor_supervisor = lu.actor_supervisor,
+        .staff_found = lu.staff_found,
+        .staff_department = lu.staff_department,
+        .department_found = nd == 0 || lu.department_found,
+        .department_head = lu.has_head ? lu.department_head : NULL,
+    };
+    struct wf_result *res = malloc(sizeof(*res));
+    struct wf_error we = {0};
+    if (res == NULL) {
+        built_free(&b);
+        job_reply_error(j, 503, "out of memory");
+        return SW_OK;
+    }
+    enum wf_err e = wf_apply(&cur, &cmd, &ctx, res, &we);
+    if (e != WF_OK) {
+        if (e == WF_EINVAL && we.field != NULL)
+            reply_field(j, we.field, we.message);
+        else
+            job_reply_error(j, wf_status_code(e), we.message);
+        free(res);
+        built_free(&b);
+        return SW_OK;
+    }
+
+    /* write it all: the case, the handoff, the rows beside it, the events */
+    char event_ids[WF_MAX_EVENTS][37];
+    struct kept k = {0};
+    bool lost = false;
+    switch (which) {
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
+        k.result = cmd.resolve->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
+        k.result = cmd.resolve_on_spot->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
+        k.guidance = cmd.refer_out->guidance;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_CLOSE_UNRESOLVABLE:
+        k.unresolvable = cmd.close_unresolvable->reason;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
+        k.waiting_reason = cmd.wait->reason;
+        break;
+    default:
+        break;
+    }
+    for (size_t i = 0; rv == SW_OK && i < res->n_events; i++) {
+        if ((rv = bus_uuid_v4(event_ids[i])) == SW_OK) {
+            res->events[i].event_id = event_ids[i];
+            rv = bus_outbox_add(ob, &res->events[i]);
+        }
+    }
+    if (rv != SW_OK)
+        snprintf(err, errlen, "could not stage the events of %s", j->command);
+    if (rv == SW_OK)
+        rv = save_case(db, j, &cur, &res->next, &k, &lost, err, errlen);
+    if (rv == SW_OK && lost) {
+        /* the row is locked FOR UPDATE, so this cannot happen; refuse rather than guess */
+        job_reply_error(j, 412, "the case changed meanwhile; read it again");
+    } else if (rv == SW_OK) {
+        if (res->handoff_kind != NULL)
+            rv = save_handoff(db, j, res, actor.on_behalf_of[0] ? actor.on_behalf_of : NULL,
+                              event_ids[0], err, errlen);
+        if (rv == SW_OK)
+            rv = save_extras(db, j, &cmd, &cur, res, event_ids[0], err, errlen);
+        if (rv == SW_OK)
+            rv = bus_outbox_write(ob, db, err, errlen);
+        if (rv == SW_OK)
+            rv = case_get(in, db, j, ob, err, errlen); /* the answer: the case as it now is */
+    }
+    free(res);
+    built_free(&b);
+    return rv;
 }

@@ -666,10 +666,11 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             return SW_ENOMEM;
         }
         buf_init(&sql, 4u << 20);
-        buf_puts(&sql, "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
-                       "department_id, type, channel, urgency, category, subject, description, "
-                       "customer_name, customer_phone, customer_unit, customer_address, "
-                       "required_documents, source, external_ref, request_sha256) VALUES ");
+        buf_puts(&sql,
+                 "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
+                 "owner_id, department_id, type, channel, urgency, category, subject, description, "
+                 "customer_name, customer_phone, customer_unit, customer_address, "
+                 "required_documents, source, external_ref, request_sha256) VALUES ");
         for (int i = 0; i < nl; i++) {
             struct job *j = live[i];
             struct reg *g = j->reg;
@@ -688,11 +689,12 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             buf_puts(&docarr[i], "}");
             int b = i * COLS;
             buf_printf(&sql,
-                       "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,$%d,"
-                       "coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,decode($%d,'hex'))",
-                       i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9,
-                       b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17, b + 18,
-                       b + 19);
+                       "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,"
+                       "$%d,coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,"
+                       "decode($%d,'hex'))",
+                       i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 4, b + 5, b + 6, b + 7, b + 8,
+                       b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
+                       b + 18, b + 19);
             p[0] = g->case_id;
             p[1] = j->who.site_id;
             p[2] = g->number;
