@@ -1,12 +1,16 @@
 # shouwen - build, test, run.
 #
 #   make                 the common library, generated protobuf code, five services, the migrator
-#   make test            install what is missing, build, unit tests (also under valgrind), integration
+#   make test            install what is missing, build, unit tests (also under valgrind and
+#                        sanitizers), fuzzing, integration
 #   make run / stop      the whole stack in the background: private PostgreSQL + five services
 #   make SANITIZER=address|undefined [test-unit]   instrumented build in build/<sanitizer>/
+#   make fuzz            libFuzzer drivers of the parsers that see outside input (clang, build/fuzz/)
+#   make test-fuzz       run each driver for FUZZ_TIME (20) seconds on its seed corpus; a crash fails
 #   make lint            clang-format (check only), cppcheck, clang-tidy
 #   make compose-check   docker-compose.yml parses and names every service
 #   make bench-bus       the durable bus against a pgbench baseline (prints figures)
+#   make bench-intake    cases registered over HTTP against a pgbench baseline (prints figures)
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -56,8 +60,8 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: bench-bus all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
-        run stop status lint format compose-check clean
+.PHONY: bench-bus bench-intake all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+        fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -112,10 +116,18 @@ $(B)/tests/bus_driver: $(B)/obj/tests/bus/bus_driver.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(B)/tests/rep_client: $(B)/obj/tests/intake/rep_client.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(B)/tests/http_load: $(B)/obj/tests/bench/http_load.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@
+
 # --- tests --------------------------------------------------------------------
 test: bootstrap
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-integration
+	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-fuzz test-integration
 
 test-unit: $(UNIT_BINS)
 	@tests/run_unit.sh $(UNIT_BINS)
@@ -128,16 +140,60 @@ test-sanitizers:
 	@$(MAKE) --no-print-directory SANITIZER=address test-unit
 	@$(MAKE) --no-print-directory SANITIZER=undefined test-unit
 
-test-integration: all $(B)/tests/bus_driver
+test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client
 	@for t in $(INTEGRATION); do \
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \
+	done
+
+# --- fuzzing (libFuzzer) -------------------------------------------------------
+# Every object the drivers link is instrumented, so they are built again
+# with clang in their own folder: intake's sources but main.c, the common
+# sources and the generated protobuf code.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 20
+FZ         := $(B)/fuzz
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZERS    := $(patsubst tests/fuzz/%.c,$(FZ)/%,$(FUZZ_SRC))
+FUZZ_OBJ   := $(patsubst %.c,$(FZ)/obj/%.o,$(filter-out services/intake/main.c,\
+                  $(sort $(wildcard services/intake/*.c))) $(COMMON_SRC)) \
+              $(patsubst $(GEN)/%.c,$(FZ)/obj/gen/%.o,$(PROTO_C))
+FUZZ_CFLAGS = -O1 -g -std=c11 $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+              -MMD -MP -pthread
+
+$(FZ)/obj/gen/%.o: $(GEN)/%.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FZ)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZERS): $(FZ)/%: $(FZ)/obj/tests/fuzz/%.o $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread $^ $(LDLIBS) -o $@
+
+fuzz: $(FUZZERS)
+
+# New inputs go to $(FZ)/corpus/<driver>; the committed seeds are only read.
+test-fuzz: fuzz
+	@for f in $(FUZZERS); do \
+	    n=$$(basename $$f); mkdir -p $(FZ)/corpus/$$n; echo "== $$n ($(FUZZ_TIME) s)"; \
+	    d=tests/fuzz/$$n.dict; [ -f $$d ] && d=-dict=$$d || d=; \
+	    if ! $$f -max_total_time=$(FUZZ_TIME) -timeout=10 -print_final_stats=1 $$d \
+	        -artifact_prefix=$(FZ)/$$n- $(FZ)/corpus/$$n tests/fuzz/corpus/$$n >$(FZ)/$$n.log 2>&1; \
+	    then tail -n 40 $(FZ)/$$n.log; echo "FAIL $$n: the input is in $(FZ)/$$n-*"; exit 1; fi; \
+	    grep -E '^(Done|stat::average_exec_per_sec|stat::peak_rss_mb)' $(FZ)/$$n.log; \
 	done
 
 # --- benchmarks (figures, not tests) ---------------------------------------
 bench-bus: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/bus_driver
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests bash tests/bench/bus_bench.sh
+
+bench-intake: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/http_load
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests bash tests/bench/intake_bench.sh
 
 # --- running ------------------------------------------------------------------
 run: bootstrap

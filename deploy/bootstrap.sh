@@ -14,6 +14,10 @@ packages=(
     # tests and checks
     libcmocka-dev valgrind curl bc python3 python3-yaml clang-format clang-tidy cppcheck
     protobuf-compiler
+    # make test-fuzz: clang and its runtimes (libFuzzer, ASan, UBSan), only recommended by
+    # clang and installed here without recommends; libclang-rt-dev follows the default clang
+    # (libclang-rt-14-dev on bookworm)
+    clang libclang-rt-dev
 )
 
 missing=()

@@ -349,8 +349,10 @@ static bool enter(struct intake *in)
 static void leave(struct intake *in)
 {
     pthread_mutex_lock(&in->mu);
-    if (--in->inflight == 0)
+    if (--in->inflight == 0) {
         pthread_cond_broadcast(&in->idle);
+        pthread_cond_broadcast(&in->cv); /* stopping workers wait for this too */
+    }
     pthread_mutex_unlock(&in->mu);
 }
 

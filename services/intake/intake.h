@@ -186,4 +186,24 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
 bool phone_visible_to(const struct principal *p);
 void mask_phone(const char *in, char *out, size_t outlen);
 
+/* rep.c: SubmitCase over an nng REP socket */
+struct Shouwen__V1__SubmitCase;
+/*
+ * intake_rep_open listens on `url` (NULL or "": no REP socket, SW_OK) with
+ * `nctx` contexts; the workers must be running.  On failure fills `err`.
+ * intake_rep_close (main thread, before the workers stop) stops receiving,
+ * waits until every request in hand is answered, and closes; safe when
+ * the socket was never opened.
+ */
+sw_err intake_rep_open(struct intake *in, const char *url, int nctx, char *err, size_t errlen);
+void intake_rep_close(struct intake *in);
+/*
+ * rep_submit_to_reg checks a SubmitCase as POST /v1/cases checks its body
+ * (the same reg_parse, on the equivalent JSON object).  Returns 0 and sets
+ * *out (free with reg_free), or the number of field errors written to fe
+ * (room for INTAKE_MAX_FIELDS).  `m` stays the caller's.  Thread-safe.
+ */
+int rep_submit_to_reg(const struct Shouwen__V1__SubmitCase *m, struct reg **out,
+                      struct field_error *fe);
+
 #endif

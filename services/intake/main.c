@@ -3,7 +3,8 @@
  * commands.
  *
  * This file wires the service together: its settings table, the public
- * HTTP API (http.c), the database workers (worker.c), and the common
+ * HTTP API (http.c), the REP socket for SubmitCase (rep.c), the database
+ * workers (worker.c), and the common
  * start, loop and stop of svc.c.  What the service reacts to lives in one
  * file per thing beside this one (handle_register.c, handle_case.c).
  */
@@ -28,6 +29,11 @@ static const struct cfg_def settings[] = {
      "Most registrations committed in one transaction"},
     {"SHOUWEN_INTAKE_QUEUE_MAX", CFG_INT, 1, 1000000, "10000", NULL,
      "Requests waiting for a worker before new ones are answered 503"},
+    /* A string, not CFG_NNG_URL, because empty must be allowed; rep.c checks the form at start. */
+    {"SHOUWEN_INTAKE_REP_ADDR", CFG_STRING, 0, 1024, "tcp://127.0.0.1:7410", NULL,
+     "nng address where the REP socket for SubmitCase (sites and devices) listens; empty: none"},
+    {"SHOUWEN_INTAKE_REP_CONTEXTS", CFG_INT, 1, 4096, "64", NULL,
+     "SubmitCase requests the REP socket handles at once (they share group commits)"},
 };
 
 static struct intake the;
@@ -68,12 +74,28 @@ static sw_err intake_start(struct svc *s)
     }
     LOG(LOG_INFO, "INTAKE-API", "public API on http://%s/v1/",
         cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"));
+    /* after the workers: a SubmitCase may arrive at once, and its job needs them */
+    const char *rep = cfg_str(c, "SHOUWEN_INTAKE_REP_ADDR");
+    if (intake_rep_open(&the, rep, (int)cfg_int(c, "SHOUWEN_INTAKE_REP_CONTEXTS"), err,
+                        sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "INTAKE-START", "refusing to start: %s", err);
+        return SW_ENNG;
+    }
+    if (rep[0] != '\0')
+        LOG(LOG_INFO, "INTAKE-REP", "SubmitCase on %s", rep);
     return SW_OK;
 }
 
 static void intake_stop(struct svc *s)
 {
     (void)s;
+    /*
+     * The REP socket first, while the workers still run: it stops
+     * receiving and waits until every SubmitCase in hand has been answered
+     * by a worker and its reply sent, so no worker ever sends on a closed
+     * context.
+     */
+    intake_rep_close(&the);
     if (the.workers != NULL)
         intake_workers_stop(&the); /* refuse new requests, answer those in hand */
     intake_http_close(&the);

@@ -65,7 +65,7 @@ MGR=$(token qian.mgr)
 SUP=$(token sun.sup)
 SECHEAD=$(token zheng.sec)
 SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
+    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
 intake_pid=$!
 check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
 
@@ -171,9 +171,19 @@ check "referred out with guidance" expect 200 '"status":"referred_out"' "$(act "
 echo "== after all that"
 check "refusals counted" test "$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 20
 check "no customer data in the log" bash -c "! grep -q '13800005678\|刘女士' '$tmp/intake.log'"
+# Regression: a stop waited for the request whose body was still arriving,
+# but when that request then ended without a job (its client went away) the
+# workers were never woken again: shouwen-intake hung in SIGTERM for ever.
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /v1/cases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"site":' >&3
+sleep 0.3
 kill -TERM "$intake_pid"
+sleep 0.5
+check "SIGTERM with a request body still arriving: waits for it" kill -0 "$intake_pid"
+exec 3>&- 3<&-
+check "... the client goes away: the service stops at once" wait_for 10 bash -c "! kill -0 $intake_pid"
 wait "$intake_pid"
 rc=$?
 intake_pid=""
-check "SIGTERM: exit 0" test "$rc" = 0
+check "... exit 0" test "$rc" = 0
 finish

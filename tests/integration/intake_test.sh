@@ -44,7 +44,7 @@ check "one demo key, one token" test "$(q "SELECT (SELECT count(*) FROM core.api
 KEY=$SHOUWEN_DEMO_API_KEY
 TOKEN=$SHOUWEN_DEMO_TOKEN
 SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
+    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
 intake_pid=$!
 check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
 
