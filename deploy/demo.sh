@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Loads the demo site SH01 (deploy/demo/sh01.sql) and makes its
-# credentials: an API key for a demo external system ("demo-hotline") and
-# a bearer token for the receptionist li.desk.  Each is made once per
-# installation, shown here and kept in $SHOUWEN_RUN_DIR/demo-credentials
-# (mode 600); the database keeps only their SHA-256.
+# credentials: an API key for a demo external system ("demo-hotline"), a
+# bearer token for the receptionist li.desk and one for the manager
+# qian.mgr (who issues tokens to the other staff through the directory
+# API).  Each is made once per installation, shown here and kept in
+# $SHOUWEN_RUN_DIR/demo-credentials (mode 600); the database keeps only
+# their SHA-256.
 #
 #   demo.sh            load (safe to repeat) and print the credentials
 set -euo pipefail
@@ -13,21 +15,25 @@ creds=$run/demo-credentials
 psql_() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 "$@"; }
 
 psql_ -f "$top/deploy/demo/sh01.sql" >/dev/null
-if [ ! -s "$creds" ] || ! grep -q '^SHOUWEN_DEMO_API_KEY=' "$creds" ||
+if [ ! -s "$creds" ] || ! grep -q '^SHOUWEN_DEMO_MANAGER_TOKEN=' "$creds" ||
     [ "$(psql_ -c "SELECT count(*) FROM core.api_keys k JOIN core.sites s ON s.id = k.site_id WHERE s.code = 'SH01' AND k.name = 'demo-hotline'")" = 0 ]; then
     prefix=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
     key="swk_${prefix}_${secret}"
     token="swt_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    mtoken="swt_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     keyhash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
     tokhash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+    mtokhash=$(printf '%s' "$mtoken" | sha256sum | cut -d' ' -f1)
     psql_ -c "BEGIN" \
         -c "DELETE FROM core.api_keys WHERE name = 'demo-hotline' AND site_id = (SELECT id FROM core.sites WHERE code = 'SH01')" \
         -c "INSERT INTO core.api_keys (site_id, name, prefix, key_hash, role) SELECT id, 'demo-hotline', '$prefix', decode('$keyhash', 'hex'), 'system' FROM core.sites WHERE code = 'SH01'" \
         -c "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT st.id, decode('$tokhash', 'hex'), now() + interval '365 days' FROM core.staff st JOIN core.sites s ON s.id = st.site_id WHERE s.code = 'SH01' AND st.code = 'li.desk'" \
+        -c "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT st.id, decode('$mtokhash', 'hex'), now() + interval '365 days' FROM core.staff st JOIN core.sites s ON s.id = st.site_id WHERE s.code = 'SH01' AND st.code = 'qian.mgr'" \
         -c "COMMIT" >/dev/null
     umask 077
-    printf 'SHOUWEN_DEMO_API_KEY=%s\nSHOUWEN_DEMO_TOKEN=%s\n' "$key" "$token" >"$creds"
+    printf 'SHOUWEN_DEMO_API_KEY=%s\nSHOUWEN_DEMO_TOKEN=%s\nSHOUWEN_DEMO_MANAGER_TOKEN=%s\n' \
+        "$key" "$token" "$mtoken" >"$creds"
 fi
 echo "demo site SH01 loaded; its credentials ($creds):"
 sed 's/^/  /' "$creds"

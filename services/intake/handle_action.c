@@ -36,6 +36,17 @@
 #include "workflow.h"
 
 #define ACT_MAX_REPEATED 16
+#define ACT_TEXT_MAX     10000 /* characters of any text member: a reason, a note, a result */
+#define US_PER_DAY       (86400 * INT64_C(1000000))
+
+/* Characters (not bytes) of a string jansson has checked as UTF-8. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
 
 static int64_t now_us(void)
 {
@@ -44,9 +55,16 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static sw_err db_fail(PGconn *db, const char *what, char *err, size_t errlen)
+/*
+ * A failed statement: only PostgreSQL's primary message goes into `err`
+ * (and so into the log), never its DETAIL, which can quote the row and so
+ * the customer's words.  Input that reaches the database is checked first,
+ * so a failure here is the database's, answered 503.
+ */
+static sw_err db_fail(PGconn *db, const PGresult *r, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s: %s", what, PQerrorMessage(db));
+    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(db));
     return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
 }
 
@@ -54,6 +72,10 @@ static void reply_field(struct job *j, const char *field, const char *message)
 {
     struct field_error fe;
     size_t f = strnlen(field, sizeof(fe.field) - 1), m = strnlen(message, sizeof(fe.message) - 1);
+    while (f > 0 && ((unsigned char)field[f] & 0xC0) == 0x80) /* never cut a character in two */
+        f--;
+    while (m > 0 && ((unsigned char)message[m] & 0xC0) == 0x80)
+        m--;
     memcpy(fe.field, field, f); /* cut short if need be */
     fe.field[f] = '\0';
     memcpy(fe.message, message, m);
@@ -151,8 +173,9 @@ static sw_err local_to_us(PGconn *db, const char *local, const char *zone, int64
                                "1000000)::bigint",
                                2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        sw_err rv = db_fail(db, r, "could not convert a local time", err, errlen);
         PQclear(r);
-        return db_fail(db, "could not convert a local time", err, errlen);
+        return rv;
     }
     *us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -224,8 +247,8 @@ static void enum_choices(const ProtobufCEnumDescriptor *ed, char *out, size_t le
  * Fill the command's message from the body.  Answers 422 (and returns
  * false) naming the first member that is unknown or of the wrong kind.
  */
-static bool build(PGconn *db, struct job *j, const ProtobufCMessageDescriptor *md, struct built *b,
-                  sw_err *dbrv, char *err, size_t errlen)
+static bool build(PGconn *db, struct job *j, const ProtobufCMessageDescriptor *md, int64_t created,
+                  int64_t now, struct built *b, sw_err *dbrv, char *err, size_t errlen)
 {
     char msg[200];
     const char *key;
@@ -285,8 +308,9 @@ static bool build(PGconn *db, struct job *j, const ProtobufCMessageDescriptor *m
                 reply_field(j, key, "must be a string");
                 return false;
             }
-            if (json_string_length(val) > 100000) {
-                reply_field(j, key, "is too long (at most 100000 bytes)");
+            if (utf8_chars(json_string_value(val)) > ACT_TEXT_MAX) {
+                snprintf(msg, sizeof(msg), "is too long (at most %d characters)", ACT_TEXT_MAX);
+                reply_field(j, key, msg);
                 return false;
             }
             *(const char **)at = json_string_value(val);
@@ -331,6 +355,18 @@ static bool build(PGconn *db, struct job *j, const ProtobufCMessageDescriptor *m
                 reply_field(j, key, "must be a time (RFC 3339 text) or unix microseconds");
                 return false;
             }
+            /* When something was done (contacted_at, called_at): during the
+             * case's life, not in the future; a date promised or awaited:
+             * within ten years. */
+            bool done = strcmp(key, "contacted_at") == 0 || strcmp(key, "called_at") == 0;
+            int64_t lo = done ? created - 60 * INT64_C(1000000) : 946684800 * INT64_C(1000000);
+            int64_t hi = done ? now + 300 * INT64_C(1000000) : now + 3653 * US_PER_DAY;
+            if (us < lo || us > hi) {
+                reply_field(j, key,
+                            done ? "must be a time between the case's registration and now"
+                                 : "must be a time between 2000 and ten years from now");
+                return false;
+            }
             *(int64_t *)at = us;
             break;
         }
@@ -360,10 +396,10 @@ static const char case_columns[] =
     "fr.code, frd.code, o.code, d.code, "
     "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON ld.id = "
     "cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), "
-    "(SELECT coalesce(array_agg(ad.code ORDER BY ad.code), '{}') FROM core.case_departments cd "
-    "JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role = "
-    "'assisting')::text, "
-    "c.returned_by::text, c.transfer_count, c.escalation_level, c.waiting_on, "
+    "(SELECT coalesce(string_agg(ad.code, ',' ORDER BY ad.code), '') FROM core.case_departments "
+    "cd JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role "
+    "= 'assisting'), "
+    "array_to_string(c.returned_by, ','), c.transfer_count, c.escalation_level, c.waiting_on, "
     "c.status_before_waiting, "
     "(extract(epoch FROM c.waiting_since) * 1000000)::bigint, "
     "(extract(epoch FROM c.paused_total) * 1000000)::bigint, "
@@ -391,15 +427,13 @@ static int64_t i64(const PGresult *r, int col)
     return PQgetisnull(r, 0, col) ? 0 : strtoll(PQgetvalue(r, 0, col), NULL, 10);
 }
 
-/* Split a PostgreSQL text[] of codes ({a,b}) into `out`. */
-static size_t split_codes(const char *arr, char (*out)[WF_CODE_SIZE], size_t max)
+/* Split "a,b,c" (codes have no commas) into `out`. */
+static size_t split_codes(const char *list, char (*out)[WF_CODE_SIZE], size_t max)
 {
     size_t n = 0;
-    const char *p = arr;
-    if (*p == '{')
-        p++;
-    while (*p && *p != '}' && n < max) {
-        size_t len = strcspn(p, ",}");
+    const char *p = list;
+    while (*p && n < max) {
+        size_t len = strcspn(p, ",");
         if (len > 0 && len < WF_CODE_SIZE) {
             memcpy(out[n], p, len);
             out[n][len] = '\0';
@@ -454,6 +488,8 @@ static void load(const PGresult *r, struct wf_case *c)
 /* ------------------------------------------------------------ the look-ups */
 
 struct lookups {
+    bool person_found; /* the person acted as (on_behalf_of) is active staff of the site */
+    char staff_role[24];
     char actor_department[WF_CODE_SIZE];
     char actor_supervisor[WF_CODE_SIZE];
     bool staff_found;
@@ -509,12 +545,16 @@ static sw_err look_up(PGconn *db, const struct job *j, const char *person, const
         " WHERE d.site_id = $1::uuid AND d.code = $5 AND s.active AND s.role IN "
         " ('department_head', 'supervisor', 'manager') ORDER BY CASE s.role WHEN "
         " 'department_head' THEN 0 WHEN 'supervisor' THEN 1 ELSE 2 END, s.on_duty DESC, s.code "
-        " LIMIT 1)",
+        " LIMIT 1), "
+        "(SELECT s.active FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $2), "
+        "(SELECT s.role FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3)",
         5, NULL, v, NULL, NULL, 0);
     buf_free(&arr);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        sw_err rv =
+            db_fail(db, r, "could not look up the command's people and departments", err, errlen);
         PQclear(r);
-        return db_fail(db, "could not look up the command's people and departments", err, errlen);
+        return rv;
     }
     memset(lu, 0, sizeof(*lu));
     put(lu->actor_department, sizeof(lu->actor_department), r, 0);
@@ -524,12 +564,29 @@ static sw_err look_up(PGconn *db, const struct job *j, const char *person, const
     lu->department_found = PQgetvalue(r, 0, 4)[0] == 't';
     lu->has_head = !PQgetisnull(r, 0, 5);
     put(lu->department_head, sizeof(lu->department_head), r, 5);
+    lu->person_found = !PQgetisnull(r, 0, 6) && PQgetvalue(r, 0, 6)[0] == 't';
+    put(lu->staff_role, sizeof(lu->staff_role), r, 7);
     PQclear(r);
     return SW_OK;
 }
 
 /* ----------------------------------------------------------------- writing */
 
+/* An instant as PostgreSQL text (UTC, microseconds), or NULL for 0 (none). */
+static char *ts_text(int64_t us, char *out, size_t len)
+{
+    struct tm tm;
+    time_t t = (time_t)(us / 1000000);
+    if (us <= 0 || gmtime_r(&t, &tm) == NULL)
+        return NULL;
+    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+    if (n == 0)
+        return NULL;
+    snprintf(out + n, len - n, ".%06d+00", (int)(us % 1000000));
+    return out;
+}
+
+/* A duration in microseconds as text, or NULL for none. */
 static char *us_text(int64_t us, char *out, size_t len)
 {
     if (us <= 0)
@@ -538,55 +595,26 @@ static char *us_text(int64_t us, char *out, size_t len)
     return out;
 }
 
-#define TS(p) "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
-
 static const char update_sql[] =
     "UPDATE core.cases SET version = version + 1, status = $3, "
     "owner_id = (SELECT id FROM core.staff WHERE site_id = $25::uuid AND code = $4), "
     "department_id = (SELECT id FROM core.departments WHERE site_id = $25::uuid AND code = $5), "
     "escalation_level = $6, waiting_on = $7, status_before_waiting = $8, "
-    "waiting_since = " TS(
-        "$9") ", "
-              "paused_total = coalesce($10::bigint, 0) * interval '1 microsecond', "
-              "expected_completion = " TS(
-                  "$11") ", "
-                         "satisfaction = $12, resolved_on_spot = $13::boolean, transfer_count = "
-                         "$14::int, "
-                         "returned_by = $15::text[], "
-                         "first_contact_at = " TS(
-                             "$16") ", "
-                                    "resolved_at = " TS(
-                                        "$17") ", "
-                                               "closed_at = " TS(
-                                                   "$18") ", "
-                                                          "emergency_acknowledged_at = " TS(
-                                                              "$19") ", "
-                                                                     "updated_at = coalesce(" TS(
-                                                                         "$20") ", now()), "
-                                                                                "result = "
-                                                                                "coalesce($21, "
-                                                                                "result), "
-                                                                                "referral_guidance "
-                                                                                "= coalesce($22, "
-                                                                                "referral_guidance)"
-                                                                                ", "
-                                                                                "unresolvable_"
-                                                                                "reason = "
-                                                                                "coalesce($23, "
-                                                                                "unresolvable_"
-                                                                                "reason), "
-                                                                                "waiting_reason = "
-                                                                                "CASE WHEN $3 = "
-                                                                                "'waiting' THEN "
-                                                                                "$24 ELSE "
-                                                                                "waiting_reason "
-                                                                                "END "
-                                                                                "WHERE id = "
-                                                                                "$1::uuid AND "
-                                                                                "version = "
-                                                                                "$2::bigint AND "
-                                                                                "site_id = "
-                                                                                "$25::uuid";
+    "waiting_since = $9::timestamptz, "
+    "paused_total = coalesce($10::bigint, 0) * interval '1 microsecond', "
+    "expected_completion = $11::timestamptz, "
+    "satisfaction = $12, resolved_on_spot = $13::boolean, transfer_count = $14::int, "
+    "returned_by = $15::text[], "
+    "first_contact_at = $16::timestamptz, "
+    "resolved_at = $17::timestamptz, "
+    "closed_at = $18::timestamptz, "
+    "emergency_acknowledged_at = $19::timestamptz, "
+    "updated_at = coalesce($20::timestamptz, now()), "
+    "result = coalesce($21, CASE WHEN $3 IN ('resolved', 'closed') THEN result END), "
+    "referral_guidance = coalesce($22, referral_guidance), "
+    "unresolvable_reason = coalesce($23, unresolvable_reason), "
+    "waiting_reason = CASE WHEN $3 = 'waiting' THEN coalesce($24, waiting_reason) END "
+    "WHERE id = $1::uuid AND version = $2::bigint AND site_id = $25::uuid";
 
 /*
  * The command's text that the case row keeps: the result of a resolution,
@@ -601,7 +629,7 @@ static sw_err save_case(PGconn *db, const struct job *j, const struct wf_case *o
                         const struct wf_case *nc, const struct kept *k, bool *lost, char *err,
                         size_t errlen)
 {
-    char ver[24], tc[16], t[9][24];
+    char ver[24], tc[16], t[9][40];
     struct buf ret;
     const char *codes[WF_MAX_RETURNED];
     for (size_t i = 0; i < nc->n_returned; i++)
@@ -622,18 +650,18 @@ static sw_err save_case(PGconn *db, const struct job *j, const struct wf_case *o
         nc->status == SHOUWEN__V1__CASE_STATUS__CASE_STATUS_WAITING
             ? wf_status_name(nc->status_before_waiting)
             : NULL,
-        us_text(nc->waiting_since, t[0], sizeof(t[0])),
+        ts_text(nc->waiting_since, t[0], sizeof(t[0])),
         us_text(nc->paused_total_us > 0 ? nc->paused_total_us : 0, t[1], sizeof(t[1])),
-        us_text(nc->expected_completion_at, t[2], sizeof(t[2])),
+        ts_text(nc->expected_completion_at, t[2], sizeof(t[2])),
         wf_satisfaction_name(nc->satisfaction),
         nc->resolved_on_spot ? "t" : "f",
         tc,
         buf_cstr(&ret),
-        us_text(nc->first_contact_at, t[3], sizeof(t[3])),
-        us_text(nc->resolved_at, t[4], sizeof(t[4])),
-        us_text(nc->closed_at, t[5], sizeof(t[5])),
-        us_text(nc->emergency_acknowledged_at, t[6], sizeof(t[6])),
-        us_text(nc->updated_at, t[7], sizeof(t[7])),
+        ts_text(nc->first_contact_at, t[3], sizeof(t[3])),
+        ts_text(nc->resolved_at, t[4], sizeof(t[4])),
+        ts_text(nc->closed_at, t[5], sizeof(t[5])),
+        ts_text(nc->emergency_acknowledged_at, t[6], sizeof(t[6])),
+        ts_text(nc->updated_at, t[7], sizeof(t[7])),
         k->result,
         k->guidance,
         k->unresolvable,
@@ -643,8 +671,9 @@ static sw_err save_case(PGconn *db, const struct job *j, const struct wf_case *o
     PGresult *r = PQexecParams(db, update_sql, 25, NULL, v, NULL, NULL, 0);
     buf_free(&ret);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        sw_err rv = db_fail(db, r, "could not update the case", err, errlen);
         PQclear(r);
-        return db_fail(db, "could not update the case", err, errlen);
+        return rv;
     }
     *lost = strcmp(PQcmdTuples(r), "1") != 0;
     PQclear(r);
@@ -657,7 +686,7 @@ static sw_err exec_params(PGconn *db, const char *what, const char *sql, int n,
     PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        rv = db_fail(db, what, err, errlen);
+        rv = db_fail(db, r, what, err, errlen);
     PQclear(r);
     return rv;
 }
@@ -667,7 +696,7 @@ static sw_err save_handoff(PGconn *db, const struct job *j, const struct wf_resu
                            const char *on_behalf_of, const char *event_id, char *err, size_t errlen)
 {
     const Shouwen__V1__Handoff *h = &res->handoff;
-    char at[24];
+    char at[40];
     const char *v[] = {j->who.site_id,
                        j->case_id,
                        res->handoff_kind,
@@ -677,7 +706,7 @@ static sw_err save_handoff(PGconn *db, const struct job *j, const struct wf_resu
                        h->to_department,
                        j->who.id,
                        on_behalf_of,
-                       us_text(h->time, at, sizeof(at)),
+                       ts_text(h->time, at, sizeof(at)),
                        h->reason != NULL && h->reason[0] != '\0' ? h->reason : NULL,
                        event_id};
     return exec_params(
@@ -689,25 +718,43 @@ static sw_err save_handoff(PGconn *db, const struct job *j, const struct wf_resu
         "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $5), "
         "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $6), "
         "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $7), "
-        "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), " TS(
-            "$10") ", $11, $12::uuid",
+        "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), "
+        "$10::timestamptz, $11, $12::uuid",
         12, v, err, errlen);
 }
 
-static sw_err save_note(PGconn *db, const struct job *j, const char *kind, const char *text,
-                        int64_t expected, const char *satisfaction, const char *event_id, char *err,
+/* What every note of one command shares. */
+struct note_ctx {
+    const struct job *j;
+    const char *on_behalf_of; /* a staff code, or NULL */
+    int64_t at;               /* the command's time */
+    const char *event_id;
+};
+
+static sw_err save_note(PGconn *db, const struct note_ctx *nc, const char *kind, const char *text,
+                        int64_t at, int64_t expected, const char *satisfaction, char *err,
                         size_t errlen)
 {
-    char ex[24];
-    const char *v[] = {j->who.site_id, j->case_id,       kind,
-                       j->who.id,      text ? text : "", us_text(expected, ex, sizeof(ex)),
-                       satisfaction,   event_id,         j->who.time_zone};
+    char ex[40], when[40];
+    const struct job *j = nc->j;
+    const char *v[] = {j->who.site_id,
+                       j->case_id,
+                       kind,
+                       j->who.id,
+                       text ? text : "",
+                       ts_text(expected, ex, sizeof(ex)),
+                       satisfaction,
+                       nc->event_id,
+                       j->who.time_zone,
+                       ts_text(at > 0 ? at : nc->at, when, sizeof(when)),
+                       nc->on_behalf_of};
     return exec_params(
         db, "could not record the note",
         "INSERT INTO core.case_notes (site_id, case_id, kind, by_staff_id, text, expected_date, "
-        "satisfaction, event_id) VALUES ($1::uuid, $2::uuid, $3, $4::uuid, $5, "
-        "(" TS("$6") " AT TIME ZONE $9)::date, $7, $8::uuid)",
-        9, v, err, errlen);
+        "satisfaction, event_id, at, on_behalf_of_id) VALUES ($1::uuid, $2::uuid, $3, $4::uuid, "
+        "$5, ($6::timestamptz AT TIME ZONE $9)::date, $7, $8::uuid, $10::timestamptz, "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $11))",
+        11, v, err, errlen);
 }
 
 /* The lead and assisting departments, as the new case has them. */
@@ -748,52 +795,60 @@ static bool same_departments(const struct wf_case *a, const struct wf_case *b)
 }
 
 /* The rows beside the case that this command keeps. */
-static sw_err save_extras(PGconn *db, const struct job *j, const Shouwen__V1__Command *cmd,
-                          const struct wf_case *old, const struct wf_result *res,
-                          const char *event_id, char *err, size_t errlen)
+static sw_err save_extras(PGconn *db, const struct note_ctx *nc, const Shouwen__V1__Command *cmd,
+                          const struct wf_case *old, const struct wf_result *res, char *err,
+                          size_t errlen)
 {
-    const struct wf_case *nc = &res->next;
-    sw_err rv = SW_OK;
+    const struct job *j = nc->j;
     switch (cmd->command_case) {
     case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
-        return save_note(db, j, "result", cmd->resolve_on_spot->result, 0, NULL, event_id, err,
-                         errlen);
+        return save_note(db, nc, "result", cmd->resolve_on_spot->result, 0, 0, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
-        return save_note(db, j, "result", cmd->resolve->result, 0, NULL, event_id, err, errlen);
+        return save_note(db, nc, "result", cmd->resolve->result, 0, 0, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_FIRST_CONTACT:
-        return save_note(db, j, "first_contact", cmd->first_contact->note, 0, NULL, event_id, err,
-                         errlen);
+        return save_note(db, nc, "first_contact", cmd->first_contact->note,
+                         cmd->first_contact->contacted_at, 0, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_PROGRESS:
-        return save_note(db, j, "progress", cmd->progress->note,
-                         cmd->progress->expected_completion_at, NULL, event_id, err, errlen);
+        return save_note(db, nc, "progress", cmd->progress->note, 0,
+                         cmd->progress->expected_completion_at, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_CALLBACK:
-        return save_note(db, j, "callback", cmd->callback->note, 0,
-                         wf_satisfaction_name(cmd->callback->satisfaction), event_id, err, errlen);
+        return save_note(db, nc, "callback", cmd->callback->note, cmd->callback->called_at, 0,
+                         wf_satisfaction_name(cmd->callback->satisfaction), err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
-        return save_note(db, j, "waiting", cmd->wait->reason, 0, NULL, event_id, err, errlen);
+        return save_note(db, nc, "waiting", cmd->wait->reason, 0, cmd->wait->expected_until, NULL,
+                         err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_RESUME:
-        return save_note(db, j, "resumed", cmd->resume->note, 0, NULL, event_id, err, errlen);
+        return save_note(db, nc, "resumed", cmd->resume->note, 0, 0, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
-        return save_note(db, j, "guidance", cmd->refer_out->guidance, 0, NULL, event_id, err,
-                         errlen);
+        return save_note(db, nc, "guidance", cmd->refer_out->guidance, 0, 0, NULL, err, errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_ACKNOWLEDGE_EMERGENCY:
-        return save_note(db, j, "comment", cmd->acknowledge_emergency->note, 0, NULL, event_id, err,
+        return save_note(db, nc, "comment", cmd->acknowledge_emergency->note, 0, 0, NULL, err,
                          errlen);
     case SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK: {
-        const char *v[] = {j->who.site_id, j->case_id, cmd->request_leader_callback->leader,
-                           j->who.id, cmd->request_leader_callback->reason};
+        const Shouwen__V1__RequestLeaderCallback *m = cmd->request_leader_callback;
+        char at[40], pref[40];
+        const char *v[] = {j->who.site_id,
+                           j->case_id,
+                           m->leader,
+                           j->who.id,
+                           m->reason,
+                           ts_text(nc->at, at, sizeof(at)),
+                           m->callback_phone[0] != '\0' ? m->callback_phone : NULL,
+                           ts_text(m->preferred_time, pref, sizeof(pref))};
         return exec_params(db, "could not record the leader's call-back",
                            "INSERT INTO core.leader_callbacks (site_id, case_id, leader_id, "
-                           "requested_by, note) SELECT $1::uuid, $2::uuid, s.id, $4::uuid, $5 "
-                           "FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3",
-                           5, v, err, errlen);
+                           "requested_by, note, requested_at, callback_phone, preferred_time) "
+                           "SELECT $1::uuid, $2::uuid, s.id, $4::uuid, $5, $6::timestamptz, $7, "
+                           "$8::timestamptz FROM core.staff s WHERE s.site_id = $1::uuid AND "
+                           "s.code = $3",
+                           8, v, err, errlen);
     }
     default:
         break;
     }
-    if (!same_departments(old, nc))
-        rv = save_departments(db, j, nc, err, errlen);
-    return rv;
+    if (!same_departments(old, &res->next))
+        return save_departments(db, j, &res->next, err, errlen);
+    return SW_OK;
 }
 
 /* ------------------------------------------------------------------ the action */
@@ -881,8 +936,9 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     const char *cv[] = {j->case_id, j->who.site_id};
     PGresult *r = PQexecParams(db, case_columns, 2, NULL, cv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rv = db_fail(db, r, "could not read the case", err, errlen);
         PQclear(r);
-        return db_fail(db, "could not read the case", err, errlen);
+        return rv;
     }
     if (PQntuples(r) != 1) {
         PQclear(r);
@@ -915,7 +971,8 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
         job_reply_error(j, 404, "no such command");
         return SW_OK;
     }
-    if (!build(db, j, cf->descriptor, &b, &rv, err, errlen)) {
+    int64_t now = now_us();
+    if (!build(db, j, cf->descriptor, cur.created_at, now, &b, &rv, err, errlen)) {
         built_free(&b);
         return rv;
     }
@@ -935,7 +992,7 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     cmd.case_id = cur.id;
     cmd.expected_version = expected;
     cmd.actor = &actor;
-    cmd.time = now_us();
+    cmd.time = now;
     cmd.command_case = which;
     *(ProtobufCMessage **)((char *)&cmd + cf->offset) = b.sub;
 
@@ -960,6 +1017,19 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     if ((rv = look_up(db, j, person, staff, depts, nd, head_of, &lu, err, errlen)) != SW_OK) {
         built_free(&b);
         return rv;
+    }
+    if (actor.on_behalf_of[0] != '\0' && !lu.person_found) {
+        snprintf(msg, sizeof(msg), "no active staff member \"%.40s\" of this site",
+                 actor.on_behalf_of);
+        reply_field(j, "on_behalf_of", msg);
+        built_free(&b);
+        return SW_OK;
+    }
+    if (which == SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK && lu.staff_found &&
+        strcmp(lu.staff_role, "leader") != 0) {
+        reply_field(j, "leader", "must name a leader (a staff member of role leader)");
+        built_free(&b);
+        return SW_OK;
     }
     struct wf_context ctx = {
         .now = cmd.time,
@@ -1028,8 +1098,12 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
         if (res->handoff_kind != NULL)
             rv = save_handoff(db, j, res, actor.on_behalf_of[0] ? actor.on_behalf_of : NULL,
                               event_ids[0], err, errlen);
+        struct note_ctx nctx = {.j = j,
+                                .on_behalf_of = actor.on_behalf_of[0] ? actor.on_behalf_of : NULL,
+                                .at = cmd.time,
+                                .event_id = event_ids[0]};
         if (rv == SW_OK)
-            rv = save_extras(db, j, &cmd, &cur, res, event_ids[0], err, errlen);
+            rv = save_extras(db, &nctx, &cmd, &cur, res, err, errlen);
         if (rv == SW_OK)
             rv = bus_outbox_write(ob, db, err, errlen);
         if (rv == SW_OK)

@@ -1270,6 +1270,8 @@ static void staff_check(struct checker *c, json_t *o, struct staff_in *s, bool c
         bad(c, "email", "must be an email address");
     s->wechat = get_str(c, o, "wechat", 64, NULLABLE);
     s->priv = get_bool(c, o, "contact_private");
+    if (s->priv.set && !s->priv.v && s->role.have == HAS_VALUE && strcmp(s->role.s, "leader") == 0)
+        bad(c, "contact_private", "a leader's contact details are always private");
     s->on_duty = get_bool(c, o, "on_duty");
     s->active = get_bool(c, o, "active");
 }
@@ -1337,11 +1339,12 @@ static sw_err staff_create(struct ctx *x)
                        tf(s.priv),
                        tf(s.on_duty),
                        tf(s.active)};
-    /* a leader's contact details are private unless the leader agreed otherwise */
+    /* a leader's contact details are always private (DOMAIN.md; a CHECK in 0009 too) */
     rv = exec(x,
               "INSERT INTO core.staff (site_id, code, name, role, department_id, supervisor_id, "
               "phone, email, wechat, contact_private, on_duty, active) VALUES ($1::uuid, $2, $3, "
-              "$4, $5::uuid, $6::uuid, $7, $8, $9, coalesce($10::bool, $4 = 'leader'), "
+              "$4, $5::uuid, $6::uuid, $7, $8, $9, CASE WHEN $4 = 'leader' THEN true ELSE "
+              "coalesce($10::bool, false) END, "
               "coalesce($11::bool, true), coalesce($12::bool, true)) RETURNING id::text",
               12, v, "add the staff member", msg, &r);
     if (rv != SW_OK || r == NULL)
@@ -1392,7 +1395,7 @@ static sw_err staff_patch(struct ctx *x)
                        tf(s.on_duty),
                        tf(s.active)};
 #undef STAFF_SET
-    /* someone made a leader gets private contact details unless the body says otherwise */
+    /* a leader's contact details are always private, whatever the body says */
     rv = exec(x,
               "UPDATE core.staff SET name = coalesce($2, name), role = coalesce($3, role), "
               "department_id = CASE WHEN $4::bool THEN $5::uuid ELSE department_id END, "
@@ -1400,8 +1403,8 @@ static sw_err staff_patch(struct ctx *x)
               "phone = CASE WHEN $8::bool THEN $9 ELSE phone END, "
               "email = CASE WHEN $10::bool THEN $11 ELSE email END, "
               "wechat = CASE WHEN $12::bool THEN $13 ELSE wechat END, "
-              "contact_private = coalesce($14::bool, CASE WHEN $3 = 'leader' AND role <> 'leader' "
-              "THEN true ELSE contact_private END), on_duty = coalesce($15::bool, on_duty), "
+              "contact_private = CASE WHEN coalesce($3, role) = 'leader' THEN true ELSE "
+              "coalesce($14::bool, contact_private) END, on_duty = coalesce($15::bool, on_duty), "
               "active = coalesce($16::bool, active), updated_at = now() WHERE id = $1::uuid",
               16, v, "change the staff member", NULL, &r);
     if (rv != SW_OK || r == NULL)
@@ -1474,6 +1477,25 @@ static sw_err token_issue(struct ctx *x)
                  x->seg[3]);
         job_reply_error(x->j, 409, msg);
         return SW_OK;
+    }
+    if (x->who->kind != 'k') {
+        /* a manager's token may not mint another manager's or a leader's: every
+         * handoff would then be signed in their name */
+        const char *rv_[] = {id};
+        rv = exec(x, "SELECT role FROM core.staff WHERE id = $1::uuid", 1, rv_,
+                  "find the staff member's role", NULL, &r);
+        if (rv != SW_OK || r == NULL)
+            goto out;
+        bool senior = PQntuples(r) == 1 && (strcmp(PQgetvalue(r, 0, 0), "manager") == 0 ||
+                                            strcmp(PQgetvalue(r, 0, 0), "leader") == 0);
+        PQclear(r);
+        r = NULL;
+        if (senior) {
+            job_reply_error(x->j, 403,
+                            "forbidden: only an API key of role admin issues tokens to managers "
+                            "and leaders");
+            return SW_OK;
+        }
     }
     if (crypto_random_hex(hex, ADMIN_TOKEN_BYTES) != SW_OK) {
         snprintf(x->err, x->errlen, "could not issue a token: no randomness from the system");

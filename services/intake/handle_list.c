@@ -28,7 +28,7 @@
 #define LIST_LIMIT_MAX     200
 #define LIST_TEXT_MAX      200 /* characters of a text search */
 #define LIST_CURSOR_LEN    48  /* hex: 16 for the microseconds, 32 for the id */
-#define LIST_ITEM_MAX      (64u * 1024)
+#define LIST_ITEM_MAX      ((size_t)64 * 1024)
 
 static const char *const statuses[] = {
     "registered", "assigned", "transferred",         "accepted",    "in_progress", "waiting",

@@ -13,6 +13,7 @@
  *
  * Errors are JSON: {"error":"..."} and, for 422, "fields":[{field,message}].
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,9 @@ const char *cred_take(const char *t, struct job *j)
         size_t pl = end ? (size_t)(end - (t + 4)) : 0;
         if (pl < 4 || pl >= sizeof(j->cred_prefix))
             return "invalid credentials";
+        for (size_t i = 0; i < pl; i++) /* the prefix goes into an SQL array literal */
+            if (!isalnum((unsigned char)t[4 + i]))
+                return "invalid credentials";
         memcpy(j->cred_prefix, t + 4, pl);
         j->cred_prefix[pl] = '\0';
     } else if (strncmp(t, "swt_", 4) != 0) {
@@ -500,7 +504,7 @@ static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
     if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
         reply_error_close(aio, 415, "unsupported content type: send application/json",
-                          cl != NULL && n > 0);
+                          true); /* a body, if any, is left unread */
         leave(in);
         return;
     }
@@ -554,6 +558,16 @@ static void api_handle(nng_aio *aio)
     if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
         read_body(in, aio, req);
         return; /* leave() when the body is in */
+    }
+    /* Other methods carry no body; one sent anyway is never read, so the
+     * connection is closed rather than its bytes taken for the next request. */
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL ||
+        (cl != NULL && strcmp(cl, "0") != 0)) {
+        reply_error_close(aio, 400, "a request body is accepted only with POST, PUT or PATCH",
+                          true);
+        leave(in);
+        return;
     }
     dispatch(in, aio, req, NULL, 0);
     leave(in);

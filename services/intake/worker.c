@@ -256,20 +256,25 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct intake *in = w->in;
     struct job **jobs = calloc((size_t)in->batch_max, sizeof(struct job *));
-    char err[INTAKE_ERR_MAX];
+    char err[INTAKE_ERR_MAX] = "";
     while (jobs != NULL) {
         int n = take(in, jobs, in->batch_max);
         if (n == 0)
             break; /* stopping, and nothing left */
-        if (db_conn(w->db) == NULL) {
+        if (db_conn(w->db) == NULL)
             for (int tries = 0; tries < 3 && db_conn(w->db) == NULL; tries++)
                 db_tick(w->db, false, worker_stopping);
-            if (db_conn(w->db) != NULL && w->partitions == 0 &&
-                bus_partitions(db_conn(w->db), &w->partitions, err, sizeof(err)) == SW_OK) {
-                bus_outbox_free(w->ob);
+        /* The outbox needs the bus's partition count: learnt once, whenever
+         * the database first answers (it may have been unmigrated before). */
+        if (w->ob == NULL && db_conn(w->db) != NULL) {
+            uint32_t parts = 0;
+            if (bus_partitions(db_conn(w->db), &parts, err, sizeof(err)) != SW_OK ||
+                bus_outbox_alloc(&w->ob, parts) != SW_OK) {
                 w->ob = NULL;
-                if (bus_outbox_alloc(&w->ob, w->partitions) != SW_OK)
-                    w->ob = NULL;
+                LOG(LOG_WARN, "INTAKE-DB", "worker %d: no outbox yet: %s", w->index,
+                    err[0] ? err : "out of memory");
+            } else {
+                w->partitions = parts;
             }
         }
         if (w->ob == NULL) {

@@ -34,13 +34,15 @@ token() {
 # act AUTH ID COMMAND VERSION BODY [curl args]: prints "<status> <body>"
 act() {
     local auth=$1 id=$2 cmd=$3 ver=$4 body=$5; shift 5
-    local hdr=()
+    local hdr=() out
     [ -z "$ver" ] || hdr=(-H "If-Match: \"$ver\"")
-    curl -s -o "$tmp/out" -w '%{http_code}' -H "Authorization: Bearer $auth" \
+    out=$(mktemp -p "$tmp") # its own file: two may run at once
+    curl -s -o "$out" -w '%{http_code}' -H "Authorization: Bearer $auth" \
         -H 'Content-Type: application/json' "${hdr[@]}" "$@" --data-binary "$body" \
         "$api/v1/cases/$id/actions/$cmd"
     printf ' '
-    cat "$tmp/out"
+    cat "$out"
+    rm -f "$out"
 }
 register() { # register AUTH SUBJECT TYPE: prints the new case's id
     curl -s -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
@@ -93,6 +95,11 @@ out=$(act "$HEAD" "$id" accept 2 '{"handler":"wu.tech","note":"吴师傅 go"}')
 check "the head accepts and appoints the handler" expect 200 '"owner":"wu.tech"' "$out"
 check "... accepted, version 3" test "$(state "$id")" = "accepted wu.tech engineering 3"
 check "... an accept handoff signed by the head" test "$(q "SELECT b.code || '>' || ts.code FROM core.handoffs h JOIN core.staff b ON b.id = h.by_staff_id JOIN core.staff ts ON ts.id = h.to_staff_id WHERE h.case_id = '$id' AND h.kind = 'accept'")" = "zhou.eng>wu.tech"
+check "first contact in the future: 422" expect 422 '"field":"contacted_at"' "$(act "$TECH" "$id" first_contact 3 "{\"note\":\"x\",\"contacted_at\":$(( ($(date +%s) + 86400) * 1000000 ))}")"
+check "a time out of any range: 422, not a 503" expect 422 '"field":"expected_completion_at"' "$(act "$TECH" "$id" progress 3 '{"note":"x","expected_completion_at":9000000000000000000}')"
+check "a reason over 10,000 characters: 422, not a 503" expect 422 'at most 10000 characters' "$(act "$TECH" "$id" first_contact 3 "{\"note\":\"$(head -c 10001 /dev/zero | tr '\0' x)\"}")"
+check "an unknown member with a long name: the 422 is still UTF-8" bash -c "act() { :; }; curl -s -H 'Authorization: Bearer $TECH' -H 'Content-Type: application/json' -H 'If-Match: 3' --data-binary '{\"$(printf 'a%.0s' $(seq 1 62))中\":1}' $api/v1/cases/$id/actions/first_contact | python3 -c 'import sys; sys.stdin.buffer.read().decode(\"utf-8\")'"
+check "on behalf of nobody: 422" expect 422 '"field":"on_behalf_of"' "$(act "$TECH" "$id" first_contact 3 '{"note":"x","on_behalf_of":"ghost.nobody"}')"
 check "first contact" expect 200 '"status":"in_progress"' "$(act "$TECH" "$id" first_contact 3 '{"note":"called Ms Liu, coming at 3pm"}')"
 check "... its time is kept" test "$(q "SELECT first_contact_at IS NOT NULL FROM core.cases WHERE id = '$id'")" = t
 check "progress with a bad date: 422" expect 422 '"field":"expected_completion_at"' "$(act "$TECH" "$id" progress 4 '{"note":"parts ordered","expected_completion_at":"2026-02-30"}')"
@@ -103,13 +110,14 @@ check "wait for a third party (the clocks pause)" expect 200 '"status":"waiting"
 check "... what it waits on and since when are kept" test "$(q "SELECT waiting_on || ' ' || status_before_waiting || ' ' || (waiting_since IS NOT NULL) || ' ' || waiting_reason FROM core.cases WHERE id = '$id'")" = "third_party in_progress true the pipe supplier"
 sleep 0.2
 check "resume: back to in progress" expect 200 '"status":"in_progress"' "$(act "$TECH" "$id" resume 6 '{"note":"parts arrived"}')"
-check "... the pause is added up, the waiting state cleared" test "$(q "SELECT (paused_total > interval '0') || ' ' || coalesce(waiting_on, '-') || ' ' || (waiting_since IS NULL) FROM core.cases WHERE id = '$id'")" = "true - true"
+check "... the pause is added up, the waiting state and its reason cleared" test "$(q "SELECT (paused_total > interval '0') || ' ' || coalesce(waiting_on, '-') || ' ' || (waiting_since IS NULL) || ' ' || coalesce(waiting_reason, '-') FROM core.cases WHERE id = '$id'")" = "true - true -"
 check "resolve without a result: 422" expect 422 '"field":"result"' "$(act "$TECH" "$id" resolve 7 '{}')"
 check "resolve" expect 200 '"status":"resolved"' "$(act "$TECH" "$id" resolve 7 '{"result":"pipe replaced, ceiling dried"}')"
 check "... the result is on the case" test "$(q "SELECT result FROM core.cases WHERE id = '$id'")" = "pipe replaced, ceiling dried"
 check "the handler may not do the callback: 403 (the first responder does)" expect 403 '' "$(act "$TECH" "$id" callback 8 '{"satisfaction":"satisfied"}')"
 out=$(act "$DESK" "$id" callback 8 '{"satisfaction":"unsatisfied","note":"still drips"}')
 check "an unsatisfied callback reopens the case" expect 200 '"status":"in_progress"' "$out"
+check "... the old result no longer stands" test "$(q "SELECT coalesce(result, '-') FROM core.cases WHERE id = '$id'")" = "-"
 check "... and says so with two events" test "$(q "SELECT string_agg(type, ',' ORDER BY seq) FROM bus.events WHERE case_id = '$id' AND type IN ('case.callback', 'case.reopened')")" = "case.callback,case.reopened"
 check "resolve again" expect 200 '"status":"resolved"' "$(act "$TECH" "$id" resolve 9 '{"result":"joint resealed"}')"
 check "a satisfied callback closes it" expect 200 '"status":"closed"' "$(act "$DESK" "$id" callback 10 '{"satisfaction":"satisfied","note":"all dry"}')"
@@ -140,8 +148,10 @@ check "the receptionist resolves it herself" expect 200 '"status":"resolved"' "$
 echo "== two people, one version"
 id=$(register "$DESK" "停车位被占 parking space taken" complaint)
 act "$DESK" "$id" transfer 1 '{"to_department":"security","reason":"parking"}' >"$tmp/r1" &
+r1=$!
 act "$DESK" "$id" transfer 1 '{"to_department":"engineering","reason":"parking"}' >"$tmp/r2" &
-wait %2 %3 2>/dev/null; wait_for 5 test -s "$tmp/r2"; wait_for 5 test -s "$tmp/r1"
+r2=$!
+wait "$r1" "$r2"
 check "two changes on the same version: one 200, one 412" test "$(cut -c1-3 "$tmp/r1" "$tmp/r2" | sort | tr '\n' ' ')" = "200 412 "
 check "... one transfer recorded" test "$(q "SELECT count(*) FROM core.handoffs WHERE case_id = '$id'")/$(q "SELECT transfer_count FROM core.cases WHERE id = '$id'")" = "1/1"
 
@@ -154,6 +164,8 @@ check "an assisting department that does not exist: 422" expect 422 'department'
 out=$(act "$DESK" "$id" request_leader_callback 2 '{"leader":"zhao.gm","reason":"the owner asks for the general manager","callback_phone":"13800005678"}')
 check "a leader's call-back is requested" expect 200 '"version":3' "$out"
 check "... the leader's number is not in the answer" bash -c "! grep -q 13900000001 <<<'$out'"
+check "... with where and when the customer wants the call" test "$(q "SELECT callback_phone FROM core.leader_callbacks WHERE case_id = '$id'")" = 13800005678
+check "a call-back from someone who is not a leader: 422" expect 422 '"field":"leader"' "$(act "$DESK" "$id" request_leader_callback 3 '{"leader":"wu.tech","reason":"x"}')"
 check "... the request reaches the leader" test "$(q "SELECT count(*) FROM core.leader_callbacks l JOIN core.staff s ON s.id = l.leader_id WHERE l.case_id = '$id' AND s.code = 'zhao.gm' AND l.done_at IS NULL")" = 1
 check "the receptionist may not close it as unresolvable: 403" expect 403 '' "$(act "$DESK" "$id" close_unresolvable 3 '{"reason":"x"}')"
 check "the manager must give a reason: 422" expect 422 '"field":"reason"' "$(act "$MGR" "$id" close_unresolvable 3 '{}')"
@@ -168,9 +180,20 @@ id=$(register "$DESK" "户口迁移 household registration" consultation)
 check "refer out without guidance: 422" expect 422 '"field":"guidance"' "$(act "$DESK" "$id" refer_out 1 '{"referred_to":"police station"}')"
 check "referred out with guidance" expect 200 '"status":"referred_out"' "$(act "$DESK" "$id" refer_out 1 '{"referred_to":"派出所 police station","guidance":"bring your ID and the property deed"}')"
 
+echo "== hostile requests"
+check "a key prefix with a quote: 401, not a 503 for its whole batch" expect 401 'invalid credentials' "$(act 'swk_ab"cd_0123456789' "$id" resolve 1 '{}')"
+printf 'GET /v1/cases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 60\r\n\r\nGET /v1/nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n' "$DESK" >"$tmp/smuggle"
+check "a GET with a body: 400 and the connection closed, the body never read as a request" bash -c "out=\$(timeout 5 curl -s --max-time 3 telnet://127.0.0.1:$port <'$tmp/smuggle'); grep -q '^HTTP/1.1 400' <<<\"\$out\" && test \$(grep -c '^HTTP/1.1' <<<\"\$out\") = 1"
+q "INSERT INTO core.departments (site_id, code, name) SELECT id, 'NULL', 'a department coded NULL' FROM core.sites WHERE code = 'SH01'" >/dev/null
+NULLHEAD=$(q "INSERT INTO core.staff (site_id, code, name, role, department_id) SELECT s.id, 'null.head', 'Head of NULL', 'department_head', d.id FROM core.sites s JOIN core.departments d ON d.site_id = s.id AND d.code = 'NULL' WHERE s.code = 'SH01'" >/dev/null; token null.head)
+id=$(register "$DESK" "名字叫NULL的部门 a department named NULL" help)
+act "$DESK" "$id" transfer 1 '{"to_department":"NULL","reason":"try"}' >/dev/null
+check "a department coded NULL returns a case" expect 200 '"status":"assigned"' "$(act "$NULLHEAD" "$id" return 2 '{"reason":"not ours"}')"
+check "... and is remembered as such" expect 403 'returned' "$(act "$DESK" "$id" transfer 3 '{"to_department":"NULL","reason":"again"}')"
+
 echo "== after all that"
 check "refusals counted" test "$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 20
-check "no customer data in the log" bash -c "! grep -q '13800005678\|刘女士' '$tmp/intake.log'"
+check "no customer data in the log" bash -c "! grep -q '13800005678\|刘女士\|Failing row' '$tmp/intake.log'"
 # Regression: a stop waited for the request whose body was still arriving,
 # but when that request then ended without a job (its client went away) the
 # workers were never woken again: shouwen-intake hung in SIGTERM for ever.

@@ -65,7 +65,7 @@ ADMIN="swk_${aprefix}_$(hex 20)"
 q "INSERT INTO core.api_keys (site_id, name, prefix, key_hash, role) SELECT id, 'test-admin', '$aprefix', sha256('$ADMIN'::bytea), 'admin' FROM core.sites WHERE code = 'SH01'" >/dev/null
 MGR="swt_$(hex 24)"
 q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$MGR'::bytea), now() + interval '1 day' FROM core.staff WHERE code = 'qian.mgr'" >/dev/null
-check "an admin key and a manager token made in SQL" test "$(q "SELECT (SELECT count(*) FROM core.api_keys WHERE role = 'admin') || ' ' || (SELECT count(*) FROM core.staff_tokens)")" = "1 2"
+check "an admin key and a manager token made in SQL" test "$(q "SELECT (SELECT count(*) FROM core.api_keys WHERE role = 'admin') || ' ' || (SELECT count(*) FROM core.staff_tokens)")" = "1 3"
 SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
     SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" \
     SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
@@ -161,6 +161,10 @@ check "... nor the deputy's" lacks 13911112222 "$out"
 check "GET the general manager: contact_private, no phone member" shows 200 '"contact_private":true' "$(call GET "$MGR" $S/staff/zhao.gm)" '"phone"' 13900000001
 check "PATCH the deputy's phone: still not answered" shows 200 '"on_duty":false' "$(call PATCH "$ADMIN" $S/staff/ma.deputy '{"phone":"13911119999","on_duty":false}')" 13911119999 '"phone"'
 check "... though changed" test "$(q "SELECT phone || ' ' || on_duty FROM core.staff WHERE code = 'ma.deputy'")" = "13911119999 false"
+check "a leader's contact may not be made public: 422" expect 422 '"field":"contact_private"' "$(call POST "$ADMIN" $S/staff '{"code":"open.leader","name":"Open","role":"leader","contact_private":false}')"
+check "PATCH contact_private false on the general manager: still private" shows 200 '"contact_private":true' "$(call PATCH "$MGR" $S/staff/zhao.gm '{"contact_private":false}')" 13900000001 '"phone"'
+check "... and in the table" test "$(q "SELECT contact_private FROM core.staff WHERE code = 'zhao.gm'")" = t
+check "the table itself refuses a public leader" bash -c "'$top/deploy/pg.sh' psql -qtAX -v ON_ERROR_STOP=1 -c \"UPDATE core.staff SET contact_private = false WHERE code = 'zhao.gm'\" 2>&1 | grep -q staff_leader_contact_private"
 out=$(call POST "$MGR" $S/staff '{"code":"x y","name":"","role":"boss","department":"nowhere","supervisor":"nobody","phone":"call me","email":"nope","on_duty":1,"salary":9}')
 check "a bad staff member: 422" expect 422 '"error":"invalid fields"' "$out"
 for f in code name role department supervisor phone email on_duty salary; do
@@ -182,6 +186,9 @@ check "malformed JSON: 400" expect 400 'malformed JSON' "$(call POST "$MGR" $S/s
 check "not an object: 400" expect 400 'expected an object' "$(call POST "$MGR" $S/staff '["he.garden"]')"
 
 echo "== staff tokens"
+check "a manager may not mint a leader's token: 403" expect 403 'admin issues tokens to managers and leaders' "$(call POST "$MGR" $S/staff/zhao.gm/tokens '{}')"
+check "... nor another manager's (their own included)" expect 403 'admin issues tokens' "$(call POST "$MGR" $S/staff/qian.mgr/tokens '{}')"
+check "an admin key may" expect 201 '"token":"swt_' "$(call POST "$ADMIN" $S/staff/zhao.gm/tokens '{}')"
 check "a token for an unknown staff member: 404" expect 404 'no such staff member' "$(call POST "$MGR" $S/staff/nobody/tokens '{}')"
 check "expires_in_days out of range: 422" expect 422 '"field":"expires_in_days"' "$(call POST "$MGR" $S/staff/he.garden/tokens '{"expires_in_days":0}')"
 out=$(call POST "$MGR" $S/staff/he.garden/tokens '{"expires_in_days":7}')
