@@ -112,7 +112,11 @@ struct intake {
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct job *head, *tail;
+    /* Two queues: registrations (committed in batches by one worker at a
+     * time, see worker.c) and every other job. */
+    struct job *rhead, *rtail;
+    struct job *ohead, *otail;
+    bool reg_busy; /* a worker is committing a batch of registrations */
     size_t queued;
     size_t queue_max;
     bool stopping;

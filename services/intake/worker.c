@@ -74,38 +74,74 @@ void intake_enqueue(struct intake *in, struct job *j)
         job_finish(j);
         return;
     }
+    struct job **head = j->kind == JOB_REGISTER ? &in->rhead : &in->ohead;
+    struct job **tail = j->kind == JOB_REGISTER ? &in->rtail : &in->otail;
     j->next = NULL;
-    if (in->tail != NULL)
-        in->tail->next = j;
+    if (*tail != NULL)
+        (*tail)->next = j;
     else
-        in->head = j;
-    in->tail = j;
+        *head = j;
+    *tail = j;
     in->queued++;
     pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);
 }
 
-/* Take a batch: every registration at the head of the queue (up to max), or one other job. */
+/*
+ * Take work: every registration waiting (up to max) when no other worker
+ * is committing registrations, else one other job.  Returns 0 when
+ * stopping and nothing is left.
+ *
+ * Registrations are committed by one worker at a time: each batch takes
+ * case numbers from the same per-site, per-day counter row, which stays
+ * locked until its COMMIT, so parallel batches would only queue on that
+ * lock (through each other's fsync) while splitting the waiting requests
+ * into smaller batches.  One committer with every waiting registration
+ * in its batch is both faster and steadier; reads and workflow commands
+ * go on in parallel meanwhile.
+ */
 static int take(struct intake *in, struct job **jobs, int max)
 {
     int n = 0;
     pthread_mutex_lock(&in->mu);
-    while (in->head == NULL && !(in->stopping && in->inflight == 0))
-        pthread_cond_wait(&in->cv, &in->mu);
-    while (in->head != NULL && n < max) {
-        struct job *j = in->head;
-        if (n > 0 && (j->kind != JOB_REGISTER || jobs[0]->kind != JOB_REGISTER))
+    for (;;) {
+        if ((in->rhead != NULL && !in->reg_busy) || in->ohead != NULL)
             break;
-        in->head = j->next;
-        if (in->head == NULL)
-            in->tail = NULL;
+        if (in->stopping && in->inflight == 0 && in->rhead == NULL)
+            break;
+        pthread_cond_wait(&in->cv, &in->mu);
+    }
+    if (in->rhead != NULL && !in->reg_busy) {
+        in->reg_busy = true;
+        while (in->rhead != NULL && n < max) {
+            struct job *j = in->rhead;
+            in->rhead = j->next;
+            if (in->rhead == NULL)
+                in->rtail = NULL;
+            in->queued--;
+            jobs[n++] = j;
+        }
+    } else if (in->ohead != NULL) {
+        struct job *j = in->ohead;
+        in->ohead = j->next;
+        if (in->ohead == NULL)
+            in->otail = NULL;
         in->queued--;
         jobs[n++] = j;
     }
-    if (in->head != NULL)
+    if (in->ohead != NULL || (in->rhead != NULL && !in->reg_busy))
         pthread_cond_signal(&in->cv); /* another worker can take the rest */
     pthread_mutex_unlock(&in->mu);
     return n;
+}
+
+/* The batch of registrations in hand is done: another worker may take the next. */
+static void reg_done(struct intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    in->reg_busy = false;
+    pthread_cond_broadcast(&in->cv);
+    pthread_mutex_unlock(&in->mu);
 }
 
 static sw_err exec0(PGconn *db, const char *sql, char *err, size_t errlen)
@@ -261,6 +297,7 @@ static void *worker_main(void *arg)
         int n = take(in, jobs, in->batch_max);
         if (n == 0)
             break; /* stopping, and nothing left */
+        bool reg = jobs[0]->kind == JOB_REGISTER;
         if (db_conn(w->db) == NULL)
             for (int tries = 0; tries < 3 && db_conn(w->db) == NULL; tries++)
                 db_tick(w->db, false, worker_stopping);
@@ -282,9 +319,11 @@ static void *worker_main(void *arg)
                 job_reply_error(jobs[i], 503, "database unavailable: retry later");
                 job_finish(jobs[i]);
             }
-            continue;
+        } else {
+            run(w, jobs, n);
         }
-        run(w, jobs, n);
+        if (reg)
+            reg_done(in);
     }
     free(jobs);
     return NULL;
