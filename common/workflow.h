@@ -232,7 +232,7 @@ enum wf_err {
     WF_EINVAL,     /* a field is missing or malformed (HTTP 422); wf_error.field names it */
     WF_EFORBIDDEN, /* the actor's role or position does not allow it (HTTP 403) */
     WF_ESTATE,     /* the case's state does not allow it (HTTP 409) */
-    WF_ECONFLICT,  /* expected_version is not the case's version (HTTP 409, reload) */
+    WF_ECONFLICT,  /* expected_version is not the case's version (HTTP 412, reload) */
 };
 
 struct wf_error {

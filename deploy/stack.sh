@@ -63,7 +63,7 @@ start() {
     for s in "${services[@]}"; do
         local addr ok=0
         addr=$(admin_addr "$s")
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 300); do # 30 s: a loaded machine starts slowly
             if ! alive "$s" >/dev/null; then break; fi
             if curl -fsS -o /dev/null "http://$addr/readyz" 2>/dev/null; then ok=1; break; fi
             sleep 0.1

@@ -851,6 +851,19 @@ static sw_err save_extras(PGconn *db, const struct note_ctx *nc, const Shouwen__
     return SW_OK;
 }
 
+/* A phone number as people write it: 5-20 digits, a leading +, spaces, - ( ). */
+static bool phone_like(const char *s)
+{
+    int d = 0;
+    for (const char *c = s; *c; c++) {
+        if (isdigit((unsigned char)*c))
+            d++;
+        else if (!(*c == '+' && c == s) && *c != ' ' && *c != '-' && *c != '(' && *c != ')')
+            return false;
+    }
+    return d >= 5 && d <= 20;
+}
+
 /* ------------------------------------------------------------------ the action */
 
 /* If-Match: 7, "7" or W/"7".  Returns false when it is not a version. */
@@ -1017,6 +1030,15 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     if ((rv = look_up(db, j, person, staff, depts, nd, head_of, &lu, err, errlen)) != SW_OK) {
         built_free(&b);
         return rv;
+    }
+    if (which == SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK &&
+        cmd.request_leader_callback->callback_phone[0] != '\0' &&
+        !phone_like(cmd.request_leader_callback->callback_phone)) {
+        reply_field(j, "callback_phone",
+                    "must be a phone number: 5-20 digits, optionally with a leading +, spaces, "
+                    "hyphens or parentheses");
+        built_free(&b);
+        return SW_OK;
     }
     if (actor.on_behalf_of[0] != '\0' && !lu.person_found) {
         snprintf(msg, sizeof(msg), "no active staff member \"%.40s\" of this site",

@@ -655,7 +655,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
     }
     /* the cases */
     {
-        enum { COLS = 19 };
+        enum { COLS = 21 };
         struct buf sql;
         const char **v = calloc((size_t)nl * COLS, sizeof(*v));
         struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
@@ -670,7 +670,8 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
                  "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
                  "owner_id, department_id, type, channel, urgency, category, subject, description, "
                  "customer_name, customer_phone, customer_unit, customer_address, "
-                 "required_documents, source, external_ref, request_sha256) VALUES ");
+                 "required_documents, source, external_ref, request_sha256, customer_room, "
+                 "customer_email) VALUES ");
         for (int i = 0; i < nl; i++) {
             struct job *j = live[i];
             struct reg *g = j->reg;
@@ -691,10 +692,10 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             buf_printf(&sql,
                        "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,"
                        "$%d,coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,"
-                       "decode($%d,'hex'))",
+                       "decode($%d,'hex'),$%d,$%d)",
                        i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 4, b + 5, b + 6, b + 7, b + 8,
                        b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
-                       b + 18, b + 19);
+                       b + 18, b + 19, b + 20, b + 21);
             p[0] = g->case_id;
             p[1] = j->who.site_id;
             p[2] = g->number;
@@ -714,6 +715,8 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             p[16] = g->source;
             p[17] = g->external_ref;
             p[18] = g->sha;
+            p[19] = g->room;
+            p[20] = g->email;
         }
         buf_puts(&sql,
                  " ON CONFLICT ON CONSTRAINT cases_idempotency DO NOTHING RETURNING id::text");

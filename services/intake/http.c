@@ -62,6 +62,10 @@ static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t l
         rv = nng_http_res_set_header(res, "ETag", etag);
     if (rv == 0 && close)
         rv = nng_http_res_set_header(res, "Connection", "close");
+    if (rv == 0 && status == 401)
+        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
+    if (rv == 0 && status == 503)
+        rv = nng_http_res_set_header(res, "Retry-After", "1");
     if (rv == 0)
         rv = nng_http_res_copy_data(res, body, len);
     if (rv != 0) {
@@ -308,6 +312,8 @@ static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_
         reply_error_aio(aio, 414, "request URI too long");
         return;
     }
+    if (fn != case_action)
+        im = NULL; /* only a command is conditional */
     if (im != NULL && strlen(im) >= sizeof(((struct job *)0)->if_match)) {
         json_decref(body);
         reply_error_aio(aio, 400, "malformed If-Match header: expected the case's version");

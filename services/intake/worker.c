@@ -50,6 +50,8 @@ void job_finish(struct job *j)
         rv = nng_http_res_set_header(res, "ETag", j->etag);
     if (rv == 0 && j->status == 503)
         rv = nng_http_res_set_header(res, "Retry-After", "1");
+    if (rv == 0 && j->status == 401)
+        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
     if (rv == 0) {
         buf_puts(&j->body, "\n");
         rv = nng_http_res_copy_data(res, j->body.data ? j->body.data : "", j->body.len);

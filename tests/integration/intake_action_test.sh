@@ -165,6 +165,7 @@ out=$(act "$DESK" "$id" request_leader_callback 2 '{"leader":"zhao.gm","reason":
 check "a leader's call-back is requested" expect 200 '"version":3' "$out"
 check "... the leader's number is not in the answer" bash -c "! grep -q 13900000001 <<<'$out'"
 check "... with where and when the customer wants the call" test "$(q "SELECT callback_phone FROM core.leader_callbacks WHERE case_id = '$id'")" = 13800005678
+check "a call-back number that is not a phone number: 422" expect 422 '"field":"callback_phone"' "$(act "$DESK" "$id" request_leader_callback 3 '{"leader":"zhao.gm","reason":"x","callback_phone":"call me maybe"}')"
 check "a call-back from someone who is not a leader: 422" expect 422 '"field":"leader"' "$(act "$DESK" "$id" request_leader_callback 3 '{"leader":"wu.tech","reason":"x"}')"
 check "... the request reaches the leader" test "$(q "SELECT count(*) FROM core.leader_callbacks l JOIN core.staff s ON s.id = l.leader_id WHERE l.case_id = '$id' AND s.code = 'zhao.gm' AND l.done_at IS NULL")" = 1
 check "the receptionist may not close it as unresolvable: 403" expect 403 '' "$(act "$DESK" "$id" close_unresolvable 3 '{"reason":"x"}')"

@@ -80,6 +80,8 @@ check "... and one event" test "$(q "SELECT count(*) FROM bus.events e JOIN core
 echo "== bad input"
 check "no credentials: 401" expect 401 'missing credentials' "$(curl -s -w '%{http_code}' -o "$tmp/out" -H 'Content-Type: application/json' -d "$BODY" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
 check "unknown key: 401" expect 401 'invalid credentials' "$(post swk_deadbeef_0000000000 "$BODY")"
+check "... with WWW-Authenticate: Bearer" bash -c "curl -s -D - -o /dev/null -H 'Authorization: Bearer swk_deadbeef_0000000000' $api/v1/cases | grep -qi '^WWW-Authenticate: Bearer'"
+check "... also when no credential came at all" bash -c "curl -s -D - -o /dev/null $api/v1/cases | grep -qi '^WWW-Authenticate: Bearer'"
 wrong=${KEY%?}$([ "${KEY: -1}" = 0 ] && echo 1 || echo 0) # the last character changed
 check "wrong secret for a real prefix: 401" expect 401 'invalid credentials' "$(post "$wrong" "$BODY")"
 check "another site: 403" expect 403 'not ZZ01' "$(post "$KEY" "${BODY/SH01/ZZ01}")"
@@ -115,6 +117,10 @@ check "not a UUID: 404" expect 404 'not a UUID' "$(get "$TOKEN" 12345)"
 qa_token="swt_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$qa_token'::bytea), now() + interval '1 day' FROM core.staff WHERE code = 'wei.qa'" >/dev/null
 check "QA sees the phone masked" expect 200 '"phone":"138****1234"' "$(get "$qa_token" "$id")"
+out=$(post "$TOKEN" '{"site":"SH01","channel":"visit","type":"help","subject":"room and e-mail","customer":{"name":"王女士","room":"1202","email":"wang@example.cn"}}')
+rid=$(field '["id"]' <<<"$out")
+check "the customer's room and e-mail are kept" expect 200 '"room":"1202","email":"wang@example.cn"' "$(get "$TOKEN" "$rid")"
+check "... the e-mail hidden from QA like the phone" expect 200 '"room":"1202","email":"***"' "$(get "$qa_token" "$rid")"
 q "UPDATE core.staff_tokens SET revoked_at = now() WHERE token_hash = sha256('$qa_token'::bytea)" >/dev/null
 check "a revoked token: 401" expect 401 'invalid credentials' "$(get "$qa_token" "$id")"
 check "no customer data in the log" bash -c "! grep -q '13800001234\|张先生' '$tmp/intake.log'"
