@@ -39,15 +39,6 @@
 #define ACT_TEXT_MAX     10000 /* characters of any text member: a reason, a note, a result */
 #define US_PER_DAY       (86400 * INT64_C(1000000))
 
-/* Characters (not bytes) of a string jansson has checked as UTF-8. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -851,19 +842,6 @@ static sw_err save_extras(PGconn *db, const struct note_ctx *nc, const Shouwen__
     return SW_OK;
 }
 
-/* A phone number as people write it: 5-20 digits, a leading +, spaces, - ( ). */
-static bool phone_like(const char *s)
-{
-    int d = 0;
-    for (const char *c = s; *c; c++) {
-        if (isdigit((unsigned char)*c))
-            d++;
-        else if (!(*c == '+' && c == s) && *c != ' ' && *c != '-' && *c != '(' && *c != ')')
-            return false;
-    }
-    return d >= 5 && d <= 20;
-}
-
 /* ------------------------------------------------------------------ the action */
 
 /* If-Match: 7, "7" or W/"7".  Returns false when it is not a version. */
@@ -1033,7 +1011,7 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     }
     if (which == SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK &&
         cmd.request_leader_callback->callback_phone[0] != '\0' &&
-        !phone_like(cmd.request_leader_callback->callback_phone)) {
+        !phone_ok(cmd.request_leader_callback->callback_phone)) {
         reply_field(j, "callback_phone",
                     "must be a phone number: 5-20 digits, optionally with a leading +, spaces, "
                     "hyphens or parentheses");

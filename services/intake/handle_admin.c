@@ -251,23 +251,6 @@ static bool refuse_fields(struct ctx *x, const struct checker *c)
     return true;
 }
 
-/* Characters (not bytes) of a string jansson has already checked as UTF-8. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static bool blank(const char *s)
-{
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-            return false;
-    return true;
-}
-
 static bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max)
 {
     size_t n = strlen(s);
@@ -300,18 +283,6 @@ static bool one_of(const char *s, const char *const *names)
 }
 
 /* A phone number: digits with optional +, spaces, hyphens and parentheses; 5 to 20 digits. */
-static bool phone_ok(const char *s)
-{
-    int digits = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digits++;
-        else if (!(*p == '+' && p == s) && *p != ' ' && *p != '-' && *p != '(' && *p != ')')
-            return false;
-    }
-    return digits >= 5 && digits <= 20;
-}
-
 /* An email address, checked loosely: one @ with something on each side, no spaces. */
 static bool email_ok(const char *s)
 {

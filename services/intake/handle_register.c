@@ -71,23 +71,6 @@ void reg_free(struct reg *r)
     free(r);
 }
 
-/* Characters (not bytes) of a string jansson has already checked as UTF-8. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-static bool blank(const char *s)
-{
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
-            return false;
-    return true;
-}
-
 struct checker {
     struct field_error *fe;
     int n;
@@ -169,18 +152,6 @@ static bool matches(const char *s, const char *first, const char *rest, size_t m
 #define DIGITS "0123456789"
 
 /* A phone number: digits with optional +, spaces, hyphens and parentheses; 5 to 20 digits. */
-static bool phone_ok(const char *s)
-{
-    int digits = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digits++;
-        else if (!(*p == '+' && p == s) && *p != ' ' && *p != '-' && *p != '(' && *p != ')')
-            return false;
-    }
-    return digits >= 5 && digits <= 20;
-}
-
 int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field_error *fe)
 {
     static const char *const known[] = {"site",

@@ -226,6 +226,34 @@ static bool take_credential(nng_aio *aio, nng_http_req *req, struct job *j)
     return true;
 }
 
+size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
+bool phone_ok(const char *s)
+{
+    int digits = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits++;
+        else if (!(*p == '+' && p == s) && *p != ' ' && *p != '-' && *p != '(' && *p != ')')
+            return false;
+    }
+    return digits >= 5 && digits <= 20;
+}
+
 bool is_uuid(const char *s, size_t n)
 {
     if (n != 36)

@@ -186,7 +186,14 @@ sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_out
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen);
 
-/* helpers shared by the handlers */
+/* helpers shared by the handlers (http.c) */
+/* Characters (not bytes) of a string already checked as UTF-8. */
+size_t utf8_chars(const char *s);
+/* Only spaces, tabs and line ends (or nothing). */
+bool blank(const char *s);
+/* A phone number as people write it: 5-20 digits, a leading +, spaces, - ( ). */
+bool phone_ok(const char *s);
+
 bool phone_visible_to(const struct principal *p);
 void mask_phone(const char *in, char *out, size_t outlen);
 

@@ -12,18 +12,8 @@ set -uo pipefail
 
 name=intake-action
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-port=$((27600 + RANDOM % 300 * 2))
-api=http://127.0.0.1:$port
-intake_pid=""
+trap intake_cleanup EXIT
 
-cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 # token CODE: a fresh bearer token for that staff member of SH01
 token() {
     local t
@@ -54,22 +44,14 @@ state() { q "SELECT c.status || ' ' || coalesce(o.code, '-') || ' ' || coalesce(
 events() { q "SELECT string_agg(type, ',' ORDER BY seq) FROM bus.events WHERE case_id = '$1'"; }
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-KEY=$SHOUWEN_DEMO_API_KEY
-DESK=$SHOUWEN_DEMO_TOKEN # li.desk, receptionist at the front desk
+intake_setup
+DESK=$TOKEN              # li.desk, receptionist at the front desk
 HEAD=$(token zhou.eng)   # head of engineering
 TECH=$(token wu.tech)    # handler in engineering
 MGR=$(token qian.mgr)
 SUP=$(token sun.sup)
 SECHEAD=$(token zheng.sec)
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
+intake_start
 
 echo "== a complaint's life"
 id=$(register "$DESK" "楼上漏水 water from upstairs" complaint)
@@ -193,7 +175,7 @@ check "a department coded NULL returns a case" expect 200 '"status":"assigned"' 
 check "... and is remembered as such" expect 403 'returned' "$(act "$DESK" "$id" transfer 3 '{"to_department":"NULL","reason":"again"}')"
 
 echo "== after all that"
-check "refusals counted" test "$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 20
+check "refusals counted" test "$(curl -s "http://$admin/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 20
 check "no customer data in the log" bash -c "! grep -q '13800005678\|刘女士\|Failing row' '$tmp/intake.log'"
 # Regression: a stop waited for the request whose body was still arriving,
 # but when that request then ended without a job (its client went away) the

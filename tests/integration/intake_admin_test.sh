@@ -11,18 +11,8 @@ set -uo pipefail
 
 name=intake-admin
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-port=$((28000 + RANDOM % 300 * 2))
-api=http://127.0.0.1:$port
-intake_pid=""
+trap intake_cleanup EXIT
 
-cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 # call METHOD AUTH PATH [BODY]: prints "<status> <body>"; every answer is also kept in all-answers
 call() {
@@ -53,24 +43,16 @@ shows() {
 field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().split(" ",1)[1]); print(d'"$1"')'; }
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-SYSKEY=$SHOUWEN_DEMO_API_KEY # role system
-DESK=$SHOUWEN_DEMO_TOKEN     # li.desk, a receptionist
+intake_setup
+SYSKEY=$KEY  # role system
+DESK=$TOKEN  # li.desk, a receptionist
 aprefix=$(hex 4)
 ADMIN="swk_${aprefix}_$(hex 20)"
 q "INSERT INTO core.api_keys (site_id, name, prefix, key_hash, role) SELECT id, 'test-admin', '$aprefix', sha256('$ADMIN'::bytea), 'admin' FROM core.sites WHERE code = 'SH01'" >/dev/null
 MGR="swt_$(hex 24)"
 q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$MGR'::bytea), now() + interval '1 day' FROM core.staff WHERE code = 'qian.mgr'" >/dev/null
 check "an admin key and a manager token made in SQL" test "$(q "SELECT (SELECT count(*) FROM core.api_keys WHERE role = 'admin') || ' ' || (SELECT count(*) FROM core.staff_tokens)")" = "1 3"
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" \
-    SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
+intake_start
 if [ "$fail" -gt 0 ]; then
     tail -n 5 "$tmp/intake.log"
     finish
@@ -258,9 +240,5 @@ check "still serving after all that" expect 201 '"status":"registered"' "$(call 
 check "... and the directory too" expect 200 '"code":"garden"' "$(call GET "$ADMIN" $S/departments/garden)"
 
 echo "== stop"
-kill -TERM "$intake_pid"
-wait "$intake_pid"
-rc=$?
-intake_pid=""
-check "SIGTERM: exit 0" test "$rc" = 0
+intake_stop
 finish

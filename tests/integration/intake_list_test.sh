@@ -10,18 +10,8 @@ set -uo pipefail
 
 name=intake-list
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-port=$((27600 + RANDOM % 300 * 2))
-api=http://127.0.0.1:$port
-intake_pid=""
+trap intake_cleanup EXIT
 
-cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 # post AUTH BODY: register, print the new case's id
 post() {
     curl -s -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
@@ -92,18 +82,8 @@ only() {
 }
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-KEY=$SHOUWEN_DEMO_API_KEY
-TOKEN=$SHOUWEN_DEMO_TOKEN
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" \
-    "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
+intake_setup
+intake_start
 
 # more credentials, made as deploy/demo.sh makes li.desk's: QA (wei.qa),
 # a second external system, a reader key
@@ -362,9 +342,5 @@ check "POST history: 405" expect 405 'method not allowed' "$(curl -s -X POST -o 
 
 echo "== the end"
 check "no customer data in the log" bash -c "! grep -q '13800001234\|张先生\|13911112222' '$tmp/intake.log'"
-kill -TERM "$intake_pid"
-wait "$intake_pid"
-rc=$?
-intake_pid=""
-check "SIGTERM: exit 0" test "$rc" = 0
+intake_stop
 finish

@@ -21,18 +21,9 @@ set -uo pipefail
 name=intake-openapi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 doc=${SHOUWEN_OPENAPI:-$top/services/intake/openapi.yaml}
-port=$((30000 + RANDOM % 300 * 2))
-api=http://127.0.0.1:$port
-intake_pid=""
-
-cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+trap intake_cleanup EXIT
+# ready, and it is ours answering (not another test's service on the same port)
+intake_ready() { wait_for 10 curl -fs "http://$admin/readyz" && sleep 0.2 && kill -0 "$intake_pid"; }
 
 # The checker: `oa.py COMMAND DOC ARGS...` exits 0 when the check holds,
 # else prints why and exits 1.
@@ -540,21 +531,9 @@ check "every command has its body schema, with the fields of its message in comm
 check "every example conforms to its schema" oa examples "$doc"
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-KEY=$SHOUWEN_DEMO_API_KEY          # demo-hotline, role system
-TOKEN=$SHOUWEN_DEMO_TOKEN          # li.desk, a receptionist
+intake_setup                       # KEY: demo-hotline, role system; TOKEN: li.desk, a receptionist
 MGR=$SHOUWEN_DEMO_MANAGER_TOKEN    # qian.mgr, the manager
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" \
-    "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-# ready, and it is ours answering (not another test's service on the same port)
-ready() { wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz" && sleep 0.2 && kill -0 "$intake_pid"; }
-check "intake ready" ready
+intake_start
 if [ "$fail" -gt 0 ] && ! kill -0 "$intake_pid" 2>/dev/null; then
     tail -n 5 "$tmp/intake.log"
     finish
@@ -678,9 +657,5 @@ check "GET /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 G
 check "... conforms" conforms "GET /v1/sites/{site}/staff" 403 forbidden
 
 echo "== stop"
-kill -TERM "$intake_pid"
-wait "$intake_pid"
-rc=$?
-intake_pid=""
-check "SIGTERM: exit 0" test "$rc" = 0
+intake_stop
 finish

@@ -11,22 +11,16 @@ set -uo pipefail
 name=intake-rep
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tbin=${SHOUWEN_TEST_BIN:-$top/build/tests}
-port=$((29000 + RANDOM % 300 * 3))
-api=http://127.0.0.1:$port
-admin=127.0.0.1:$((port + 1))
+port=$(free_ports 3) # intake_start's pair, then the REP socket
 rep=tcp://127.0.0.1:$((port + 2))
-intake_pid=""
 other_pid=""
 
 cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
     [ -z "$other_pid" ] || kill -KILL "$other_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
+    intake_cleanup
 }
 trap cleanup EXIT
 
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 # submit ARGS...: one SubmitCase through the real client; prints its one JSON line
 submit() { "$tbin/rep_client" --url "$rep" --timeout 10000 "$@"; }
 # jcheck JSON PYTHON-EXPR: the expression holds for d = the parsed JSON
@@ -44,18 +38,9 @@ metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m {print $2}';
 raw() { nngcat --req --dial "$rep" --recv-timeout 5 --raw --file "$1" | "$tbin/rep_client" --decode; }
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-KEY=$SHOUWEN_DEMO_API_KEY
+intake_setup
 check "the REP client is built" test -x "$tbin/rep_client"
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=$admin \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="$rep" \
-    "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-check "intake ready" wait_for 10 curl -fs "http://$admin/readyz"
+intake_start SHOUWEN_INTAKE_REP_ADDR="$rep"
 check "it says where SubmitCase is served" grep -qF "\"SubmitCase on $rep\"" "$tmp/intake.log"
 
 echo "== registering"
@@ -175,7 +160,7 @@ check "50 case.registered events" test \
     "$(q "SELECT count(*) FROM bus.events e JOIN core.cases c ON c.id = e.case_id WHERE c.external_ref LIKE 'conc-%'")" = 50
 
 echo "== settings"
-o=$((port + 3))
+o=$(free_ports 2) # another intake: HTTP, then admin
 out=$(SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$o SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((o + 1)) \
     SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/other.pub" SHOUWEN_INTAKE_REP_ADDR=nowhere \
     timeout 20 "$bin/shouwen-intake" 2>&1)

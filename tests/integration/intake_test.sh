@@ -8,18 +8,8 @@ set -uo pipefail
 
 name=intake
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-port=$((27000 + RANDOM % 300 * 2))
-api=http://127.0.0.1:$port
-intake_pid=""
+trap intake_cleanup EXIT
 
-cleanup() {
-    [ -z "$intake_pid" ] || kill -KILL "$intake_pid" 2>/dev/null
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 # post AUTH BODY [curl args...]: prints "<status> <body>"
 post() {
     local auth=$1 body=$2 out; shift 2
@@ -34,19 +24,10 @@ expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"
 field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().split(" ",1)[1]); print(d'"$1"')'; }
 
 echo "== setup"
-check "private cluster" "$top/deploy/pg.sh" start
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-check "migrations" "$bin/shouwen-migrate"
-check "demo site loaded" "$top/deploy/demo.sh"
+intake_setup
 check "demo site loaded again: nothing changes" "$top/deploy/demo.sh"
 check "one demo key, two tokens (receptionist, manager)" test "$(q "SELECT (SELECT count(*) FROM core.api_keys) || ' ' || (SELECT string_agg(s.code, ',' ORDER BY s.code) FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id)")" = "1 li.desk,qian.mgr"
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-KEY=$SHOUWEN_DEMO_API_KEY
-TOKEN=$SHOUWEN_DEMO_TOKEN
-SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$port SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 1)) \
-    SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
-intake_pid=$!
-check "intake ready" wait_for 10 curl -fs "http://127.0.0.1:$((port + 1))/readyz"
+intake_start
 
 BODY='{"site":"SH01","channel":"phone","type":"complaint","urgency":"normal","subject":"楼上漏水 water from upstairs","description":"ceiling wet since morning","customer":{"name":"张先生","phone":"13800001234","unit":"3栋","address":"3-2-501"},"first_responder":"li.desk","external_ref":"hotline-0001"}'
 
@@ -103,7 +84,7 @@ check "subject too long: 422" expect 422 'at most 1000 characters' "$(post "$KEY
 check "unknown first responder: 422 naming it" expect 422 'no active staff member \"nobody\"' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"x","first_responder":"nobody"}')"
 check "unknown path: 404" expect 404 'no such resource' "$(curl -s -w '%{http_code}' -o "$tmp/out" "$api/v1/nothing"; printf ' '; cat "$tmp/out")"
 check "wrong method: 405" expect 405 'method not allowed' "$(curl -s -X DELETE -w '%{http_code}' -o "$tmp/out" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
-check "bad input counted" test "$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 15
+check "bad input counted" test "$(curl -s "http://$admin/metrics" | awk '/^shouwen_intake_bad_requests_total/ {print $2}')" -ge 15
 check "still serving after all that" expect 201 '"status":"registered"' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"still here"}')"
 
 echo "== reading"
@@ -136,22 +117,19 @@ echo "== a database migrated after intake started"
 # reconnect; started on an unmigrated database it answered 503 for ever.
 q "CREATE DATABASE late" >/dev/null
 late_url="${SHOUWEN_DATABASE_URL/dbname=* /dbname=late }"
-SHOUWEN_DATABASE_URL=$late_url SHOUWEN_INTAKE_WORKERS=1 SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$((port + 2)) \
-    SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((port + 3)) SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/late.pub" \
+late=$(free_ports 2) # its HTTP port; admin on the next
+SHOUWEN_DATABASE_URL=$late_url SHOUWEN_INTAKE_WORKERS=1 SHOUWEN_INTAKE_HTTP_ADDR=127.0.0.1:$late \
+    SHOUWEN_INTAKE_ADMIN_ADDR=127.0.0.1:$((late + 1)) SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/late.pub" \
     SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/late.rep" "$bin/shouwen-intake" 2>"$tmp/late.log" &
 late_pid=$!
-check "second intake up on an empty database" wait_for 10 curl -s "http://127.0.0.1:$((port + 3))/healthz"
-late_post() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"site":"SH01","channel":"api","type":"help","subject":"late"}' "http://127.0.0.1:$((port + 2))/v1/cases"; }
+check "second intake up on an empty database" wait_for 10 curl -s "http://127.0.0.1:$((late + 1))/healthz"
+late_post() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"site":"SH01","channel":"api","type":"help","subject":"late"}' "http://127.0.0.1:$late/v1/cases"; }
 check "... no schema yet: 503" test "$(late_post)" = 503
 check "... migrated meanwhile" env SHOUWEN_DATABASE_URL="$late_url" "$bin/shouwen-migrate"
-check "... then it serves without a restart (401: this database has no keys)" wait_for 10 bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' -d '{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"late\"}' http://127.0.0.1:$((port + 2))/v1/cases)\" = 401"
+check "... then it serves without a restart (401: this database has no keys)" wait_for 10 bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' -d '{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"late\"}' http://127.0.0.1:$late/v1/cases)\" = 401"
 kill -TERM "$late_pid"
 wait "$late_pid"
 
 echo "== stop"
-kill -TERM "$intake_pid"
-wait "$intake_pid"
-rc=$?
-intake_pid=""
-check "SIGTERM: exit 0" test "$rc" = 0
+intake_stop
 finish

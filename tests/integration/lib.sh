@@ -2,7 +2,8 @@
 # setting `name` (the temp folder's prefix); it sets top, bin, tmp (a
 # private folder, world-traversable so the unprivileged PostgreSQL owner
 # can reach it), the run and migration settings, and the check helpers.
-# Each script defines its own cleanup and ends with `finish`.
+# Each script defines its own cleanup (or uses intake_cleanup, below) and
+# ends with `finish`.
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${SHOUWEN_BIN:-$top/build/bin}
 tmp=$(mktemp -d "/tmp/shouwen-$name.XXXXXX")
@@ -35,4 +36,105 @@ wait_for() {
 finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]
+}
+
+# --- the intake scripts' shared setup -------------------------------------
+# A script that tests the real shouwen-intake does, after sourcing lib.sh:
+#
+#   trap intake_cleanup EXIT   # or its own cleanup that ends by calling it
+#   intake_setup               # cluster, migrations, demo site; KEY, TOKEN
+#   intake_start [VAR=value...]  # the service; port, api, admin, intake_pid
+#
+# and ends with `finish`.
+
+# q SQL: run SQL on the private cluster; prints the bare values (no header,
+# no alignment), fails on the first error
+q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+
+# free_ports N: prints a port P such that P .. P+N-1 on 127.0.0.1 can all
+# be bound right now (chosen at random in 27000-31999, so that scripts
+# running at the same time rarely meet); fails if none was found.
+free_ports() {
+    python3 - "${1:-1}" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(27000, 32000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("no %d free ports in a row" % n)
+PY
+}
+
+# intake_cleanup: the default EXIT trap of an intake script: kills the
+# service if it still runs, stops the private cluster, removes $tmp (kept
+# with KEEP_TMP=1).  A script with more to undo defines its own cleanup
+# that does that and then calls this.
+intake_cleanup() {
+    [ -z "${intake_pid:-}" ] || kill -KILL "$intake_pid" 2>/dev/null
+    "$top/deploy/pg.sh" stop >/dev/null 2>&1
+    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
+}
+
+# intake_setup: the checks "private cluster", "migrations" and "demo site
+# loaded" (deploy/pg.sh start, shouwen-migrate, deploy/demo.sh); exports
+# SHOUWEN_DATABASE_URL, sources the demo credentials (SHOUWEN_DEMO_API_KEY,
+# SHOUWEN_DEMO_TOKEN, SHOUWEN_DEMO_MANAGER_TOKEN) and sets KEY (the demo
+# API key, role system) and TOKEN (li.desk's bearer token, a receptionist).
+intake_setup() {
+    check "private cluster" "$top/deploy/pg.sh" start
+    export SHOUWEN_DATABASE_URL
+    SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
+    check "migrations" "$bin/shouwen-migrate"
+    check "demo site loaded" "$top/deploy/demo.sh"
+    . "$SHOUWEN_RUN_DIR/demo-credentials"
+    KEY=$SHOUWEN_DEMO_API_KEY
+    TOKEN=$SHOUWEN_DEMO_TOKEN
+}
+
+# intake_ready: the service answers /readyz on its admin port within 10 s.
+# A script may redefine it (after sourcing lib.sh) to ask for more.
+intake_ready() { wait_for 10 curl -fs "http://$admin/readyz"; }
+
+# intake_start [VAR=value...]: starts the real shouwen-intake in the
+# background, its stderr in $tmp/intake.log, with HTTP on 127.0.0.1:$port,
+# admin on 127.0.0.1:$((port + 1)), PUB on ipc://$tmp/intake.pub and REP on
+# ipc://$tmp/intake.rep; each VAR=value given is added to (or overrides)
+# that environment.  $port is a free pair from free_ports unless the script
+# set it already (to keep more ports next to it, say).  Sets port, api
+# (http://127.0.0.1:$port), admin (127.0.0.1:$((port + 1))) and intake_pid,
+# then the check "intake ready" (intake_ready); returns 1 if that failed.
+intake_start() {
+    local failed=$fail
+    port=${port:-$(free_ports 2)}
+    api=http://127.0.0.1:$port
+    admin=127.0.0.1:$((port + 1))
+    env SHOUWEN_INTAKE_HTTP_ADDR="127.0.0.1:$port" SHOUWEN_INTAKE_ADMIN_ADDR="$admin" \
+        SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" \
+        "$@" "$bin/shouwen-intake" 2>"$tmp/intake.log" &
+    intake_pid=$!
+    check "intake ready" intake_ready
+    [ "$fail" = "$failed" ]
+}
+
+# intake_stop: SIGTERM to the service started by intake_start, wait for it
+# to end, then the check "SIGTERM: exit 0".
+intake_stop() {
+    local rc
+    kill -TERM "$intake_pid"
+    wait "$intake_pid"
+    rc=$?
+    intake_pid=""
+    check "SIGTERM: exit 0" test "$rc" = 0
 }
