@@ -251,17 +251,6 @@ static bool refuse_fields(struct ctx *x, const struct checker *c)
     return true;
 }
 
-static bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max)
-{
-    size_t n = strlen(s);
-    if (n < min || n > max || strchr(first, s[0]) == NULL)
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (strchr(rest, s[i]) == NULL)
-            return false;
-    return true;
-}
-
 /* core.sites.code: an upper-case letter, then 1-15 upper-case letters or digits. */
 static bool site_code_ok(const char *s)
 {

@@ -696,6 +696,28 @@ out:
 
 /* ---------------------------------------------------------------- history */
 
+/*
+ * ,"<name>":[{"kind":<column 0>, keys[0]:<column 1>, ...}, ...] for every
+ * row of `r` (column 0 is the row's kind).
+ */
+static sw_err put_rows(struct buf *b, const char *name, const PGresult *r, const char *const *keys,
+                       size_t nkeys)
+{
+    sw_err rv = buf_printf(b, ",\"%s\":[", name);
+    for (int i = 0; rv == SW_OK && i < PQntuples(r); i++) {
+        rv = buf_puts(b, i ? ",{\"kind\":" : "{\"kind\":");
+        if (rv == SW_OK)
+            rv = buf_json_string(b, PQgetvalue(r, i, 0));
+        for (int c = 1; rv == SW_OK && c <= (int)nkeys; c++)
+            rv = put_col(b, keys[c - 1], r, i, c);
+        if (rv == SW_OK)
+            rv = buf_puts(b, "}");
+    }
+    if (rv == SW_OK)
+        rv = buf_puts(b, "]");
+    return rv;
+}
+
 static sw_err history_handoffs(PGconn *db, struct job *j, struct buf *b, char *err, size_t errlen)
 {
     const char *v[] = {j->case_id, j->who.site_id};
@@ -721,18 +743,7 @@ static sw_err history_handoffs(PGconn *db, struct job *j, struct buf *b, char *e
         PQclear(r);
         return rv;
     }
-    rv = buf_puts(b, ",\"handoffs\":[");
-    for (int i = 0; rv == SW_OK && i < PQntuples(r); i++) {
-        rv = buf_puts(b, i ? ",{\"kind\":" : "{\"kind\":");
-        if (rv == SW_OK)
-            rv = buf_json_string(b, PQgetvalue(r, i, 0));
-        for (int c = 1; rv == SW_OK && c <= (int)NELEM(keys); c++)
-            rv = put_col(b, keys[c - 1], r, i, c);
-        if (rv == SW_OK)
-            rv = buf_puts(b, "}");
-    }
-    if (rv == SW_OK)
-        rv = buf_puts(b, "]");
+    rv = put_rows(b, "handoffs", r, keys, NELEM(keys));
     PQclear(r);
     return rv;
 }
@@ -755,18 +766,7 @@ static sw_err history_notes(PGconn *db, struct job *j, struct buf *b, char *err,
         PQclear(r);
         return rv;
     }
-    rv = buf_puts(b, ",\"notes\":[");
-    for (int i = 0; rv == SW_OK && i < PQntuples(r); i++) {
-        rv = buf_puts(b, i ? ",{\"kind\":" : "{\"kind\":");
-        if (rv == SW_OK)
-            rv = buf_json_string(b, PQgetvalue(r, i, 0));
-        for (int c = 1; rv == SW_OK && c <= (int)NELEM(keys); c++)
-            rv = put_col(b, keys[c - 1], r, i, c);
-        if (rv == SW_OK)
-            rv = buf_puts(b, "}");
-    }
-    if (rv == SW_OK)
-        rv = buf_puts(b, "]");
+    rv = put_rows(b, "notes", r, keys, NELEM(keys));
     PQclear(r);
     return rv;
 }

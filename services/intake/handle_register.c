@@ -136,17 +136,6 @@ static int choice(struct checker *c, json_t *obj, const char *key, const char *c
     return def;
 }
 
-static bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max)
-{
-    size_t n = strlen(s);
-    if (n < min || n > max || strchr(first, s[0]) == NULL)
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (strchr(rest, s[i]) == NULL)
-            return false;
-    return true;
-}
-
 #define UPPER  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #define ALNUM  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 #define DIGITS "0123456789"

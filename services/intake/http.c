@@ -77,7 +77,7 @@ static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t l
     nng_aio_finish(aio, 0);
 }
 
-static void reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag)
+void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag)
 {
     reply_full(aio, status, body, len, etag, false);
 }
@@ -242,6 +242,17 @@ bool blank(const char *s)
     return true;
 }
 
+bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < min || n > max || strchr(first, s[0]) == NULL)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (strchr(rest, s[i]) == NULL)
+            return false;
+    return true;
+}
+
 bool phone_ok(const char *s)
 {
     int digits = 0;
@@ -318,7 +329,7 @@ static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, j
         struct buf b;
         buf_init(&b, 1u << 16);
         fields_json(&b, fe, nfe);
-        reply(aio, 422, buf_cstr(&b), b.len, NULL);
+        http_reply(aio, 422, buf_cstr(&b), b.len, NULL);
         buf_free(&b);
         job_free(j);
         return;

@@ -155,6 +155,8 @@ bool is_uuid(const char *s, size_t n);
 sw_err intake_workers_start(struct intake *in, char *err, size_t errlen);
 void intake_workers_stop(struct intake *in);
 void intake_enqueue(struct intake *in, struct job *j);
+/* http.c: answer an HTTP request with a JSON body (4xx counted as bad input). */
+void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag);
 /* Answer the job (HTTP or j->finish) and free it. */
 void job_finish(struct job *j);
 
@@ -191,6 +193,8 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
 size_t utf8_chars(const char *s);
 /* Only spaces, tabs and line ends (or nothing). */
 bool blank(const char *s);
+/* s has min..max bytes, the first one of `first`, the others of `rest`. */
+bool matches(const char *s, const char *first, const char *rest, size_t min, size_t max);
 /* A phone number as people write it: 5-20 digits, a leading +, spaces, - ( ). */
 bool phone_ok(const char *s);
 

@@ -32,37 +32,15 @@ static struct metric *m_bad; /* 4xx answers: bad input or credentials, counted *
 
 void job_finish(struct job *j)
 {
-    if (j->status >= 400 && j->status < 500)
-        metric_add(m_bad, 1);
     if (j->finish != NULL) {
+        if (j->status >= 400 && j->status < 500)
+            metric_add(m_bad, 1);
         j->finish(j);
         return;
     }
-    nng_http_res *res = NULL;
-    int rv = nng_http_res_alloc(&res);
-    if (rv == 0)
-        rv = nng_http_res_set_status(res, j->status ? j->status : 500);
-    if (rv == 0)
-        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
-    if (rv == 0)
-        rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
-    if (rv == 0 && j->etag[0] != '\0')
-        rv = nng_http_res_set_header(res, "ETag", j->etag);
-    if (rv == 0 && j->status == 503)
-        rv = nng_http_res_set_header(res, "Retry-After", "1");
-    if (rv == 0 && j->status == 401)
-        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
-    if (rv == 0) {
-        buf_puts(&j->body, "\n");
-        rv = nng_http_res_copy_data(res, j->body.data ? j->body.data : "", j->body.len);
-    }
-    if (rv != 0) {
-        nng_http_res_free(res);
-        nng_aio_finish(j->aio, rv);
-    } else {
-        nng_aio_set_output(j->aio, 0, res);
-        nng_aio_finish(j->aio, 0);
-    }
+    buf_puts(&j->body, "\n");
+    http_reply(j->aio, j->status ? j->status : 500, j->body.data ? j->body.data : "", j->body.len,
+               j->etag);
     job_free(j);
 }
 
