@@ -317,7 +317,9 @@ static sw_err outbox_insert(struct bus_outbox *ob, PGconn *tx, char *err, size_t
             fmts[b + 5] = 1;
         }
         snprintf(sql + o, cap - o, " RETURNING event_id::text, seq");
-        PGresult *r = PQexecParams(tx, sql, (int)(k * COLS), NULL, vals, lens, fmts, 0);
+        char name[32];
+        snprintf(name, sizeof(name), "bus_outbox_%zu", k);
+        PGresult *r = db_exec_prepared(tx, name, sql, (int)(k * COLS), vals, lens, fmts);
         if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != k) {
             rv = pq_fail(tx, "write events to the outbox", err, errlen);
         } else {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -250,4 +252,68 @@ void db_last_error(struct db *db, char *out, size_t outlen)
     pthread_mutex_lock(&db->err_lock);
     snprintf(out, outlen, "%s", db->last_error);
     pthread_mutex_unlock(&db->err_lock);
+}
+
+/* ---- prepared statements, per session ------------------------------------------------- */
+
+#define DB_PREPARED_MAX 256 /* names per session; beyond, statements run unprepared */
+
+struct db_prepared {
+    int n;
+    char *names[DB_PREPARED_MAX];
+};
+
+static void db__prepared_clear(struct db_prepared *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->names[i]);
+    p->n = 0;
+}
+
+static int db__prepared_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNRESET || id == PGEVT_CONNDESTROY) {
+        PGconn *c = id == PGEVT_CONNRESET ? ((PGEventConnReset *)info)->conn
+                                          : ((PGEventConnDestroy *)info)->conn;
+        struct db_prepared *p = PQinstanceData(c, db__prepared_event);
+        if (p != NULL) {
+            db__prepared_clear(p);
+            if (id == PGEVT_CONNDESTROY) {
+                free(p);
+                PQsetInstanceData(c, db__prepared_event, NULL);
+            }
+        }
+    }
+    return 1;
+}
+
+PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
+                           const char *const *vals, const int *lens, const int *fmts)
+{
+    struct db_prepared *p = PQinstanceData(c, db__prepared_event);
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL || !PQregisterEventProc(c, db__prepared_event, "shouwen-prepared", NULL) ||
+            !PQsetInstanceData(c, db__prepared_event, p)) {
+            free(p);
+            return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+        }
+    }
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->names[i], name) == 0)
+            return PQexecPrepared(c, name, n, vals, lens, fmts, 0);
+    if (p->n == DB_PREPARED_MAX)
+        return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+    PGresult *r = PQprepare(c, name, sql, n, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        free(copy);
+        return r;
+    }
+    PQclear(r);
+    p->names[p->n++] = copy;
+    return PQexecPrepared(c, name, n, vals, lens, fmts, 0);
 }

@@ -56,6 +56,21 @@ void db_last_error(struct db *db, char *out, size_t outlen);
 /* db_reset drops the connection, e.g. after a query found it broken. */
 void db_reset(struct db *db);
 
+/*
+ * db_exec_prepared runs `sql` as the prepared statement `name` on `c`
+ * (PQexecPrepared), preparing it first if this session has not yet.  The
+ * names a session has prepared are kept with the PGconn itself (libpq's
+ * instance data), so a new or reset connection starts empty and prepares
+ * again.  Meant for writes whose plan cannot depend on the tables'
+ * statistics (INSERTs of given rows): a generic plan of a lookup, made
+ * while a table was small, could scan it whole for ever.  `name` must be
+ * below 64 bytes and always name the same text.  Returns what
+ * PQexecPrepared returns, or the failed PQprepare result (never NULL
+ * unless out of memory); the caller clears it.
+ */
+PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
+                           const char *const *vals, const int *lens, const int *fmts);
+
 /* db_now_ms: CLOCK_MONOTONIC in milliseconds. */
 long long db_now_ms(void);
 

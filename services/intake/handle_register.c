@@ -283,10 +283,17 @@ int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field
 
 /* ---- the batch -------------------------------------------------------------------------- */
 
-static sw_err q(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
-                PGresult **out, char *err, size_t errlen)
+/*
+ * Runs `sql`; prepared as `name` in this session when a name is given (the
+ * writes: their text is fixed for a number of rows, their plans cannot
+ * depend on statistics, and parsing and planning them anew was a third of
+ * the database's work per batch).  The lookups are planned every time.
+ */
+static sw_err q(PGconn *db, const char *name, const char *what, const char *sql, int n,
+                const char *const *v, PGresult **out, char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    PGresult *r = name != NULL ? db_exec_prepared(db, name, sql, n, v, NULL, NULL)
+                               : PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(db));
@@ -360,7 +367,7 @@ static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, 
     if (k > 0) {
         const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2])};
         PGresult *r = NULL;
-        rv = q(db, "look up earlier submissions",
+        rv = q(db, NULL, "look up earlier submissions",
                "SELECT u.s::text, u.src, u.ref, c.id::text, c.number, c.status, c.version, "
                "encode(c.request_sha256, 'hex') FROM unnest($1::uuid[], $2::text[], $3::text[]) "
                "AS u(s, src, ref) JOIN core.cases c ON c.site_id = u.s AND c.source = u.src "
@@ -524,7 +531,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
         buf_puts(&a0, "}");
         buf_puts(&a1, "}");
         const char *v[] = {buf_cstr(&a0), buf_cstr(&a1)};
-        rv = q(db, "look up first responders",
+        rv = q(db, NULL, "look up first responders",
                "SELECT u.i::int, s.id::text, s.department_id::text FROM unnest($1::uuid[], "
                "$2::text[]) WITH ORDINALITY AS u(site, code, i) JOIN core.staff s ON "
                "s.site_id = u.site AND s.code = u.code AND s.active",
@@ -587,7 +594,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
         buf_puts(&a2, "}");
         const char *v[] = {buf_cstr(&a0), buf_cstr(&a1), buf_cstr(&a2)};
         /* sites in a fixed order, so that two batches never wait on each other in a circle */
-        rv = q(db, "take case numbers",
+        rv = q(db, "reg_numbers", "take case numbers",
                "INSERT INTO core.case_numbers AS n (site_id, local_day, last_number) "
                "SELECT s, (now() AT TIME ZONE tz)::date, k FROM unnest($1::uuid[], $2::text[], "
                "$3::int[]) AS u(s, tz, k) ORDER BY s ON CONFLICT (site_id, local_day) DO UPDATE "
@@ -680,7 +687,9 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
         }
         buf_puts(&sql,
                  " ON CONFLICT ON CONSTRAINT cases_idempotency DO NOTHING RETURNING id::text");
-        rv = q(db, "register cases", buf_cstr(&sql), nl * COLS, v, &r, err, errlen);
+        char name[32];
+        snprintf(name, sizeof(name), "reg_cases_%d", nl);
+        rv = q(db, name, "register cases", buf_cstr(&sql), nl * COLS, v, &r, err, errlen);
         for (int i = 0; i < nl; i++)
             buf_free(&docarr[i]);
         free(docarr);

@@ -106,6 +106,17 @@ q "UPDATE core.staff_tokens SET revoked_at = now() WHERE token_hash = sha256('$q
 check "a revoked token: 401" expect 401 'invalid credentials' "$(get "$qa_token" "$id")"
 check "no customer data in the log" bash -c "! grep -q '13800001234\|张先生' '$tmp/intake.log'"
 
+echo "== the workers' sessions are cut, and their prepared statements with them"
+# intake prepares its writes once per session; a new session must prepare
+# them again, not assume them
+for i in 1 2 3 4 5 6 7 8; do
+    post "$KEY" "{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"before the cut $i\"}" >/dev/null
+done
+check "the workers' sessions are cut" test "$(q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'intake'")" -ge 1
+cut_post() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "{\"site\":\"SH01\",\"channel\":\"api\",\"type\":\"help\",\"subject\":\"after the cut\",\"external_ref\":\"cut-$1\"}" "$api/v1/cases"; }
+check "... registrations go through again on new sessions (a retry of one the cut refused may find it done: 200)" wait_for 15 bash -c "$(declare -f cut_post); KEY='$KEY' api='$api'; for i in 1 2 3 4 5 6 7 8; do case \$(cut_post \$i) in 200 | 201) ;; *) exit 1 ;; esac; done"
+check "... each once" test "$(q "SELECT count(*) FROM core.cases WHERE external_ref LIKE 'cut-%'")" = 8
+
 echo "== the database goes away and comes back"
 "$top/deploy/pg.sh" stop >/dev/null
 check "database down: 503 with Retry-After, no crash" expect 503 'database unavailable' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"while down","external_ref":"down-1"}')"
