@@ -79,8 +79,8 @@ bool route_rule_check(const struct route_rule *r, const char *const *depts, size
             REFUSE("assisting_departments", "no active department \"%s\" at this site",
                    r->assisting[i]);
         if (strcmp(r->assisting[i], r->target) == 0)
-            REFUSE("assisting_departments",
-                   "\"%s\" is the lead department; it cannot also assist", r->target);
+            REFUSE("assisting_departments", "\"%s\" is the lead department; it cannot also assist",
+                   r->target);
         for (size_t k = 0; k < i; k++)
             if (strcmp(r->assisting[i], r->assisting[k]) == 0)
                 REFUSE("assisting_departments", "\"%s\" is named twice", r->assisting[i]);
@@ -170,6 +170,8 @@ static int add_keyword(struct route_table *t, const char *kw, int *ncap, int *ec
 /* Failure and dictionary links, breadth first. */
 static sw_err link_nodes(struct route_table *t)
 {
+    if (t->edges == NULL)
+        return SW_OK; /* no keywords */
     int *queue = malloc((size_t)t->nnodes * sizeof(int));
     if (queue == NULL)
         return SW_ENOMEM;

@@ -88,12 +88,12 @@ const struct route_rule *route_match(const struct route_table *t, const struct r
 /* ---- decisions ------------------------------------------------------------------------- */
 
 enum route_action {
-    ROUTE_NOTHING,          /* resolved on the spot, or already where it belongs */
-    ROUTE_OWN_DEPARTMENT,   /* the first responder's department covers it: assign there */
+    ROUTE_NOTHING,           /* resolved on the spot, or already where it belongs */
+    ROUTE_OWN_DEPARTMENT,    /* the first responder's department covers it: assign there */
     ROUTE_DIRECT_SUPERVISOR, /* an operator's request outside their scope: to their supervisor */
-    ROUTE_RULE,             /* transfer by a rule (with assisting departments: a lead) */
-    ROUTE_FALLBACK,         /* nothing matched: the site's customer-relations supervisor */
-    ROUTE_LOOP,             /* it would go back where it has been: the supervisor, flagged */
+    ROUTE_RULE,              /* transfer by a rule (with assisting departments: a lead) */
+    ROUTE_FALLBACK,          /* nothing matched: the site's customer-relations supervisor */
+    ROUTE_LOOP,              /* it would go back where it has been: the supervisor, flagged */
 };
 
 /* The case as routing sees it. */

@@ -56,4 +56,25 @@ FROM core.sites s, (VALUES ('qian.mgr', 'zhao.gm'), ('sun.sup', 'qian.mgr'), ('l
      core.staff boss
 WHERE s.code = 'SH01' AND st.site_id = s.id AND st.code = x.who AND boss.site_id = s.id
   AND boss.code = x.sup AND st.supervisor_id IS NULL;
+
+-- routing rules (PUT /v1/sites/SH01/routing/rules replaces them); what no
+-- rule matches goes to the customer-relations supervisor, sun.sup
+INSERT INTO routing.rules (site_id, name, priority, case_types, urgencies, keywords,
+                           location_prefix, from_minute, to_minute, target_department_id,
+                           assisting_department_ids)
+SELECT s.id, r.name, r.priority, r.types, r.urgencies, r.keywords, r.loc, r.from_m, r.to_m, d.id,
+       ARRAY(SELECT a.id FROM core.departments a WHERE a.site_id = s.id AND a.code = ANY (r.assist))
+FROM core.sites s
+CROSS JOIN (VALUES
+    ('emergencies: security leads, engineering assists', 5, '{}'::text[], '{emergency}'::text[],
+     '{}'::text[], NULL, NULL::int, NULL::int, 'security', '{engineering}'::text[]),
+    ('water and pipes', 10, '{}', '{}', '{漏水,水管,渗水,water leak}', NULL, NULL, NULL, 'engineering', '{}'),
+    ('noise and disturbance', 20, '{}', '{}', '{噪音,扰民,noise}', NULL, NULL, NULL, 'security', '{}'),
+    ('fees and invoices', 30, '{consultation,complaint}', '{}', '{物业费,收费,发票}', NULL, NULL, NULL, 'finance', '{}'),
+    ('rubbish and cleaning', 40, '{}', '{}', '{垃圾,保洁,清扫}', NULL, NULL, NULL, 'cleaning', '{}'),
+    ('repairs', 50, '{repair}', '{}', '{}', NULL, NULL, NULL, 'engineering', '{}')
+) AS r(name, priority, types, urgencies, keywords, loc, from_m, to_m, dept, assist)
+JOIN core.departments d ON d.site_id = s.id AND d.code = r.dept
+WHERE s.code = 'SH01'
+ON CONFLICT (site_id, priority) WHERE active DO NOTHING;
 COMMIT;

@@ -20,6 +20,8 @@
  *   GET    /v1/sites/{code}/api-keys                  the site's API keys, without secrets
  *   POST   /v1/sites/{code}/api-keys                  a new key: the secret is answered once
  *   DELETE /v1/sites/{code}/api-keys/{id}             revoke it
+ *   GET    /v1/sites/{code}/routing/rules             the routing rules, in order
+ *   PUT    /v1/sites/{code}/routing/rules             replace them (handle_rules.c)
  *
  * Who may: an API key of role admin administers everything of its own
  * site and may create sites; a manager's staff token administers its own
@@ -1714,6 +1716,16 @@ static const char *forbidden(enum need need)
 
 typedef sw_err (*admin_fn)(struct ctx *x);
 
+static sw_err routing_rules_get(struct ctx *x)
+{
+    return rules_get(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err routing_rules_put(struct ctx *x)
+{
+    return rules_put(x->j, x->db, x->err, x->errlen);
+}
+
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen)
 {
@@ -1722,7 +1734,8 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
     struct ctx x = {.j = j, .db = db, .err = err, .errlen = errlen, .who = &j->who};
     const char *m = j->method;
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0,
-         patch = strcmp(m, "PATCH") == 0, del = strcmp(m, "DELETE") == 0;
+         patch = strcmp(m, "PATCH") == 0, del = strcmp(m, "DELETE") == 0,
+         put = strcmp(m, "PUT") == 0;
     admin_fn fn = NULL;
     enum need need = NEED_DIRECTORY;
     const char *allow;
@@ -1762,6 +1775,10 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
     } else if (staff && n == 6 && strcmp(x.seg[4], "tokens") == 0) {
         allow = "DELETE /v1/sites/{code}/staff/{staff}/tokens/{id} revokes a token";
         fn = del ? token_revoke : NULL;
+    } else if (strcmp(coll, "routing") == 0 && n == 4 && strcmp(x.seg[3], "rules") == 0) {
+        allow = "GET /v1/sites/{code}/routing/rules reads them, PUT replaces them all";
+        fn = get ? routing_rules_get : put ? routing_rules_put : NULL;
+        need = get ? NEED_READ : NEED_DIRECTORY;
     } else if (keys && n == 3) {
         allow = "GET /v1/sites/{code}/api-keys lists them, POST makes one";
         fn = get ? keys_list : post ? key_create : NULL;

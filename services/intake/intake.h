@@ -188,6 +188,10 @@ sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_out
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen);
 
+/* A site's routing rules (handle_rules.c), reached through admin_run. */
+sw_err rules_get(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err rules_put(struct job *j, PGconn *db, char *err, size_t errlen);
+
 /* helpers shared by the handlers (http.c) */
 /* Characters (not bytes) of a string already checked as UTF-8. */
 size_t utf8_chars(const char *s);

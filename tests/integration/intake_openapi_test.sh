@@ -583,6 +583,8 @@ routes=(
     "GET /v1/sites/{code}/api-keys"
     "POST /v1/sites/{code}/api-keys"
     "DELETE /v1/sites/{code}/api-keys/{id}"
+    "GET /v1/sites/{code}/routing/rules"
+    "PUT /v1/sites/{code}/routing/rules"
 )
 for r in "${routes[@]}"; do
     check "documented: $r" oa documented "$doc" "$r"
@@ -651,6 +653,10 @@ check "GET /v1/sites/SH01/staff (a leader's details private): 200" answer staffl
 check "... conforms" conforms "GET /v1/sites/{site}/staff" 200 stafflist
 check "GET /v1/sites/SH01/departments (scopes): 200" answer depts 200 GET "$MGR" /v1/sites/SH01/departments
 check "... conforms" conforms "GET /v1/sites/{site}/departments" 200 depts
+check "GET /v1/sites/SH01/routing/rules (the demo's): 200" answer rules 200 GET "$MGR" /v1/sites/SH01/routing/rules
+check "... conforms" conforms "GET /v1/sites/{site}/routing/rules" 200 rules
+check "PUT /v1/sites/SH01/routing/rules with an unknown department: 422" answer badrules 422 PUT "$MGR" /v1/sites/SH01/routing/rules '{"rules":[{"priority":1,"keywords":["x"],"department":"nowhere"}]}'
+check "... conforms" conforms "PUT /v1/sites/{site}/routing/rules" 422 badrules
 check "GET /v1/sites by the manager: 200" answer sites 200 GET "$MGR" /v1/sites
 check "... conforms" conforms "GET /v1/sites" 200 sites
 check "GET /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 GET "$TOKEN" /v1/sites/SH01/staff

@@ -54,7 +54,8 @@ static const char *const depts[] = {"front", "eng", "security", "clean", "financ
 static struct route_rule *site_rules(size_t *n)
 {
     static struct route_rule r[8];
-    r[0] = rule("night-water", 5, 0, 0, 0, "漏水|burst pipe", NULL, 22 * 60, 6 * 60, "security", "");
+    r[0] =
+        rule("night-water", 5, 0, 0, 0, "漏水|burst pipe", NULL, 22 * 60, 6 * 60, "security", "");
     r[1] = rule("water", 10, 0, 0, 0, "漏水|水管|water", NULL, -1, -1, "eng", "");
     r[2] = rule("noise", 20, 0, 0, 0, "噪音|noise", NULL, -1, -1, "security", "");
     r[3] = rule("fees", 30, T(CONSULTATION) | T(COMPLAINT), 0, 0, "物业费|收费", NULL, -1, -1,
@@ -62,20 +63,28 @@ static struct route_rule *site_rules(size_t *n)
     r[4] = rule("repairs", 40, T(REPAIR), 0, 0, NULL, NULL, -1, -1, "eng", "");
     r[5] = rule("building-9", 15, 0, 0, 0, NULL, "9-", -1, -1, "clean", "");
     r[6] = rule("emergency", 1, 0, 0, U(EMERGENCY), NULL, NULL, -1, -1, "security", "eng|cs");
-    r[7] = rule("hotline-complaints", 50, T(COMPLAINT), CH(HOTLINE), 0, NULL, NULL, -1, -1, "cs",
-                "");
+    r[7] =
+        rule("hotline-complaints", 50, T(COMPLAINT), CH(HOTLINE), 0, NULL, NULL, -1, -1, "cs", "");
     *n = 8;
     return r;
 }
 
 struct row {
     const char *what;
-    int type, channel, urgency;
     const char *subject, *description, *address;
-    int minute;
-    const char *exclude; /* "a|b" */
+    const char *exclude; /* one department, or NULL */
     const char *want;    /* rule name, or NULL for none */
+    int type, channel, urgency;
+    int minute;
 };
+
+#define ROW(what_, type_, channel_, urgency_, subject_, description_, address_, minute_, exclude_, \
+            want_)                                                                                 \
+    {                                                                                              \
+        .what = what_, .type = type_, .channel = channel_, .urgency = urgency_,                    \
+        .subject = subject_, .description = description_, .address = address_, .minute = minute_,  \
+        .exclude = exclude_, .want = want_                                                         \
+    }
 
 static void test_match_table(void **state)
 {
@@ -93,44 +102,44 @@ static void test_match_table(void **state)
               NORM = SHOUWEN__V1__URGENCY__URGENCY_NORMAL,
               EMERG = SHOUWEN__V1__URGENCY__URGENCY_EMERGENCY;
     const struct row rows[] = {
-        {"keyword in the subject", HELP, PHONE, NORM, "厨房漏水", "", "3-2-501", 600, NULL,
-         "water"},
-        {"keyword in the description", HELP, PHONE, NORM, "求助", "卫生间水管坏了", "", 600, NULL,
-         "water"},
-        {"ASCII keywords ignore case", HELP, PHONE, NORM, "WATER everywhere", "", "", 600, NULL,
-         "water"},
-        {"night hours win over day rules (priority 5)", HELP, PHONE, NORM, "漏水", "", "", 23 * 60,
-         NULL, "night-water"},
-        {"... wrapping past midnight", HELP, PHONE, NORM, "漏水", "", "", 3 * 60, NULL,
-         "night-water"},
-        {"... but not at 06:00", HELP, PHONE, NORM, "漏水", "", "", 6 * 60, NULL, "water"},
-        {"time unknown: an hours rule does not match", HELP, PHONE, NORM, "漏水", "", "", -1,
-         NULL, "water"},
-        {"location prefix", HELP, PHONE, NORM, "门口有垃圾", "", "9-1-101", 600, NULL,
-         "building-9"},
-        {"location prefix is a prefix, not a substring", HELP, PHONE, NORM, "门口有垃圾", "",
-         "19-1-101", 600, NULL, NULL},
-        {"priority order: building 9 (15) before noise (20)", HELP, PHONE, NORM, "噪音", "",
-         "9-3-302", 600, NULL, "building-9"},
-        {"type set: fees for a consultation", CONS, PHONE, NORM, "物业费怎么交", "", "", 600,
-         NULL, "fees"},
-        {"type set: not for a repair", REPAIR, PHONE, NORM, "物业费", "", "", 600, NULL,
-         "repairs"},
-        {"urgency: emergency first of all", HELP, PHONE, EMERG, "噪音", "", "", 600, NULL,
-         "emergency"},
-        {"channel and type together", COMPL, HOT, NORM, "态度不好", "", "", 600, NULL,
-         "hotline-complaints"},
-        {"channel alone is not enough", COMPL, PHONE, NORM, "态度不好", "", "", 600, NULL, NULL},
-        {"nothing matches", HELP, PHONE, NORM, "问路", "去哪里办", "", 600, NULL, NULL},
-        {"an excluded department is skipped", HELP, PHONE, NORM, "漏水 噪音", "", "", 600, "eng",
-         "noise"},
-        {"every match excluded", HELP, PHONE, NORM, "漏水", "", "", 600, "eng", NULL},
-        {"a keyword inside a longer word still matches", HELP, PHONE, NORM, "楼上漏水严重", "",
-         "", 600, NULL, "water"},
-        {"overlapping keywords (水管 inside 漏水管)", HELP, PHONE, NORM, "漏水管", "", "", 600,
-         NULL, "water"},
-        {"no keyword split across subject and description", HELP, PHONE, NORM, "漏", "水", "",
-         600, NULL, NULL},
+        ROW("keyword in the subject", HELP, PHONE, NORM, "厨房漏水", "", "3-2-501", 600, NULL,
+            "water"),
+        ROW("keyword in the description", HELP, PHONE, NORM, "求助", "卫生间水管坏了", "", 600,
+            NULL, "water"),
+        ROW("ASCII keywords ignore case", HELP, PHONE, NORM, "WATER everywhere", "", "", 600, NULL,
+            "water"),
+        ROW("night hours win over day rules (priority 5)", HELP, PHONE, NORM, "漏水", "", "",
+            23 * 60, NULL, "night-water"),
+        ROW("... wrapping past midnight", HELP, PHONE, NORM, "漏水", "", "", 3 * 60, NULL,
+            "night-water"),
+        ROW("... but not at 06:00", HELP, PHONE, NORM, "漏水", "", "", 6 * 60, NULL, "water"),
+        ROW("time unknown: an hours rule does not match", HELP, PHONE, NORM, "漏水", "", "", -1,
+            NULL, "water"),
+        ROW("location prefix", HELP, PHONE, NORM, "门口有垃圾", "", "9-1-101", 600, NULL,
+            "building-9"),
+        ROW("location prefix is a prefix, not a substring", HELP, PHONE, NORM, "门口有垃圾", "",
+            "19-1-101", 600, NULL, NULL),
+        ROW("priority order: building 9 (15) before noise (20)", HELP, PHONE, NORM, "噪音", "",
+            "9-3-302", 600, NULL, "building-9"),
+        ROW("type set: fees for a consultation", CONS, PHONE, NORM, "物业费怎么交", "", "", 600,
+            NULL, "fees"),
+        ROW("type set: not for a repair", REPAIR, PHONE, NORM, "物业费", "", "", 600, NULL,
+            "repairs"),
+        ROW("urgency: emergency first of all", HELP, PHONE, EMERG, "噪音", "", "", 600, NULL,
+            "emergency"),
+        ROW("channel and type together", COMPL, HOT, NORM, "态度不好", "", "", 600, NULL,
+            "hotline-complaints"),
+        ROW("channel alone is not enough", COMPL, PHONE, NORM, "态度不好", "", "", 600, NULL, NULL),
+        ROW("nothing matches", HELP, PHONE, NORM, "问路", "去哪里办", "", 600, NULL, NULL),
+        ROW("an excluded department is skipped", HELP, PHONE, NORM, "漏水 噪音", "", "", 600, "eng",
+            "noise"),
+        ROW("every match excluded", HELP, PHONE, NORM, "漏水", "", "", 600, "eng", NULL),
+        ROW("a keyword inside a longer word still matches", HELP, PHONE, NORM, "楼上漏水严重", "",
+            "", 600, NULL, "water"),
+        ROW("overlapping keywords (水管 inside 漏水管)", HELP, PHONE, NORM, "漏水管", "", "", 600,
+            NULL, "water"),
+        ROW("no keyword split across subject and description", HELP, PHONE, NORM, "漏", "水", "",
+            600, NULL, NULL),
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const struct row *w = &rows[i];
