@@ -138,3 +138,20 @@ const char *buf_cstr(const struct buf *b)
 {
     return b->data != NULL ? b->data : "";
 }
+
+sw_err buf_pg_array(struct buf *b, const char *const *v, size_t n)
+{
+    sw_err rv = buf_puts(b, "{");
+    for (size_t i = 0; rv == SW_OK && i < n; i++) {
+        rv = buf_puts(b, i ? ",\"" : "\"");
+        for (const char *c = v[i]; rv == SW_OK && *c; c++) {
+            if (*c == '"' || *c == '\\')
+                rv = buf_puts(b, "\\");
+            if (rv == SW_OK)
+                rv = buf_append(b, c, 1);
+        }
+        if (rv == SW_OK)
+            rv = buf_puts(b, "\"");
+    }
+    return rv == SW_OK ? buf_puts(b, "}") : rv;
+}

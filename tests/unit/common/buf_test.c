@@ -47,11 +47,29 @@ static void test_json_string(void **state)
     buf_free(&b);
 }
 
+static void test_pg_array(void **state)
+{
+    (void)state;
+    struct buf b;
+    const char *v[] = {"eng", "a\"b", "c\\d", "漏水", ""};
+    buf_init(&b, 1000);
+    assert_int_equal(buf_pg_array(&b, v, 5), SW_OK);
+    assert_string_equal(buf_cstr(&b), "{\"eng\",\"a\\\"b\",\"c\\\\d\",\"漏水\",\"\"}");
+    buf_reset(&b);
+    assert_int_equal(buf_pg_array(&b, v, 0), SW_OK);
+    assert_string_equal(buf_cstr(&b), "{}");
+    buf_free(&b);
+    buf_init(&b, 4);
+    assert_int_equal(buf_pg_array(&b, v, 1), SW_ETOOBIG);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_to_ceiling_and_no_further),
         cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_pg_array),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

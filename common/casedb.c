@@ -1,0 +1,434 @@
+/*
+ * casedb.c - a case in PostgreSQL; see casedb.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "casedb.h"
+
+static sw_err db_fail(PGconn *db, const PGresult *r, const char *what, char *err, size_t errlen)
+{
+    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(db));
+    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+}
+
+static const char case_columns[] =
+    "SELECT c.id::text, s.code, c.number, c.version, c.status, c.type, c.channel, c.urgency, "
+    "fr.code, frd.code, o.code, d.code, "
+    "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON ld.id = "
+    "cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), "
+    "(SELECT coalesce(string_agg(ad.code, ',' ORDER BY ad.code), '') FROM core.case_departments "
+    "cd JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role "
+    "= 'assisting'), "
+    "array_to_string(c.returned_by, ','), c.transfer_count, c.escalation_level, c.waiting_on, "
+    "c.status_before_waiting, "
+    "(extract(epoch FROM c.waiting_since) * 1000000)::bigint, "
+    "(extract(epoch FROM c.paused_total) * 1000000)::bigint, "
+    "(extract(epoch FROM c.expected_completion) * 1000000)::bigint, c.resolved_on_spot, "
+    "c.satisfaction, (extract(epoch FROM c.created_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.updated_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.first_contact_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.resolved_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.closed_at) * 1000000)::bigint, "
+    "(extract(epoch FROM c.emergency_acknowledged_at) * 1000000)::bigint, c.source "
+    "FROM core.cases c JOIN core.sites s ON s.id = c.site_id "
+    "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
+    "LEFT JOIN core.departments frd ON frd.id = fr.department_id "
+    "LEFT JOIN core.staff o ON o.id = c.owner_id "
+    "LEFT JOIN core.departments d ON d.id = c.department_id "
+    "WHERE c.id = $1::uuid AND c.site_id = $2::uuid FOR UPDATE OF c";
+
+static void put(char *dst, size_t cap, const PGresult *r, int col)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
+}
+
+static int64_t i64(const PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? 0 : strtoll(PQgetvalue(r, 0, col), NULL, 10);
+}
+
+/* Split "a,b,c" (codes have no commas) into `out`. */
+static size_t split_codes(const char *list, char (*out)[WF_CODE_SIZE], size_t max)
+{
+    size_t n = 0;
+    const char *p = list;
+    while (*p && n < max) {
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < WF_CODE_SIZE) {
+            memcpy(out[n], p, len);
+            out[n][len] = '\0';
+            n++;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+static void load(const PGresult *r, struct wf_case *c)
+{
+    memset(c, 0, sizeof(*c));
+    put(c->id, sizeof(c->id), r, 0);
+    put(c->site, sizeof(c->site), r, 1);
+    put(c->number, sizeof(c->number), r, 2);
+    c->version = i64(r, 3);
+    wf_status_parse(PQgetvalue(r, 0, 4), &c->status);
+    wf_case_type_parse(PQgetvalue(r, 0, 5), &c->type);
+    wf_channel_parse(PQgetvalue(r, 0, 6), &c->channel);
+    wf_urgency_parse(PQgetvalue(r, 0, 7), &c->urgency);
+    put(c->first_responder, sizeof(c->first_responder), r, 8);
+    put(c->first_department, sizeof(c->first_department), r, 9);
+    put(c->owner, sizeof(c->owner), r, 10);
+    put(c->department, sizeof(c->department), r, 11);
+    put(c->lead_department, sizeof(c->lead_department), r, 12);
+    c->n_assisting = split_codes(PQgetvalue(r, 0, 13), c->assisting, WF_MAX_ASSIST);
+    c->n_returned = split_codes(PQgetvalue(r, 0, 14), c->returned_by, WF_MAX_RETURNED);
+    c->transfer_count = (int32_t)i64(r, 15);
+    wf_escalation_parse(PQgetvalue(r, 0, 16), &c->escalation_level);
+    if (!PQgetisnull(r, 0, 17))
+        wf_waiting_on_parse(PQgetvalue(r, 0, 17), &c->waiting_on);
+    if (!PQgetisnull(r, 0, 18))
+        wf_status_parse(PQgetvalue(r, 0, 18), &c->status_before_waiting);
+    c->waiting_since = i64(r, 19);
+    c->paused_total_us = i64(r, 20);
+    c->expected_completion_at = i64(r, 21);
+    c->resolved_on_spot = PQgetvalue(r, 0, 22)[0] == 't';
+    if (!PQgetisnull(r, 0, 23))
+        wf_satisfaction_parse(PQgetvalue(r, 0, 23), &c->satisfaction);
+    c->created_at = i64(r, 24);
+    c->received_at = c->created_at;
+    c->updated_at = i64(r, 25);
+    c->first_contact_at = i64(r, 26);
+    c->resolved_at = i64(r, 27);
+    c->closed_at = i64(r, 28);
+    c->emergency_acknowledged_at = i64(r, 29);
+}
+
+/* An instant as PostgreSQL text (UTC, microseconds), or NULL for 0 (none). */
+static char *ts_text(int64_t us, char *out, size_t len)
+{
+    struct tm tm;
+    time_t t = (time_t)(us / 1000000);
+    if (us <= 0 || gmtime_r(&t, &tm) == NULL)
+        return NULL;
+    size_t n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+    if (n == 0)
+        return NULL;
+    snprintf(out + n, len - n, ".%06d+00", (int)(us % 1000000));
+    return out;
+}
+
+/* A duration in microseconds as text, or NULL for none. */
+static char *us_text(int64_t us, char *out, size_t len)
+{
+    if (us <= 0)
+        return NULL;
+    snprintf(out, len, "%" PRId64, us);
+    return out;
+}
+
+static const char update_sql[] =
+    "UPDATE core.cases SET version = version + 1, status = $3, "
+    "owner_id = (SELECT id FROM core.staff WHERE site_id = $25::uuid AND code = $4), "
+    "department_id = (SELECT id FROM core.departments WHERE site_id = $25::uuid AND code = $5), "
+    "escalation_level = $6, waiting_on = $7, status_before_waiting = $8, "
+    "waiting_since = $9::timestamptz, "
+    "paused_total = coalesce($10::bigint, 0) * interval '1 microsecond', "
+    "expected_completion = $11::timestamptz, "
+    "satisfaction = $12, resolved_on_spot = $13::boolean, transfer_count = $14::int, "
+    "returned_by = $15::text[], "
+    "first_contact_at = $16::timestamptz, "
+    "resolved_at = $17::timestamptz, "
+    "closed_at = $18::timestamptz, "
+    "emergency_acknowledged_at = $19::timestamptz, "
+    "updated_at = coalesce($20::timestamptz, now()), "
+    "result = coalesce($21, CASE WHEN $3 IN ('resolved', 'closed') THEN result END), "
+    "referral_guidance = coalesce($22, referral_guidance), "
+    "unresolvable_reason = coalesce($23, unresolvable_reason), "
+    "waiting_reason = CASE WHEN $3 = 'waiting' THEN coalesce($24, waiting_reason) END "
+    "WHERE id = $1::uuid AND version = $2::bigint AND site_id = $25::uuid";
+
+/*
+ * The command's text that the case row keeps: the result of a resolution,
+ * the guidance of a referral, the reason of an unresolvable close or of a
+ * wait.  NULL leaves the column as it is.
+ */
+struct kept {
+    const char *result, *guidance, *unresolvable, *waiting_reason;
+};
+
+static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_case *old,
+                        const struct wf_case *nc, const struct kept *k, bool *lost, char *err,
+                        size_t errlen)
+{
+    char ver[24], tc[16], t[9][40];
+    struct buf ret;
+    const char *codes[WF_MAX_RETURNED];
+    for (size_t i = 0; i < nc->n_returned; i++)
+        codes[i] = nc->returned_by[i];
+    buf_init(&ret, 1u << 12);
+    buf_pg_array(&ret, codes, nc->n_returned);
+    snprintf(ver, sizeof(ver), "%" PRId64, old->version);
+    snprintf(tc, sizeof(tc), "%d", (int)nc->transfer_count);
+    const char *v[] = {
+        old->id,
+        ver,
+        wf_status_name(nc->status),
+        nc->owner,
+        nc->department,
+        wf_escalation_name(nc->escalation_level) ? wf_escalation_name(nc->escalation_level)
+                                                 : "none",
+        wf_waiting_on_name(nc->waiting_on),
+        nc->status == SHOUWEN__V1__CASE_STATUS__CASE_STATUS_WAITING
+            ? wf_status_name(nc->status_before_waiting)
+            : NULL,
+        ts_text(nc->waiting_since, t[0], sizeof(t[0])),
+        us_text(nc->paused_total_us > 0 ? nc->paused_total_us : 0, t[1], sizeof(t[1])),
+        ts_text(nc->expected_completion_at, t[2], sizeof(t[2])),
+        wf_satisfaction_name(nc->satisfaction),
+        nc->resolved_on_spot ? "t" : "f",
+        tc,
+        buf_cstr(&ret),
+        ts_text(nc->first_contact_at, t[3], sizeof(t[3])),
+        ts_text(nc->resolved_at, t[4], sizeof(t[4])),
+        ts_text(nc->closed_at, t[5], sizeof(t[5])),
+        ts_text(nc->emergency_acknowledged_at, t[6], sizeof(t[6])),
+        ts_text(nc->updated_at, t[7], sizeof(t[7])),
+        k->result,
+        k->guidance,
+        k->unresolvable,
+        k->waiting_reason,
+        x->site_id,
+    };
+    PGresult *r = PQexecParams(db, update_sql, 25, NULL, v, NULL, NULL, 0);
+    buf_free(&ret);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        sw_err rv = db_fail(db, r, "could not update the case", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    *lost = strcmp(PQcmdTuples(r), "1") != 0;
+    PQclear(r);
+    return SW_OK;
+}
+
+static sw_err exec_params(PGconn *db, const char *what, const char *sql, int n,
+                          const char *const *v, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rv = db_fail(db, r, what, err, errlen);
+    PQclear(r);
+    return rv;
+}
+
+/* The signed, timed handoff (签名签时): who, to whom, for whom, when, why. */
+static sw_err save_handoff(PGconn *db, const struct casedb_ctx *x, const struct wf_result *res,
+                           char *err, size_t errlen)
+{
+    const Shouwen__V1__Handoff *h = &res->handoff;
+    char at[40];
+    const char *v[] = {x->site_id,
+                       x->case_id,
+                       res->handoff_kind,
+                       h->from_staff,
+                       h->from_department,
+                       h->to_staff,
+                       h->to_department,
+                       x->staff_id,
+                       x->on_behalf_of,
+                       ts_text(h->time, at, sizeof(at)),
+                       h->reason != NULL && h->reason[0] != '\0' ? h->reason : NULL,
+                       x->event_id,
+                       x->staff_id == NULL ? x->system : NULL};
+    return exec_params(
+        db, "could not record the handoff",
+        "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
+        "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id, "
+        "by_system) "
+        "SELECT $1::uuid, $2::uuid, $3, "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $4), "
+        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $5), "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $6), "
+        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $7), "
+        "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), "
+        "$10::timestamptz, $11, $12::uuid, $13",
+        13, v, err, errlen);
+}
+
+static sw_err save_note(PGconn *db, const struct casedb_ctx *x, const char *kind, const char *text,
+                        int64_t at, int64_t expected, const char *satisfaction, char *err,
+                        size_t errlen)
+{
+    char ex[40], when[40];
+    const char *v[] = {x->site_id,
+                       x->case_id,
+                       kind,
+                       x->staff_id,
+                       text ? text : "",
+                       ts_text(expected, ex, sizeof(ex)),
+                       satisfaction,
+                       x->event_id,
+                       x->time_zone,
+                       ts_text(at > 0 ? at : x->at, when, sizeof(when)),
+                       x->on_behalf_of};
+    return exec_params(
+        db, "could not record the note",
+        "INSERT INTO core.case_notes (site_id, case_id, kind, by_staff_id, text, expected_date, "
+        "satisfaction, event_id, at, on_behalf_of_id) VALUES ($1::uuid, $2::uuid, $3, $4::uuid, "
+        "$5, ($6::timestamptz AT TIME ZONE $9)::date, $7, $8::uuid, $10::timestamptz, "
+        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $11))",
+        11, v, err, errlen);
+}
+
+/* The lead and assisting departments, as the new case has them. */
+static sw_err save_departments(PGconn *db, const struct casedb_ctx *x, const struct wf_case *nc,
+                               char *err, size_t errlen)
+{
+    const char *codes[WF_MAX_ASSIST];
+    struct buf arr;
+    for (size_t i = 0; i < nc->n_assisting; i++)
+        codes[i] = nc->assisting[i];
+    buf_init(&arr, 1u << 12);
+    buf_pg_array(&arr, codes, nc->n_assisting);
+    const char *v[] = {x->site_id, x->case_id, nc->lead_department, buf_cstr(&arr), x->staff_id};
+    sw_err rv = exec_params(db, "could not clear the case's departments",
+                            "DELETE FROM core.case_departments WHERE case_id = $2::uuid AND "
+                            "site_id = $1::uuid",
+                            2, v, err, errlen);
+    if (rv == SW_OK && nc->lead_department[0] != '\0')
+        rv = exec_params(
+            db, "could not record the lead and assisting departments",
+            "INSERT INTO core.case_departments (site_id, case_id, department_id, role, "
+            "designated_by) SELECT $1::uuid, $2::uuid, d.id, CASE WHEN d.code = $3 THEN 'lead' "
+            "ELSE 'assisting' END, $5::uuid FROM core.departments d WHERE d.site_id = $1::uuid "
+            "AND (d.code = $3 OR d.code = ANY($4::text[]))",
+            5, v, err, errlen);
+    buf_free(&arr);
+    return rv;
+}
+
+static bool same_departments(const struct wf_case *a, const struct wf_case *b)
+{
+    if (strcmp(a->lead_department, b->lead_department) != 0 || a->n_assisting != b->n_assisting)
+        return false;
+    for (size_t i = 0; i < a->n_assisting; i++)
+        if (strcmp(a->assisting[i], b->assisting[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The rows beside the case that this command keeps. */
+static sw_err save_extras(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
+                          const struct wf_case *old, const struct wf_result *res, char *err,
+                          size_t errlen)
+{
+    switch (cmd->command_case) {
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
+        return save_note(db, x, "result", cmd->resolve_on_spot->result, 0, 0, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
+        return save_note(db, x, "result", cmd->resolve->result, 0, 0, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_FIRST_CONTACT:
+        return save_note(db, x, "first_contact", cmd->first_contact->note,
+                         cmd->first_contact->contacted_at, 0, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_PROGRESS:
+        return save_note(db, x, "progress", cmd->progress->note, 0,
+                         cmd->progress->expected_completion_at, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_CALLBACK:
+        return save_note(db, x, "callback", cmd->callback->note, cmd->callback->called_at, 0,
+                         wf_satisfaction_name(cmd->callback->satisfaction), err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
+        return save_note(db, x, "waiting", cmd->wait->reason, 0, cmd->wait->expected_until, NULL,
+                         err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_RESUME:
+        return save_note(db, x, "resumed", cmd->resume->note, 0, 0, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
+        return save_note(db, x, "guidance", cmd->refer_out->guidance, 0, 0, NULL, err, errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_ACKNOWLEDGE_EMERGENCY:
+        return save_note(db, x, "comment", cmd->acknowledge_emergency->note, 0, 0, NULL, err,
+                         errlen);
+    case SHOUWEN__V1__COMMAND__COMMAND_REQUEST_LEADER_CALLBACK: {
+        const Shouwen__V1__RequestLeaderCallback *m = cmd->request_leader_callback;
+        char at[40], pref[40];
+        const char *v[] = {x->site_id,
+                           x->case_id,
+                           m->leader,
+                           x->staff_id,
+                           m->reason,
+                           ts_text(x->at, at, sizeof(at)),
+                           m->callback_phone[0] != '\0' ? m->callback_phone : NULL,
+                           ts_text(m->preferred_time, pref, sizeof(pref))};
+        return exec_params(db, "could not record the leader's call-back",
+                           "INSERT INTO core.leader_callbacks (site_id, case_id, leader_id, "
+                           "requested_by, note, requested_at, callback_phone, preferred_time) "
+                           "SELECT $1::uuid, $2::uuid, s.id, $4::uuid, $5, $6::timestamptz, $7, "
+                           "$8::timestamptz FROM core.staff s WHERE s.site_id = $1::uuid AND "
+                           "s.code = $3",
+                           8, v, err, errlen);
+    }
+    default:
+        break;
+    }
+    if (!same_departments(old, &res->next))
+        return save_departments(db, x, &res->next, err, errlen);
+    return SW_OK;
+}
+
+sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct wf_case *c,
+                   bool *found, char *err, size_t errlen)
+{
+    const char *v[] = {case_id, site_id};
+    PGresult *r = PQexecParams(db, case_columns, 2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "could not read the case", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found)
+        load(r, c);
+    PQclear(r);
+    return SW_OK;
+}
+
+sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
+                   const struct wf_case *old, const struct wf_result *res, bool *lost, char *err,
+                   size_t errlen)
+{
+    struct kept k = {0};
+    switch (cmd->command_case) {
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
+        k.result = cmd->resolve->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
+        k.result = cmd->resolve_on_spot->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
+        k.guidance = cmd->refer_out->guidance;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_CLOSE_UNRESOLVABLE:
+        k.unresolvable = cmd->close_unresolvable->reason;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
+        k.waiting_reason = cmd->wait->reason;
+        break;
+    default:
+        break;
+    }
+    sw_err rv = save_case(db, x, old, &res->next, &k, lost, err, errlen);
+    if (rv != SW_OK || *lost)
+        return rv;
+    if (res->handoff_kind != NULL)
+        rv = save_handoff(db, x, res, err, errlen);
+    if (rv == SW_OK)
+        rv = save_extras(db, x, cmd, old, res, err, errlen);
+    return rv;
+}

@@ -1,0 +1,58 @@
+/*
+ * casedb.h - a case in PostgreSQL, for every caller of the workflow
+ * (DESIGN.md section 2): intake applies people's commands, routing its
+ * decisions, escalation its escalations, and all of them read and write a
+ * case here, the same way.
+ *
+ * casedb_load reads a case (locked FOR UPDATE until the caller's commit)
+ * as struct wf_case; the caller applies wf_apply; casedb_save writes what
+ * it decided in the caller's open transaction: the case row (optimistic:
+ * WHERE version = the version read), the signed, timed handoff
+ * (core.handoffs), the notes (core.case_notes), the lead and assisting
+ * departments (core.case_departments) and a leader's call-back
+ * (core.leader_callbacks).  The events are the caller's to stage and write.
+ *
+ * Only PostgreSQL's primary message goes into `err`, never its DETAIL
+ * (which can quote a row, and so a customer's words).
+ */
+#ifndef SHOUWEN_CASEDB_H
+#define SHOUWEN_CASEDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "err.h"
+#include "workflow.h"
+
+/* Who signs, for which case, when. */
+struct casedb_ctx {
+    const char *site_id;      /* uuid */
+    const char *case_id;      /* uuid */
+    const char *staff_id;     /* uuid of the person who signs; NULL when a service does */
+    const char *system;       /* the service that signs ("routing") when staff_id is NULL */
+    const char *time_zone;    /* the site's: the local dates of notes */
+    const char *on_behalf_of; /* a staff code, or NULL */
+    int64_t at;               /* the command's time, unix microseconds */
+    const char *event_id;     /* the command's first event: the handoff's and notes' */
+};
+
+/*
+ * casedb_load reads case `case_id` of site `site_id`, locked until the
+ * commit.  *found is false when there is no such case (not an error).
+ */
+sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct wf_case *c,
+                   bool *found, char *err, size_t errlen);
+
+/*
+ * casedb_save writes what wf_apply made of `old` (`res`) for `cmd`.
+ * *lost is set when the case's version was no longer old->version (then
+ * nothing else is written; the caller refuses or retries).
+ */
+sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
+                   const struct wf_case *old, const struct wf_result *res, bool *lost, char *err,
+                   size_t errlen);
+
+#endif
