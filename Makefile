@@ -145,7 +145,7 @@ test-sanitizers:
 	@$(MAKE) --no-print-directory SANITIZER=address test-unit
 	@$(MAKE) --no-print-directory SANITIZER=undefined test-unit
 
-test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client
+test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client $(B)/tests/http_load
 	@for t in $(INTEGRATION); do \
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \

@@ -698,6 +698,8 @@ static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
         PQfreemem(bytes);
         char herr[512] = "undecodable envelope in the outbox";
         sw_err hrv = exec1(db, "BEGIN", 0, NULL, err, errlen);
+        if (hrv == SW_OK && c->cfg.begun != NULL)
+            c->cfg.begun(c->cfg.arg);
         if (hrv == SW_OK)
             hrv = env ? c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr)) : SW_EINVAL;
         if (env != NULL)
@@ -707,6 +709,8 @@ static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
             exec1(db, "UPDATE bus.dead_letters SET replayed_at = now() WHERE id = $1::bigint", 1,
                   iv, err, errlen) == SW_OK &&
             exec1(db, "COMMIT", 0, NULL, err, errlen) == SW_OK) {
+            if (c->cfg.committed != NULL)
+                c->cfg.committed(c->cfg.arg, 1);
             LOG(LOG_INFO, "BUS-REPLAYED", "consumer %s replayed parked event %s", c->name, id);
             continue;
         }
@@ -1013,6 +1017,8 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     }
     if (exec1(db, "BEGIN", 0, NULL, err, errlen) != SW_OK)
         goto fail;
+    if (c->cfg.begun != NULL)
+        c->cfg.begun(c->cfg.arg);
     /* Windows not yet chosen: choose them. */
     for (int k = 0; k < np; k++)
         if (strcmp(w[k].floor, w[k].top) == 0)

@@ -123,11 +123,19 @@ typedef sw_err (*bus_handler_fn)(PGconn *tx, const Shouwen__V1__Envelope *env, v
 /* Called after each commit with the number of events just handled (may be NULL). */
 typedef void (*bus_committed_fn)(void *arg, size_t n);
 
+/*
+ * Called after each BEGIN of a transaction that will call the handler (may
+ * be NULL): a handler that stages events of its own clears them here, so
+ * that what a rolled-back attempt staged is never published.
+ */
+typedef void (*bus_begun_fn)(void *arg);
+
 struct bus_consumer_config {
     const char *name;         /* the group; cursors and locks are per name */
     const char *const *types; /* NULL-terminated type prefixes; NULL for all */
     bus_handler_fn handler;
     bus_committed_fn committed;
+    bus_begun_fn begun;
     void *arg;
     const char *db_url;
     const char *const *sub_urls; /* NULL-terminated PUB addresses to dial */

@@ -55,4 +55,29 @@ sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Co
                    const struct wf_case *old, const struct wf_result *res, bool *lost, char *err,
                    size_t errlen);
 
+/* What wf_apply needs to know of the people and departments a command names. */
+struct casedb_lookups {
+    bool person_found; /* the person acted as (on_behalf_of) is active staff of the site */
+    char staff_role[24];
+    char actor_department[WF_CODE_SIZE];
+    char actor_supervisor[WF_CODE_SIZE];
+    bool staff_found;
+    char staff_department[WF_CODE_SIZE];
+    bool department_found;
+    char department_head[WF_CODE_SIZE];
+    bool has_head;
+};
+
+/*
+ * casedb_look_up fills `lu` in one query: the department and direct
+ * supervisor of `person` (the one acting, or acted for), whether `staff`
+ * (the person the command names) is active staff of the site and their
+ * department and role, whether every one of `depts` is an active
+ * department, and who heads `head_of`: its department head, else a
+ * supervisor or manager in it (on duty first).
+ */
+sw_err casedb_look_up(PGconn *db, const char *site_id, const char *person, const char *staff,
+                      const char *const *depts, size_t ndepts, const char *head_of,
+                      struct casedb_lookups *lu, char *err, size_t errlen);
+
 #endif

@@ -454,6 +454,13 @@ void route_returned(const struct route_table *t, const struct route_case *c,
                  c->nreturned, c->nreturned == 1 ? "" : "s");
         return;
     }
+    if (c->department != NULL && strcmp(c->department, r->target) == 0) {
+        decide(d, ROUTE_NOTHING, r, r->target, NULL);
+        snprintf(d->why, sizeof(d->why),
+                 "returned; rule \"%s\" points to %s, the department it is back with: it stays",
+                 rule_label(r), r->target);
+        return;
+    }
     if (visited(c, r->target)) {
         decide(d, ROUTE_LOOP, r, r->target, NULL);
         d->flag_qa = true;

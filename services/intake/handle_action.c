@@ -383,79 +383,6 @@ static const char *member_str(const ProtobufCMessage *m, const char *name)
 
 /* ------------------------------------------------------------ the look-ups */
 
-struct lookups {
-    bool person_found; /* the person acted as (on_behalf_of) is active staff of the site */
-    char staff_role[24];
-    char actor_department[WF_CODE_SIZE];
-    char actor_supervisor[WF_CODE_SIZE];
-    bool staff_found;
-    char staff_department[WF_CODE_SIZE];
-    bool department_found;
-    char department_head[WF_CODE_SIZE];
-    bool has_head;
-};
-
-static void put(char *dst, size_t cap, const PGresult *r, int col)
-{
-    snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
-}
-
-/*
- * What wf_apply needs to know, in one query: the department and direct
- * supervisor of the person acting (or acted for), whether the person the
- * command names is active staff of the site and their department, whether
- * every department it names is active, and who heads the (lead) target
- * department: its department head, else a supervisor or manager in it.
- */
-static sw_err look_up(PGconn *db, const struct job *j, const char *person, const char *staff,
-                      const char *const *depts, size_t ndepts, const char *head_of,
-                      struct lookups *lu, char *err, size_t errlen)
-{
-    struct buf arr;
-    buf_init(&arr, 1u << 16);
-    buf_pg_array(&arr, depts, ndepts);
-    const char *v[] = {j->who.site_id, person, staff, buf_cstr(&arr), head_of};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT (SELECT d.code FROM core.staff s JOIN core.departments d ON d.id = "
-        "s.department_id WHERE s.site_id = $1::uuid AND s.code = $2), "
-        "(SELECT b.code FROM core.staff s JOIN core.staff b ON b.id = s.supervisor_id "
-        " WHERE s.site_id = $1::uuid AND s.code = $2 AND b.active), "
-        "(SELECT s.active FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3), "
-        "(SELECT d.code FROM core.staff s JOIN core.departments d ON d.id = s.department_id "
-        " WHERE s.site_id = $1::uuid AND s.code = $3), "
-        "(SELECT count(DISTINCT d.code) FROM core.departments d WHERE d.site_id = $1::uuid AND "
-        " d.active AND d.code = ANY($4::text[])) = cardinality(ARRAY(SELECT DISTINCT "
-        " unnest($4::text[]))), "
-        "(SELECT s.code FROM core.staff s JOIN core.departments d ON d.id = s.department_id "
-        " WHERE d.site_id = $1::uuid AND d.code = $5 AND s.active AND s.role IN "
-        " ('department_head', 'supervisor', 'manager') ORDER BY CASE s.role WHEN "
-        " 'department_head' THEN 0 WHEN 'supervisor' THEN 1 ELSE 2 END, s.on_duty DESC, s.code "
-        " LIMIT 1), "
-        "(SELECT s.active FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $2), "
-        "(SELECT s.role FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3)",
-        5, NULL, v, NULL, NULL, 0);
-    buf_free(&arr);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        sw_err rv =
-            db_fail(db, r, "could not look up the command's people and departments", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    memset(lu, 0, sizeof(*lu));
-    put(lu->actor_department, sizeof(lu->actor_department), r, 0);
-    put(lu->actor_supervisor, sizeof(lu->actor_supervisor), r, 1);
-    lu->staff_found = !PQgetisnull(r, 0, 2) && PQgetvalue(r, 0, 2)[0] == 't';
-    put(lu->staff_department, sizeof(lu->staff_department), r, 3);
-    lu->department_found = PQgetvalue(r, 0, 4)[0] == 't';
-    lu->has_head = !PQgetisnull(r, 0, 5);
-    put(lu->department_head, sizeof(lu->department_head), r, 5);
-    lu->person_found = !PQgetisnull(r, 0, 6) && PQgetvalue(r, 0, 6)[0] == 't';
-    put(lu->staff_role, sizeof(lu->staff_role), r, 7);
-    PQclear(r);
-    return SW_OK;
-}
-
 /* ------------------------------------------------------------------ the action */
 
 /* If-Match: 7, "7" or W/"7".  Returns false when it is not a version. */
@@ -611,8 +538,9 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     if (which == SHOUWEN__V1__COMMAND__COMMAND_DESIGNATE_LEAD)
         for (size_t i = 0; i < cmd.designate_lead->n_assisting_departments && nd < 17; i++)
             depts[nd++] = cmd.designate_lead->assisting_departments[i];
-    struct lookups lu;
-    if ((rv = look_up(db, j, person, staff, depts, nd, head_of, &lu, err, errlen)) != SW_OK) {
+    struct casedb_lookups lu;
+    if ((rv = casedb_look_up(db, j->who.site_id, person, staff, depts, nd, head_of, &lu, err,
+                             errlen)) != SW_OK) {
         built_free(&b);
         return rv;
     }

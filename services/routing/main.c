@@ -1,17 +1,130 @@
 /*
  * shouwen-routing: gives every case the right owner and signs every transfer.
  *
- * This file wires the service together: its settings table, and the
+ * This file wires the service together: its settings table, the bus
+ * consumer (group "routing": replicas split the partitions), and the
  * common start, loop and stop of svc.c.  What the service reacts to lives
- * in one file per event beside this one.
+ * in on_case.c; the rules in rules.c and common/route.c.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "routing.h"
 #include "svc.h"
+
+#define ROUTING_SUBS_MAX 16
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
     SVC_ADMIN_SETTING("ROUTING", "127.0.0.1:7402"),
     SVC_PUB_SETTING("ROUTING", "ipc://{run}/routing.pub"),
+    {"SHOUWEN_ROUTING_SUB_URLS", CFG_STRING, 1, 2048, "ipc://{run}/intake.pub", NULL,
+     "nng addresses (comma-separated) of the PUB sockets whose doorbells routing dials: "
+     "intake's; events are read from the database either way"},
+    {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "100", NULL,
+     "Most events handled in one transaction"},
 };
+
+static struct routing the;
+static char *subs_copy;
+static const char *subs[ROUTING_SUBS_MAX + 1];
+
+/* A new transaction: what an earlier, rolled-back attempt staged is dropped. */
+static void begun(void *arg)
+{
+    struct routing *rt = arg;
+    for (size_t i = 0; i < rt->nstaged; i++)
+        bus_outbox_free(rt->staged[i].ob);
+    rt->nstaged = 0;
+}
+
+/* Committed: ring the doorbell for what routing wrote. */
+static void committed(void *arg, size_t n)
+{
+    struct routing *rt = arg;
+    (void)n;
+    for (size_t i = 0; i < rt->nstaged; i++)
+        bus_outbox_publish(rt->staged[i].ob, *rt->pub);
+    begun(rt);
+}
+
+static const char *const types[] = {"case.registered", "case.returned", NULL};
+
+static sw_err routing_start(struct svc *s)
+{
+    const struct cfg *c = svc_cfg(s);
+    char err[512] = "";
+    static const char *const actions[] = {"nothing", "own_department", "direct_supervisor",
+                                          "rule",    "fallback",       "loop"};
+    the.db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
+    the.pub = svc_pub_socket(s);
+    for (int i = 0; i < 6; i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "action=\"%s\"", actions[i]);
+        the.m_decisions[i] = metrics_get(METRIC_COUNTER, "shouwen_routing_decisions_total",
+                                         "Routing decisions, by what was decided", labels);
+    }
+    the.m_refused =
+        metrics_get(METRIC_COUNTER, "shouwen_routing_refused_total",
+                    "Routing decisions the workflow refused (the fallback applied)", NULL);
+    the.m_skipped = metrics_get(METRIC_COUNTER, "shouwen_routing_skipped_total",
+                                "Events about cases that had moved on (nothing to do)", NULL);
+    the.m_loops = metrics_get(METRIC_COUNTER, "shouwen_routing_loops_total",
+                              "Transfer loops caught (to the supervisor, flagged for QA)", NULL);
+    if (the.pub == NULL) {
+        LOG(LOG_ERROR, "ROUTING-START", "no publish socket");
+        return SW_ENNG;
+    }
+    /* the doorbells to dial */
+    subs_copy = strdup(cfg_str(c, "SHOUWEN_ROUTING_SUB_URLS"));
+    if (subs_copy == NULL)
+        return SW_ENOMEM;
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(subs_copy, ", ", &save); t != NULL;
+         t = strtok_r(NULL, ", ", &save)) {
+        if (n == ROUTING_SUBS_MAX) {
+            LOG(LOG_ERROR, "ROUTING-START",
+                "refusing to start: SHOUWEN_ROUTING_SUB_URLS names more than %d addresses",
+                ROUTING_SUBS_MAX);
+            return SW_EINVAL;
+        }
+        subs[n++] = t;
+    }
+    subs[n] = NULL;
+    struct bus_consumer_config bc = {
+        .name = "routing",
+        .types = types,
+        .handler = routing_handle,
+        .committed = committed,
+        .begun = begun,
+        .arg = &the,
+        .db_url = the.db_url,
+        .sub_urls = subs,
+        .batch_max = (int)cfg_int(c, "SHOUWEN_ROUTING_BATCH_MAX"),
+    };
+    if (bus_consumer_start(&the.consumer, &bc, err, sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "ROUTING-START", "refusing to start: %s", err);
+        return SW_ENNG;
+    }
+    LOG(LOG_INFO, "ROUTING-START", "routing new and returned cases; doorbells from %s",
+        cfg_str(c, "SHOUWEN_ROUTING_SUB_URLS"));
+    return SW_OK;
+}
+
+static void routing_stop(struct svc *s)
+{
+    (void)s;
+    bus_consumer_stop(the.consumer); /* finishes the batch in hand and commits */
+    the.consumer = NULL;
+    begun(&the);
+    free(the.staged);
+    the.staged = NULL;
+    the.capstaged = 0;
+    routing_rules_free(&the);
+    free(subs_copy);
+    subs_copy = NULL;
+}
 
 static const struct svc_desc desc = {
     .name = "routing",
@@ -20,6 +133,8 @@ static const struct svc_desc desc = {
     .nsettings = sizeof(settings) / sizeof(settings[0]),
     .admin_env = "SHOUWEN_ROUTING_ADMIN_ADDR",
     .pub_env = "SHOUWEN_ROUTING_PUB_URL",
+    .start = routing_start,
+    .stop = routing_stop,
 };
 
 int main(int argc, char **argv)

@@ -265,6 +265,15 @@ static void test_returns_and_loops(void **state)
     assert_int_equal(d.action, ROUTE_FALLBACK);
     assert_non_null(strstr(d.why, "returned by 1 department"));
 
+    /* back with the first responder's department, and the next match is that very one */
+    c = a_case("漏水 噪音");
+    c.department = "security";
+    c.returned_by = ret1;
+    c.nreturned = 1;
+    route_returned(t, &c, &d);
+    assert_int_equal(d.action, ROUTE_NOTHING);
+    assert_non_null(strstr(d.why, "it stays"));
+
     /* A (security) -> B (eng), eng returns, the rules say security again: a loop */
     const char *vis2[] = {"security", "eng"};
     c = a_case("漏水 噪音");
