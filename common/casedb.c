@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "casedb.h"
+#include "db.h"
 
 static sw_err db_fail(PGconn *db, const PGresult *r, const char *what, char *err, size_t errlen)
 {
@@ -207,7 +208,7 @@ static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_
         k->waiting_reason,
         x->site_id,
     };
-    PGresult *r = PQexecParams(db, update_sql, 25, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_fixed(db, update_sql, 25, v);
     buf_free(&ret);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         sw_err rv = db_fail(db, r, "could not update the case", err, errlen);
@@ -222,7 +223,7 @@ static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_
 static sw_err exec_params(PGconn *db, const char *what, const char *sql, int n,
                           const char *const *v, char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_fixed(db, sql, n, v);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         rv = db_fail(db, r, what, err, errlen);
@@ -386,7 +387,7 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
                    bool *found, char *err, size_t errlen)
 {
     const char *v[] = {case_id, site_id};
-    PGresult *r = PQexecParams(db, case_columns, 2, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_fixed(db, case_columns, 2, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sw_err rv = db_fail(db, r, "could not read the case", err, errlen);
         PQclear(r);
@@ -441,7 +442,7 @@ sw_err casedb_look_up(PGconn *db, const char *site_id, const char *person, const
     buf_init(&arr, 1u << 16);
     buf_pg_array(&arr, depts, ndepts);
     const char *v[] = {site_id, person, staff, buf_cstr(&arr), head_of};
-    PGresult *r = PQexecParams(
+    PGresult *r = db_exec_fixed(
         db,
         "SELECT (SELECT d.code FROM core.staff s JOIN core.departments d ON d.id = "
         "s.department_id WHERE s.site_id = $1::uuid AND s.code = $2), "
@@ -460,7 +461,7 @@ sw_err casedb_look_up(PGconn *db, const char *site_id, const char *person, const
         " LIMIT 1), "
         "(SELECT s.active FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $2), "
         "(SELECT s.role FROM core.staff s WHERE s.site_id = $1::uuid AND s.code = $3)",
-        5, NULL, v, NULL, NULL, 0);
+        5, v);
     buf_free(&arr);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         sw_err rv =

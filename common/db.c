@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -316,4 +318,16 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
     PQclear(r);
     p->names[p->n++] = copy;
     return PQexecPrepared(c, name, n, vals, lens, fmts, 0);
+}
+
+PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    char name[24];
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    snprintf(name, sizeof(name), "f%016llx", (unsigned long long)h);
+    return db_exec_prepared(c, name, sql, n, vals, NULL, NULL);
 }

@@ -71,6 +71,14 @@ void db_reset(struct db *db);
 PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
                            const char *const *vals, const int *lens, const int *fmts);
 
+/*
+ * db_exec_fixed: db_exec_prepared named after `sql` itself (a 64-bit hash
+ * of its text), for statements whose text never varies.  The same
+ * caution: keyed look-ups and writes, not scans whose plan depends on
+ * statistics.
+ */
+PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals);
+
 /* db_now_ms: CLOCK_MONOTONIC in milliseconds. */
 long long db_now_ms(void);
 

@@ -408,7 +408,7 @@ void route_new_case(const struct route_table *t, const struct route_case *c,
     if (fd[0] != '\0' && c->first_department_covers) {
         decide(d, ROUTE_OWN_DEPARTMENT, NULL, fd, NULL);
         snprintf(d->why, sizeof(d->why),
-                 "the first responder's department %s covers %s requests: assigned there", fd,
+                 "the first responder's department %s covers %s requests: it stays with them", fd,
                  wf_case_type_name((Shouwen__V1__CaseType)c->facts.type)
                      ? wf_case_type_name((Shouwen__V1__CaseType)c->facts.type)
                      : "such");

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "casedb.h"
+#include "db.h"
 #include "log.h"
 #include "routing.h"
 
@@ -64,8 +65,8 @@ static sw_err read_site(PGconn *tx, const char *code, struct facts *f, bool *fou
                         size_t errlen)
 {
     const char *v[] = {code};
-    PGresult *r = PQexecParams(tx, "SELECT id::text, time_zone FROM core.sites WHERE code = $1", 1,
-                               NULL, v, NULL, NULL, 0);
+    PGresult *r =
+        db_exec_fixed(tx, "SELECT id::text, time_zone FROM core.sites WHERE code = $1", 1, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(tx, r, "could not read the site", err, errlen);
     *found = PQntuples(r) == 1;
@@ -80,7 +81,7 @@ static sw_err read_site(PGconn *tx, const char *code, struct facts *f, bool *fou
 static sw_err read_facts(PGconn *tx, const char *case_id, struct facts *f, char *err, size_t errlen)
 {
     const char *v[] = {case_id};
-    PGresult *r = PQexecParams(
+    PGresult *r = db_exec_fixed(
         tx,
         "SELECT c.subject, c.description, c.customer_address, c.customer_room, c.customer_unit, "
         "(extract(hour FROM c.created_at AT TIME ZONE s.time_zone) * 60 + extract(minute FROM "
@@ -99,7 +100,7 @@ static sw_err read_facts(PGconn *tx, const char *case_id, struct facts *f, char 
         "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
         "LEFT JOIN core.staff frs ON frs.id = fr.supervisor_id AND frs.active "
         "WHERE c.id = $1::uuid",
-        1, NULL, v, NULL, NULL, 0);
+        1, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return fail(tx, r, "could not read the case's facts", err, errlen);
     cpy(f->subject, sizeof(f->subject), r, 0);
