@@ -101,7 +101,7 @@ static int days_in_month(int y, int m)
  * wall time as "YYYY-MM-DD HH:MM:SS.ffffff" into `local` and, when an offset
  * was given, the instant into *us (and sets *zoned).
  */
-static bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zoned)
+bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zoned)
 {
     int y, mo, d, h = 0, mi = 0, se = 0, frac = 0;
     size_t n = strlen(s), i = 10;

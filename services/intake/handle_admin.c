@@ -22,6 +22,9 @@
  *   DELETE /v1/sites/{code}/api-keys/{id}             revoke it
  *   GET    /v1/sites/{code}/routing/rules             the routing rules, in order
  *   PUT    /v1/sites/{code}/routing/rules             replace them (handle_rules.c)
+ *   GET    /v1/sites/{code}/routing/absences          who is off duty (handle_absences.c)
+ *   POST   /v1/sites/{code}/routing/absences          record an absence, with a deputy
+ *   DELETE /v1/sites/{code}/routing/absences/{id}     end it
  *
  * Who may: an API key of role admin administers everything of its own
  * site and may create sites; a manager's staff token administers its own
@@ -1726,6 +1729,21 @@ static sw_err routing_rules_put(struct ctx *x)
     return rules_put(x->j, x->db, x->err, x->errlen);
 }
 
+static sw_err routing_absences_list(struct ctx *x)
+{
+    return absences_list(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err routing_absence_create(struct ctx *x)
+{
+    return absence_create(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err routing_absence_end(struct ctx *x)
+{
+    return absence_end(x->j, x->db, x->seg[4], x->err, x->errlen);
+}
+
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen)
 {
@@ -1779,6 +1797,13 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
         allow = "GET /v1/sites/{code}/routing/rules reads them, PUT replaces them all";
         fn = get ? routing_rules_get : put ? routing_rules_put : NULL;
         need = get ? NEED_READ : NEED_DIRECTORY;
+    } else if (strcmp(coll, "routing") == 0 && n == 4 && strcmp(x.seg[3], "absences") == 0) {
+        allow = "GET /v1/sites/{code}/routing/absences lists them, POST records one";
+        fn = get ? routing_absences_list : post ? routing_absence_create : NULL;
+        need = get ? NEED_READ : NEED_DIRECTORY;
+    } else if (strcmp(coll, "routing") == 0 && n == 5 && strcmp(x.seg[3], "absences") == 0) {
+        allow = "DELETE /v1/sites/{code}/routing/absences/{id} ends one";
+        fn = del ? routing_absence_end : NULL;
     } else if (keys && n == 3) {
         allow = "GET /v1/sites/{code}/api-keys lists them, POST makes one";
         fn = get ? keys_list : post ? key_create : NULL;

@@ -188,9 +188,19 @@ sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_out
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen);
 
-/* A site's routing rules (handle_rules.c), reached through admin_run. */
+/* A site's routing rules (handle_rules.c) and absences (handle_absences.c), through admin_run. */
 sw_err rules_get(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err rules_put(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err absences_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err absence_end(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
+
+/*
+ * parse_time (handle_action.c) reads "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]":
+ * the wall time as "YYYY-MM-DD HH:MM:SS.ffffff" into `local` and, when an
+ * offset was given, the instant into *us (*zoned set).  False when malformed.
+ */
+bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zoned);
 
 /* helpers shared by the handlers (http.c) */
 /* Characters (not bytes) of a string already checked as UTF-8. */

@@ -168,14 +168,59 @@ static sw_err stage(struct routing *rt, PGconn *tx, struct wf_result *res, char 
 }
 
 /*
+ * Who stands in for `code` when they are off duty (routing.absences, or
+ * core.staff.on_duty false): their deputy, else their direct supervisor,
+ * followed up to three times (a deputy may be away too).  `out` is `code`
+ * itself when they are on duty or nobody can stand in; `why` gets a clause
+ * saying who stood in, if anyone did.
+ */
+static sw_err stand_in(PGconn *tx, const struct facts *f, const char *code, char *out,
+                       size_t outlen, char *why, size_t whylen, char *err, size_t errlen)
+{
+    char cur[WF_CODE_SIZE];
+    snprintf(cur, sizeof(cur), "%s", code);
+    snprintf(out, outlen, "%s", code);
+    for (int hop = 0; hop < 3 && cur[0] != '\0'; hop++) {
+        const char *v[] = {f->site_id, cur};
+        PGresult *r = db_exec_fixed(
+            tx,
+            "SELECT a.id IS NOT NULL OR NOT s.on_duty, coalesce(dep.code, sup.code) FROM "
+            "core.staff s LEFT JOIN LATERAL (SELECT x.id, x.deputy_id FROM routing.absences x "
+            "WHERE x.staff_id = s.id AND x.starts_at <= now() AND (x.ends_at IS NULL OR x.ends_at "
+            "> now()) ORDER BY x.starts_at DESC LIMIT 1) a ON true LEFT JOIN core.staff dep ON "
+            "dep.id = a.deputy_id AND dep.active LEFT JOIN core.staff sup ON sup.id = "
+            "s.supervisor_id AND sup.active WHERE s.site_id = $1::uuid AND s.code = $2",
+            2, v);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            return fail(tx, r, "could not read the absences", err, errlen);
+        bool away = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        char next[WF_CODE_SIZE] = "";
+        if (away && !PQgetisnull(r, 0, 1))
+            snprintf(next, sizeof(next), "%s", PQgetvalue(r, 0, 1));
+        PQclear(r);
+        if (!away)
+            break;
+        if (next[0] == '\0' || strcmp(next, code) == 0) {
+            LOG(LOG_WARN, "ROUTING-NO-STAND-IN", "%s is off duty and nobody stands in", cur);
+            break;
+        }
+        size_t n = strlen(why);
+        snprintf(why + n, whylen - n, "; %s is off duty: %s stands in", cur, next);
+        snprintf(out, outlen, "%s", next);
+        snprintf(cur, sizeof(cur), "%s", next);
+    }
+    return SW_OK;
+}
+
+/*
  * One command by the service on `cur` (updated to the case after it).
  * Returns SW_OK with *refused set when the workflow said no: the caller
  * falls back or leaves the case as it is.
  */
 static sw_err apply(struct routing *rt, PGconn *tx, const struct facts *f, struct wf_case *cur,
                     const Shouwen__V1__Command *given, const char *to_staff,
-                    const char *const *depts, size_t nd, const char *head_of, bool *refused,
-                    char *err, size_t errlen)
+                    const char *const *depts, size_t nd, const char *head_of, char *why,
+                    size_t whylen, bool *refused, char *err, size_t errlen)
 {
     Shouwen__V1__Command c = *given; /* with the fields below, which live here */
     Shouwen__V1__Command *cmd = &c;
@@ -202,6 +247,10 @@ static sw_err apply(struct routing *rt, PGconn *tx, const struct facts *f, struc
     if ((rv = casedb_look_up(tx, f->site_id, fr, to_staff, depts, nd, head_of, &lu, err, errlen)) !=
         SW_OK)
         return rv;
+    char head[WF_CODE_SIZE] = "";
+    if (lu.has_head && (rv = stand_in(tx, f, lu.department_head, head, sizeof(head), why, whylen,
+                                      err, errlen)) != SW_OK)
+        return rv;
     struct wf_context ctx = {
         .now = cmd->time,
         .actor_department = lu.actor_department,
@@ -209,7 +258,7 @@ static sw_err apply(struct routing *rt, PGconn *tx, const struct facts *f, struc
         .staff_found = lu.staff_found,
         .staff_department = lu.staff_department,
         .department_found = nd == 0 || lu.department_found,
-        .department_head = lu.has_head ? lu.department_head : NULL,
+        .department_head = lu.has_head ? head : NULL,
     };
     struct wf_result *res = malloc(sizeof(*res));
     struct wf_error we = {0};
@@ -247,29 +296,35 @@ static sw_err apply(struct routing *rt, PGconn *tx, const struct facts *f, struc
 }
 
 static sw_err assign_to(struct routing *rt, PGconn *tx, const struct facts *f, struct wf_case *cur,
-                        const char *staff, const char *why, bool *refused, char *err, size_t errlen)
+                        const char *staff, char *why, size_t whylen, bool *refused, char *err,
+                        size_t errlen)
 {
     Shouwen__V1__Command cmd = SHOUWEN__V1__COMMAND__INIT;
     Shouwen__V1__AssignCase m = SHOUWEN__V1__ASSIGN_CASE__INIT;
-    m.to_staff = (char *)staff;
-    m.reason = (char *)why;
+    char who[WF_CODE_SIZE];
+    sw_err rv = stand_in(tx, f, staff, who, sizeof(who), why, whylen, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    m.to_staff = who;
+    m.reason = why;
     cmd.command_case = SHOUWEN__V1__COMMAND__COMMAND_ASSIGN;
     cmd.assign = &m;
-    return apply(rt, tx, f, cur, &cmd, staff, NULL, 0, NULL, refused, err, errlen);
+    return apply(rt, tx, f, cur, &cmd, who, NULL, 0, NULL, why, whylen, refused, err, errlen);
 }
 
 static sw_err transfer_to(struct routing *rt, PGconn *tx, const struct facts *f,
-                          struct wf_case *cur, const struct route_rule *r, const char *why,
+                          struct wf_case *cur, const struct route_rule *r, char *why, size_t whylen,
                           bool *refused, char *err, size_t errlen)
 {
     Shouwen__V1__Command cmd = SHOUWEN__V1__COMMAND__INIT;
     Shouwen__V1__TransferCase m = SHOUWEN__V1__TRANSFER_CASE__INIT;
     const char *depts[1] = {r->target};
     m.to_department = (char *)r->target;
-    m.reason = (char *)why;
+    m.reason = why;
     cmd.command_case = SHOUWEN__V1__COMMAND__COMMAND_TRANSFER;
     cmd.transfer = &m;
-    sw_err rv = apply(rt, tx, f, cur, &cmd, "", depts, 1, r->target, refused, err, errlen);
+    sw_err rv =
+        apply(rt, tx, f, cur, &cmd, "", depts, 1, r->target, why, whylen, refused, err, errlen);
     if (rv != SW_OK || *refused || r->nassisting == 0)
         return rv;
     /* a multi-department case: the target leads, the others assist; all are told */
@@ -284,12 +339,14 @@ static sw_err transfer_to(struct routing *rt, PGconn *tx, const struct facts *f,
     d.lead_department = (char *)r->target;
     d.n_assisting_departments = r->nassisting;
     d.assisting_departments = assist;
-    d.reason = (char *)why;
+    char lwhy[ROUTE_WHY_MAX + 256];
+    snprintf(lwhy, sizeof(lwhy), "%s", why);
+    d.reason = lwhy;
     lead.command_case = SHOUWEN__V1__COMMAND__COMMAND_DESIGNATE_LEAD;
     lead.designate_lead = &d;
     bool ignored = false;
-    return apply(rt, tx, f, cur, &lead, "", all, 1 + r->nassisting, r->target, &ignored, err,
-                 errlen);
+    return apply(rt, tx, f, cur, &lead, "", all, 1 + r->nassisting, r->target, lwhy, sizeof(lwhy),
+                 &ignored, err, errlen);
 }
 
 /* A note in the case's history, by the service (no state changes). */
@@ -311,7 +368,7 @@ static sw_err note(PGconn *tx, const struct facts *f, const struct wf_case *cur,
 static sw_err carry_out(struct routing *rt, PGconn *tx, const struct facts *f, struct wf_case *cur,
                         const struct route_decision *d, char *err, size_t errlen)
 {
-    char why[ROUTE_WHY_MAX + 96];
+    char why[ROUTE_WHY_MAX + 256];
     bool refused = false;
     sw_err rv = SW_OK;
     snprintf(why, sizeof(why), WHY_PREFIX "%s", d->why);
@@ -322,10 +379,10 @@ static sw_err carry_out(struct routing *rt, PGconn *tx, const struct facts *f, s
         /* it stays with its first responder: the history still says why */
         return note(tx, f, cur, why, err, errlen);
     case ROUTE_DIRECT_SUPERVISOR:
-        rv = assign_to(rt, tx, f, cur, d->staff, why, &refused, err, errlen);
+        rv = assign_to(rt, tx, f, cur, d->staff, why, sizeof(why), &refused, err, errlen);
         break;
     case ROUTE_RULE:
-        rv = transfer_to(rt, tx, f, cur, d->rule, why, &refused, err, errlen);
+        rv = transfer_to(rt, tx, f, cur, d->rule, why, sizeof(why), &refused, err, errlen);
         break;
     case ROUTE_LOOP:
         metric_add(rt->m_loops, 1);
@@ -352,7 +409,7 @@ static sw_err carry_out(struct routing *rt, PGconn *tx, const struct facts *f, s
                  WHY_PREFIX "%s; the workflow refused it: to the "
                             "customer-relations supervisor",
                  d->why);
-    rv = assign_to(rt, tx, f, cur, f->supervisor, why, &refused, err, errlen);
+    rv = assign_to(rt, tx, f, cur, f->supervisor, why, sizeof(why), &refused, err, errlen);
     if (rv == SW_OK && refused)
         rv = note(tx, f, cur, why, err, errlen);
     return rv;

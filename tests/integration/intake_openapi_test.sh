@@ -545,7 +545,7 @@ check "a case to use: 201" answer reg 201 POST "$KEY" /v1/cases "$BODY"
 id=$(jget reg '["id"]' 2>/dev/null || echo 00000000-0000-4000-8000-000000000000)
 token_id=$(q "SELECT t.id FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id WHERE s.code = 'li.desk' LIMIT 1")
 key_id=$(q "SELECT id FROM core.api_keys WHERE name = 'demo-hotline'")
-values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id")
+values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1)
 
 echo "== every path and method of the document is served (the demo token; not 404 \"no such resource\", not 405)"
 ops=$(oa list-ops "$doc" 2>/dev/null)
@@ -585,6 +585,9 @@ routes=(
     "DELETE /v1/sites/{code}/api-keys/{id}"
     "GET /v1/sites/{code}/routing/rules"
     "PUT /v1/sites/{code}/routing/rules"
+    "GET /v1/sites/{code}/routing/absences"
+    "POST /v1/sites/{code}/routing/absences"
+    "DELETE /v1/sites/{code}/routing/absences/{id}"
 )
 for r in "${routes[@]}"; do
     check "documented: $r" oa documented "$doc" "$r"
@@ -657,6 +660,10 @@ check "GET /v1/sites/SH01/routing/rules (the demo's): 200" answer rules 200 GET 
 check "... conforms" conforms "GET /v1/sites/{site}/routing/rules" 200 rules
 check "PUT /v1/sites/SH01/routing/rules with an unknown department: 422" answer badrules 422 PUT "$MGR" /v1/sites/SH01/routing/rules '{"rules":[{"priority":1,"keywords":["x"],"department":"nowhere"}]}'
 check "... conforms" conforms "PUT /v1/sites/{site}/routing/rules" 422 badrules
+check "POST /v1/sites/SH01/routing/absences: 201" answer absence 201 POST "$MGR" /v1/sites/SH01/routing/absences '{"staff":"zhou.eng","deputy":"wu.tech","until":"2099-01-01T00:00","reason":"leave"}'
+check "... conforms" conforms "POST /v1/sites/{site}/routing/absences" 201 absence
+check "GET /v1/sites/SH01/routing/absences: 200" answer absences 200 GET "$MGR" /v1/sites/SH01/routing/absences
+check "... conforms" conforms "GET /v1/sites/{site}/routing/absences" 200 absences
 check "GET /v1/sites by the manager: 200" answer sites 200 GET "$MGR" /v1/sites
 check "... conforms" conforms "GET /v1/sites" 200 sites
 check "GET /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 GET "$TOKEN" /v1/sites/SH01/staff
