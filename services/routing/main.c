@@ -24,9 +24,13 @@ static const struct cfg_def settings[] = {
      "intake's; events are read from the database either way"},
     {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "100", NULL,
      "Most events handled in one transaction"},
+    {"SHOUWEN_ROUTING_CONSUMERS", CFG_INT, 1, 16, "2", NULL,
+     "Consumer threads, each with its own database session and share of the partitions"},
 };
 
-static struct routing the;
+#define ROUTING_CONSUMERS_MAX 16
+static struct routing the[ROUTING_CONSUMERS_MAX];
+static int nconsumers;
 static char *subs_copy;
 static const char *subs[ROUTING_SUBS_MAX + 1];
 
@@ -57,22 +61,23 @@ static sw_err routing_start(struct svc *s)
     char err[512] = "";
     static const char *const actions[] = {"nothing", "own_department", "direct_supervisor",
                                           "rule",    "fallback",       "loop"};
-    the.db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
-    the.pub = svc_pub_socket(s);
+    struct metric *decisions[6];
     for (int i = 0; i < 6; i++) {
         char labels[64];
         snprintf(labels, sizeof(labels), "action=\"%s\"", actions[i]);
-        the.m_decisions[i] = metrics_get(METRIC_COUNTER, "shouwen_routing_decisions_total",
-                                         "Routing decisions, by what was decided", labels);
+        decisions[i] = metrics_get(METRIC_COUNTER, "shouwen_routing_decisions_total",
+                                   "Routing decisions, by what was decided", labels);
     }
-    the.m_refused =
+    struct metric *refused =
         metrics_get(METRIC_COUNTER, "shouwen_routing_refused_total",
                     "Routing decisions the workflow refused (the fallback applied)", NULL);
-    the.m_skipped = metrics_get(METRIC_COUNTER, "shouwen_routing_skipped_total",
-                                "Events about cases that had moved on (nothing to do)", NULL);
-    the.m_loops = metrics_get(METRIC_COUNTER, "shouwen_routing_loops_total",
-                              "Transfer loops caught (to the supervisor, flagged for QA)", NULL);
-    if (the.pub == NULL) {
+    struct metric *skipped =
+        metrics_get(METRIC_COUNTER, "shouwen_routing_skipped_total",
+                    "Events about cases that had moved on (nothing to do)", NULL);
+    struct metric *loops =
+        metrics_get(METRIC_COUNTER, "shouwen_routing_loops_total",
+                    "Transfer loops caught (to the supervisor, flagged for QA)", NULL);
+    if (svc_pub_socket(s) == NULL) {
         LOG(LOG_ERROR, "ROUTING-START", "no publish socket");
         return SW_ENNG;
     }
@@ -92,22 +97,33 @@ static sw_err routing_start(struct svc *s)
         subs[n++] = t;
     }
     subs[n] = NULL;
-    struct bus_consumer_config bc = {
-        .name = "routing",
-        .types = types,
-        .handler = routing_handle,
-        .committed = committed,
-        .begun = begun,
-        .arg = &the,
-        .db_url = the.db_url,
-        .sub_urls = subs,
-        .batch_max = (int)cfg_int(c, "SHOUWEN_ROUTING_BATCH_MAX"),
-    };
-    if (bus_consumer_start(&the.consumer, &bc, err, sizeof(err)) != SW_OK) {
-        LOG(LOG_ERROR, "ROUTING-START", "refusing to start: %s", err);
-        return SW_ENNG;
+    nconsumers = (int)cfg_int(c, "SHOUWEN_ROUTING_CONSUMERS");
+    for (int i = 0; i < nconsumers; i++) {
+        struct routing *rt = &the[i];
+        rt->db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
+        rt->pub = svc_pub_socket(s);
+        memcpy(rt->m_decisions, decisions, sizeof(decisions));
+        rt->m_refused = refused;
+        rt->m_skipped = skipped;
+        rt->m_loops = loops;
+        struct bus_consumer_config bc = {
+            .name = "routing",
+            .types = types,
+            .handler = routing_handle,
+            .committed = committed,
+            .begun = begun,
+            .arg = rt,
+            .db_url = rt->db_url,
+            .sub_urls = subs,
+            .batch_max = (int)cfg_int(c, "SHOUWEN_ROUTING_BATCH_MAX"),
+        };
+        if (bus_consumer_start(&rt->consumer, &bc, err, sizeof(err)) != SW_OK) {
+            LOG(LOG_ERROR, "ROUTING-START", "refusing to start: %s", err);
+            return SW_ENNG;
+        }
     }
-    LOG(LOG_INFO, "ROUTING-START", "routing new and returned cases; doorbells from %s",
+    LOG(LOG_INFO, "ROUTING-START",
+        "routing new and returned cases with %d consumers; doorbells from %s", nconsumers,
         cfg_str(c, "SHOUWEN_ROUTING_SUB_URLS"));
     return SW_OK;
 }
@@ -115,13 +131,16 @@ static sw_err routing_start(struct svc *s)
 static void routing_stop(struct svc *s)
 {
     (void)s;
-    bus_consumer_stop(the.consumer); /* finishes the batch in hand and commits */
-    the.consumer = NULL;
-    begun(&the);
-    free(the.staged);
-    the.staged = NULL;
-    the.capstaged = 0;
-    routing_rules_free(&the);
+    for (int i = 0; i < ROUTING_CONSUMERS_MAX; i++) {
+        struct routing *rt = &the[i];
+        bus_consumer_stop(rt->consumer); /* finishes the batch in hand and commits */
+        rt->consumer = NULL;
+        begun(rt);
+        free(rt->staged);
+        rt->staged = NULL;
+        rt->capstaged = 0;
+        routing_rules_free(rt);
+    }
     free(subs_copy);
     subs_copy = NULL;
 }

@@ -54,6 +54,7 @@ struct facts {
     char visited[WF_MAX_RETURNED * 2][WF_CODE_SIZE];
     size_t nvisited;
     char stamp[80];
+    char absent[2048]; /* ",a,b," : staff of the site off duty now */
 };
 
 static void cpy(char *dst, size_t cap, const PGresult *r, int col)
@@ -61,9 +62,18 @@ static void cpy(char *dst, size_t cap, const PGresult *r, int col)
     snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
 }
 
-static sw_err read_site(PGconn *tx, const char *code, struct facts *f, bool *found, char *err,
-                        size_t errlen)
+static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct facts *f,
+                        bool *found, char *err, size_t errlen)
 {
+    struct site_cache *sites = rt->site_cache;
+    time_t now = time(NULL);
+    for (size_t i = 0; i < rt->nsite_cache; i++)
+        if (strcmp(sites[i].code, code) == 0 && now - sites[i].at < ROUTING_SITE_TTL) {
+            snprintf(f->site_id, sizeof(f->site_id), "%s", sites[i].id);
+            snprintf(f->time_zone, sizeof(f->time_zone), "%s", sites[i].tz);
+            *found = true;
+            return SW_OK;
+        }
     const char *v[] = {code};
     PGresult *r =
         db_exec_fixed(tx, "SELECT id::text, time_zone FROM core.sites WHERE code = $1", 1, v);
@@ -73,6 +83,17 @@ static sw_err read_site(PGconn *tx, const char *code, struct facts *f, bool *fou
     if (*found) {
         cpy(f->site_id, sizeof(f->site_id), r, 0);
         cpy(f->time_zone, sizeof(f->time_zone), r, 1);
+        size_t k = rt->nsite_cache;
+        for (size_t i = 0; i < rt->nsite_cache; i++)
+            if (strcmp(sites[i].code, code) == 0)
+                k = i;
+        if (k == rt->nsite_cache)
+            k = rt->nsite_cache < ROUTING_SITE_CACHE ? rt->nsite_cache++
+                                                     : rt->site_next++ % ROUTING_SITE_CACHE;
+        snprintf(sites[k].code, sizeof(sites[k].code), "%s", code);
+        snprintf(sites[k].id, sizeof(sites[k].id), "%s", f->site_id);
+        snprintf(sites[k].tz, sizeof(sites[k].tz), "%s", f->time_zone);
+        sites[k].at = now;
     }
     PQclear(r);
     return SW_OK;
@@ -95,7 +116,11 @@ static sw_err read_facts(PGconn *tx, const char *case_id, struct facts *f, char 
         "JOIN core.departments d ON d.id = h.to_department_id WHERE h.case_id = c.id AND h.kind "
         "IN ('transfer', 'forward')), "
         "(SELECT count(*) || '|' || coalesce(max(ru.updated_at)::text, '') FROM routing.rules ru "
-        "WHERE ru.site_id = c.site_id AND ru.active) "
+        "WHERE ru.site_id = c.site_id AND ru.active), "
+        "(SELECT ',' || coalesce(string_agg(st.code, ','), '') || ',' FROM core.staff st WHERE "
+        "st.site_id = c.site_id AND st.active AND (NOT st.on_duty OR EXISTS (SELECT 1 FROM "
+        "routing.absences ab WHERE ab.staff_id = st.id AND ab.starts_at <= now() AND (ab.ends_at "
+        "IS NULL OR ab.ends_at > now())))) "
         "FROM core.cases c JOIN core.sites s ON s.id = c.site_id "
         "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
         "LEFT JOIN core.staff frs ON frs.id = fr.supervisor_id AND frs.active "
@@ -121,6 +146,7 @@ static sw_err read_facts(PGconn *tx, const char *case_id, struct facts *f, char 
         p += n + (p[n] == ',');
     }
     cpy(f->stamp, sizeof(f->stamp), r, 11);
+    cpy(f->absent, sizeof(f->absent), r, 12);
     PQclear(r);
     return SW_OK;
 }
@@ -181,6 +207,11 @@ static sw_err stand_in(PGconn *tx, const struct facts *f, const char *code, char
     snprintf(cur, sizeof(cur), "%s", code);
     snprintf(out, outlen, "%s", code);
     for (int hop = 0; hop < 3 && cur[0] != '\0'; hop++) {
+        char needle[WF_CODE_SIZE + 2];
+        snprintf(needle, sizeof(needle), ",%s,", cur);
+        /* nobody of the site is away (or the list was too long to read): ask */
+        if (strlen(f->absent) < sizeof(f->absent) - 1 && strstr(f->absent, needle) == NULL)
+            break;
         const char *v[] = {f->site_id, cur};
         PGresult *r = db_exec_fixed(
             tx,
@@ -434,7 +465,7 @@ sw_err routing_handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, c
         snprintf(err, errlen, "out of memory");
         return SW_ENOMEM;
     }
-    if ((rv = read_site(tx, env->site, f, &found, err, errlen)) != SW_OK)
+    if ((rv = read_site(rt, tx, env->site, f, &found, err, errlen)) != SW_OK)
         goto out;
     if (!found) {
         snprintf(err, errlen, "%s about case %s of an unknown site \"%.20s\"", env->type,
@@ -493,7 +524,7 @@ sw_err routing_handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, c
         route_new_case(sr->table, &rc, &d);
     else
         route_returned(sr->table, &rc, &d);
-    LOG(LOG_INFO, "ROUTING-DECISION", "case %s (%s): %s: %s", cur.number, env->type,
+    LOG(LOG_DEBUG, "ROUTING-DECISION", "case %s (%s): %s: %s", cur.number, env->type,
         route_action_name(d.action), d.why);
     rv = carry_out(rt, tx, f, &cur, &d, err, errlen);
 out:

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <nng/nng.h>
@@ -19,7 +20,14 @@
 #include "metrics.h"
 #include "route.h"
 
-#define ROUTING_SITES_MAX 1024 /* sites whose rules are kept in memory */
+#define ROUTING_SITES_MAX  1024 /* sites whose rules are kept in memory */
+#define ROUTING_SITE_CACHE 64   /* sites by code: id and time zone */
+#define ROUTING_SITE_TTL   60   /* seconds before a site's time zone is read again */
+
+struct site_cache {
+    char code[17], id[37], tz[65];
+    time_t at;
+};
 
 /* A site's rules as last loaded, and the stamp that tells when they changed. */
 struct site_rules {
@@ -34,6 +42,11 @@ struct staged {
     struct bus_outbox *ob; /* the events of one command, written, not yet published */
 };
 
+/*
+ * One consumer thread's state: the service runs SHOUWEN_ROUTING_CONSUMERS
+ * of them, each its own database session claiming its share of the
+ * partitions, as replicas would.
+ */
 struct routing {
     const char *db_url;
     nng_socket *pub;
@@ -43,6 +56,8 @@ struct routing {
     size_t nstaged, capstaged;
     struct site_rules sites[ROUTING_SITES_MAX];
     size_t nsites;
+    struct site_cache site_cache[ROUTING_SITE_CACHE];
+    size_t nsite_cache, site_next;
     struct metric *m_decisions[6]; /* by enum route_action */
     struct metric *m_refused;      /* decisions the workflow refused (the case moved on) */
     struct metric *m_skipped;      /* events about cases already past them */
