@@ -11,13 +11,6 @@
 #include "casedb.h"
 #include "db.h"
 
-static sw_err db_fail(PGconn *db, const PGresult *r, const char *what, char *err, size_t errlen)
-{
-    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(db));
-    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
-}
-
 static const char case_columns[] =
     "SELECT c.id::text, s.code, c.number, c.version, c.status, c.type, c.channel, c.urgency, "
     "fr.code, frd.code, o.code, d.code, "

@@ -331,3 +331,10 @@ PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *va
     snprintf(name, sizeof(name), "f%016llx", (unsigned long long)h);
     return db_exec_prepared(c, name, sql, n, vals, NULL, NULL);
 }
+
+sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen)
+{
+    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(c));
+    return PQstatus(c) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+}

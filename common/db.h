@@ -79,6 +79,14 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
  */
 PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals);
 
+/*
+ * db_fail writes "<what>: <PostgreSQL's primary message>" into `err` (never
+ * the DETAIL, which can quote a row and so a customer's words) and returns
+ * SW_EDBDOWN when the connection is gone, else SW_EDB.  `r` may be NULL; it
+ * is not cleared.
+ */
+sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen);
+
 /* db_now_ms: CLOCK_MONOTONIC in milliseconds. */
 long long db_now_ms(void);
 

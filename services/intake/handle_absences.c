@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "intake.h"
 #include "log.h"
 
@@ -26,12 +27,12 @@
     " FROM routing.absences a JOIN core.staff s ON s.id = a.staff_id LEFT JOIN core.staff d ON "   \
     "d.id = a.deputy_id "
 
-static sw_err db_fail(PGconn *db, PGresult *r, const char *what, char *err, size_t errlen)
+/* db_fail, and the result cleared. */
+static sw_err fail(PGconn *db, PGresult *r, const char *what, char *err, size_t errlen)
 {
-    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(err, errlen, "could not %s: %s", what, primary != NULL ? primary : PQerrorMessage(db));
+    sw_err rv = db_fail(db, r, what, err, errlen);
     PQclear(r);
-    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    return rv;
 }
 
 static void member(struct buf *b, const char *key, const PGresult *r, int row, int col, bool first)
@@ -64,7 +65,7 @@ sw_err absences_list(struct job *j, PGconn *db, char *err, size_t errlen)
                                "now()) ORDER BY a.starts_at, a.id LIMIT 1000",
                                1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return db_fail(db, r, "read the absences", err, errlen);
+        return fail(db, r, "could not read the absences", err, errlen);
     buf_reset(&j->body);
     buf_puts(&j->body, "{\"site\":");
     buf_json_string(&j->body, j->who.site);
@@ -167,7 +168,7 @@ sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
                                "site_id = $1::uuid AND code = $3 AND active)",
                                3, NULL, lv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return db_fail(db, r, "look up the staff", err, errlen);
+        return fail(db, r, "could not look up the staff", err, errlen);
     if (PQgetisnull(r, 0, 0)) {
         snprintf(fe[nfe].field, sizeof(fe[nfe].field), "staff");
         snprintf(fe[nfe].message, sizeof(fe[nfe].message),
@@ -217,7 +218,7 @@ sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
         "core.staff d ON d.id = a.deputy_id",
         9, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return db_fail(db, r, "record the absence", err, errlen);
+        return fail(db, r, "could not record the absence", err, errlen);
     if (PQntuples(r) != 1) {
         PQclear(r);
         snprintf(fe[0].field, sizeof(fe[0].field), "until");
@@ -253,7 +254,7 @@ sw_err absence_end(struct job *j, PGconn *db, const char *id, char *err, size_t 
         "core.staff d ON d.id = a.deputy_id",
         2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return db_fail(db, r, "end the absence", err, errlen);
+        return fail(db, r, "could not end the absence", err, errlen);
     if (PQntuples(r) != 1) {
         PQclear(r);
         snprintf(msg, sizeof(msg), "no such absence (or it is over already): %s", id);

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "casedb.h"
+#include "db.h"
 #include "intake.h"
 #include "workflow.h"
 
@@ -45,19 +46,6 @@ static int64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/*
- * A failed statement: only PostgreSQL's primary message goes into `err`
- * (and so into the log), never its DETAIL, which can quote the row and so
- * the customer's words.  Input that reaches the database is checked first,
- * so a failure here is the database's, answered 503.
- */
-static sw_err db_fail(PGconn *db, const PGresult *r, const char *what, char *err, size_t errlen)
-{
-    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(db));
-    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
 }
 
 static void reply_field(struct job *j, const char *field, const char *message)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "db.h"
 #include "intake.h"
 #include "shouwen/v1/envelope.pb-c.h"
 
@@ -56,12 +57,6 @@ enum lp {
 static const char *const lp_names[LP_N] = {"status", "department", "owner",   "first_responder",
                                            "type",   "urgency",    "overdue", "text",
                                            "limit",  "after"};
-
-static sw_err db_fail(PGconn *db, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(db));
-    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
-}
 
 /* Does this credential see only the cases it submitted (an external system's key)? */
 static bool own_cases_only(const struct principal *p)
@@ -638,7 +633,7 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
 
     r = PQexecParams(db, buf_cstr(&sql), ps.n, NULL, ps.v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, "list cases", err, errlen);
+        rv = db_fail(db, r, "could not list cases", err, errlen);
         goto out;
     }
     if (PQntuples(r) < 1) { /* p always gives one row */
@@ -739,7 +734,7 @@ static sw_err history_handoffs(PGconn *db, struct job *j, struct buf *b, char *e
         "by_system",  "on_behalf_of",    "at",       "reason",        "event_id"};
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, "read the handoffs", err, errlen);
+        rv = db_fail(db, r, "could not read the handoffs", err, errlen);
         PQclear(r);
         return rv;
     }
@@ -762,7 +757,7 @@ static sw_err history_notes(PGconn *db, struct job *j, struct buf *b, char *err,
                                        "satisfaction", "event_id"};
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, "read the notes", err, errlen);
+        rv = db_fail(db, r, "could not read the notes", err, errlen);
         PQclear(r);
         return rv;
     }
@@ -846,7 +841,7 @@ static sw_err history_events(PGconn *db, const char *case_id, uint32_t partition
                                2, NULL, v, NULL, NULL, 1);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, "read the events", err, errlen);
+        rv = db_fail(db, r, "could not read the events", err, errlen);
         PQclear(r);
         return rv;
     }
@@ -873,7 +868,7 @@ sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_out
                                "FROM core.cases c WHERE c.id = $1::uuid AND c.site_id = $2::uuid",
                                2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, "read the case", err, errlen);
+        rv = db_fail(db, r, "could not read the case", err, errlen);
         goto out;
     }
     if (PQntuples(r) != 1 ||

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "intake.h"
 #include "log.h"
 #include "route.h"
@@ -49,12 +50,6 @@ static void bad(struct rules_ctx *c, const char *field, const char *msg)
     c->nfe++;
 }
 
-static sw_err db_fail(PGconn *db, PGresult *r, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "could not %s: %s", what, r ? PQresultErrorMessage(r) : "no result");
-    return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
-}
-
 /* The active rules as the API shows them, a JSON array in order. */
 static sw_err rules_json(PGconn *db, const char *site_id, PGresult **out, char *err, size_t errlen)
 {
@@ -74,7 +69,7 @@ static sw_err rules_json(PGconn *db, const char *site_id, PGresult **out, char *
         "r.target_department_id WHERE r.site_id = $1::uuid AND r.active",
         1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        sw_err rv = db_fail(db, r, "read the routing rules", err, errlen);
+        sw_err rv = db_fail(db, r, "could not read the routing rules", err, errlen);
         PQclear(r);
         return rv;
     }
@@ -369,7 +364,9 @@ static sw_err exec_ok(PGconn *db, const char *what, const char *sql, int n, cons
 {
     PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sw_err rv = db_fail(db, r, what, err, errlen);
+        char w[120];
+        snprintf(w, sizeof(w), "could not %s", what);
+        sw_err rv = db_fail(db, r, w, err, errlen);
         PQclear(r);
         return rv;
     }

@@ -35,12 +35,12 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* db_fail, and the result cleared. */
 static sw_err fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
 {
-    const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(tx));
+    sw_err rv = db_fail(tx, r, what, err, errlen);
     PQclear(r);
-    return PQstatus(tx) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    return rv;
 }
 
 /* What routing reads of a case beside struct wf_case. */

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "db.h"
 #include "log.h"
 #include "routing.h"
 
@@ -128,12 +129,9 @@ sw_err routing_rules(struct routing *rt, PGconn *tx, const char *site_id, const 
         "r.target_department_id WHERE r.site_id = $1::uuid AND r.active ORDER BY r.priority",
         1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "could not read the routing rules: %s",
-                 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                     ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                     : PQerrorMessage(tx));
+        sw_err rv = db_fail(tx, r, "could not read the routing rules", err, errlen);
         PQclear(r);
-        return PQstatus(tx) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+        return rv;
     }
     site_clear(s);
     int n = PQntuples(r);
