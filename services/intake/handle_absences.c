@@ -11,6 +11,7 @@
  * (until ended); both are RFC 3339 instants or local times of the site.
  * Who may: as the directory (an admin API key or a manager).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,26 @@
     "a.id::text, s.code, d.code, "                                                                 \
     "to_char(a.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "               \
     "to_char(a.ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), a.reason"
-#define ABSENCE_FROM                                                                               \
-    " FROM routing.absences a JOIN core.staff s ON s.id = a.staff_id LEFT JOIN core.staff d ON "   \
-    "d.id = a.deputy_id "
+/* The columns of absences `rel` (as a), with the codes of the people. */
+#define ABSENCE_SELECT(rel)                                                                        \
+    "SELECT " ABSENCE_COLS " FROM " rel " a JOIN core.staff s ON s.id = a.staff_id LEFT JOIN "     \
+    "core.staff d ON d.id = a.deputy_id "
+
+#define ABSENCE_FIELDS 8 /* field errors answered at most */
+
+/* Adds a field error (the rest are dropped once there are ABSENCE_FIELDS). */
+__attribute__((format(printf, 4, 5))) static void bad(struct field_error *fe, int *nfe,
+                                                      const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (*nfe >= ABSENCE_FIELDS)
+        return;
+    snprintf(fe[*nfe].field, sizeof(fe[*nfe].field), "%.60s", field);
+    va_start(ap, fmt);
+    vsnprintf(fe[*nfe].message, sizeof(fe[*nfe].message), fmt, ap);
+    va_end(ap);
+    (*nfe)++;
+}
 
 /* db_fail, and the result cleared. */
 static sw_err fail(PGconn *db, PGresult *r, const char *what, char *err, size_t errlen)
@@ -56,14 +74,16 @@ static void absence_json(struct buf *b, const PGresult *r, int row)
     buf_puts(b, "}");
 }
 
+/* clang-format off */
+static const char absences_now[] = ABSENCE_SELECT("routing.absences")
+    "WHERE a.site_id = $1::uuid AND (a.ends_at IS NULL OR a.ends_at > now()) "
+    "ORDER BY a.starts_at, a.id LIMIT 1000";
+/* clang-format on */
+
 sw_err absences_list(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     const char *v[] = {j->who.site_id};
-    PGresult *r = PQexecParams(db,
-                               "SELECT " ABSENCE_COLS ABSENCE_FROM
-                               "WHERE a.site_id = $1::uuid AND (a.ends_at IS NULL OR a.ends_at > "
-                               "now()) ORDER BY a.starts_at, a.id LIMIT 1000",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(db, absences_now, 1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(db, r, "could not read the absences", err, errlen);
     buf_reset(&j->body);
@@ -92,11 +112,9 @@ static bool time_member(json_t *o, const char *key, struct field_error *fe, int 
     if (v == NULL || json_is_null(v))
         return true;
     if (!json_is_string(v) || !parse_time(json_string_value(v), local, llen, &us, zoned)) {
-        snprintf(fe[*nfe].field, sizeof(fe[*nfe].field), "%s", key);
-        snprintf(fe[*nfe].message, sizeof(fe[*nfe].message),
-                 "must be a time: RFC 3339 (2026-11-30T18:00:00+08:00) or the site's local "
-                 "time (2026-11-30T18:00)");
-        (*nfe)++;
+        bad(fe, nfe, key,
+            "must be a time: RFC 3339 (2026-11-30T18:00:00+08:00) or the site's local time "
+            "(2026-11-30T18:00)");
         return false;
     }
     snprintf(out, outlen, "%lld", (long long)us);
@@ -106,7 +124,7 @@ static bool time_member(json_t *o, const char *key, struct field_error *fe, int 
 sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     static const char *const known[] = {"staff", "deputy", "from", "until", "reason", NULL};
-    struct field_error fe[8];
+    struct field_error fe[ABSENCE_FIELDS];
     int nfe = 0;
     json_t *o = j->json;
     const char *k;
@@ -121,39 +139,22 @@ sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
         bool ok = false;
         for (int i = 0; known[i] && !ok; i++)
             ok = strcmp(k, known[i]) == 0;
-        if (!ok && nfe < 8) {
-            snprintf(fe[nfe].field, sizeof(fe[nfe].field), "%.60s", k);
-            snprintf(fe[nfe].message, sizeof(fe[nfe].message),
-                     "unknown field (an absence has staff, deputy, from, until, reason)");
-            nfe++;
-        }
+        if (!ok)
+            bad(fe, &nfe, k, "unknown field (an absence has staff, deputy, from, until, reason)");
     }
     json_t *staff = json_object_get(o, "staff"), *deputy = json_object_get(o, "deputy"),
            *reason = json_object_get(o, "reason");
-    if (!json_is_string(staff) && nfe < 8) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "staff");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message),
-                 "is required: the code of the staff member who is off duty");
-        nfe++;
-    }
-    if (deputy != NULL && !json_is_null(deputy) && !json_is_string(deputy) && nfe < 8) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "deputy");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message), "must be a staff code or null");
-        nfe++;
-    }
-    if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500) &&
-        nfe < 8) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "reason");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message), "must be a text of at most 500 bytes");
-        nfe++;
-    }
+    if (!json_is_string(staff))
+        bad(fe, &nfe, "staff", "is required: the code of the staff member who is off duty");
+    if (deputy != NULL && !json_is_null(deputy) && !json_is_string(deputy))
+        bad(fe, &nfe, "deputy", "must be a staff code or null");
+    if (reason != NULL && (!json_is_string(reason) || json_string_length(reason) > 500))
+        bad(fe, &nfe, "reason", "must be a text of at most 500 bytes");
     char from_us[24], until_us[24], from_l[40] = "", until_l[40] = "";
     bool from_z = false, until_z = false;
-    if (nfe < 7)
-        time_member(o, "from", fe, &nfe, from_us, sizeof(from_us), from_l, sizeof(from_l), &from_z);
-    if (nfe < 7)
-        time_member(o, "until", fe, &nfe, until_us, sizeof(until_us), until_l, sizeof(until_l),
-                    &until_z);
+    time_member(o, "from", fe, &nfe, from_us, sizeof(from_us), from_l, sizeof(from_l), &from_z);
+    time_member(o, "until", fe, &nfe, until_us, sizeof(until_us), until_l, sizeof(until_l),
+                &until_z);
     if (nfe > 0) {
         job_reply_fields(j, fe, nfe);
         return SW_OK;
@@ -169,23 +170,12 @@ sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
                                3, NULL, lv, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(db, r, "could not look up the staff", err, errlen);
-    if (PQgetisnull(r, 0, 0)) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "staff");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message),
-                 "no active staff member \"%.40s\" at this site", sc);
-        nfe++;
-    }
-    if (dc != NULL && PQgetisnull(r, 0, 1)) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "deputy");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message),
-                 "no active staff member \"%.40s\" at this site", dc);
-        nfe++;
-    }
-    if (dc != NULL && strcmp(dc, sc) == 0) {
-        snprintf(fe[nfe].field, sizeof(fe[nfe].field), "deputy");
-        snprintf(fe[nfe].message, sizeof(fe[nfe].message), "cannot be the absent person");
-        nfe++;
-    }
+    if (PQgetisnull(r, 0, 0))
+        bad(fe, &nfe, "staff", "no active staff member \"%.40s\" at this site", sc);
+    if (dc != NULL && PQgetisnull(r, 0, 1))
+        bad(fe, &nfe, "deputy", "no active staff member \"%.40s\" at this site", dc);
+    if (dc != NULL && strcmp(dc, sc) == 0)
+        bad(fe, &nfe, "deputy", "cannot be the absent person");
     char sid[37], did[37] = "";
     snprintf(sid, sizeof(sid), "%s", PQgetvalue(r, 0, 0));
     if (dc != NULL)
@@ -213,17 +203,15 @@ sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen)
         "IS NOT NULL THEN $7::timestamp AT TIME ZONE $8 END AS u), "
         "a AS (INSERT INTO routing.absences (site_id, staff_id, deputy_id, starts_at, ends_at, "
         "reason) SELECT $1::uuid, $2::uuid, $3::uuid, t.f, t.u, $9 FROM t WHERE t.u IS NULL OR "
-        "t.u > t.f RETURNING *) "
-        "SELECT " ABSENCE_COLS " FROM a JOIN core.staff s ON s.id = a.staff_id LEFT JOIN "
-        "core.staff d ON d.id = a.deputy_id",
+        "t.u > t.f RETURNING *) " ABSENCE_SELECT("a"),
         9, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(db, r, "could not record the absence", err, errlen);
     if (PQntuples(r) != 1) {
         PQclear(r);
-        snprintf(fe[0].field, sizeof(fe[0].field), "until");
-        snprintf(fe[0].message, sizeof(fe[0].message), "must be after from");
-        job_reply_fields(j, fe, 1);
+        nfe = 0;
+        bad(fe, &nfe, "until", "must be after from");
+        job_reply_fields(j, fe, nfe);
         return SW_OK;
     }
     buf_reset(&j->body);
@@ -250,8 +238,7 @@ sw_err absence_end(struct job *j, PGconn *db, const char *id, char *err, size_t 
         "AND starts_at > now() RETURNING *), ended AS (UPDATE routing.absences SET ends_at = now() "
         "WHERE id = $1::bigint AND site_id = $2::uuid AND starts_at <= now() AND (ends_at IS NULL "
         "OR ends_at > now()) RETURNING *), a AS (SELECT * FROM gone UNION ALL SELECT * FROM "
-        "ended) SELECT " ABSENCE_COLS " FROM a JOIN core.staff s ON s.id = a.staff_id LEFT JOIN "
-        "core.staff d ON d.id = a.deputy_id",
+        "ended) " ABSENCE_SELECT("a"),
         2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(db, r, "could not end the absence", err, errlen);

@@ -21,34 +21,17 @@
 # SHOUWEN_INTAKE_WORKERS, SHOUWEN_INTAKE_BATCH_MAX and the like are passed
 # to the service as they are set.
 set -euo pipefail
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin=${SHOUWEN_BIN:-$top/build/bin}
-load=${SHOUWEN_TEST_BIN:-$top/build/tests}/http_load
+name=intake
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 conns=${BENCH_CONNS:-32}
 secs=${BENCH_SECONDS:-10}
 rate=${BENCH_RATE:-2000}
-tmp=$(mktemp -d /tmp/shouwen-bench-intake.XXXXXX)
-chmod 755 "$tmp"
-export SHOUWEN_RUN_DIR=$tmp/run SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
 intake=""
-cleanup() {
-    [ -z "$intake" ] || kill -KILL "$intake" 2>/dev/null || true
-    "$top/deploy/pg.sh" stop >/dev/null 2>&1 || true
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-"$top/deploy/pg.sh" start >/dev/null
-export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
-"$bin/shouwen-migrate" >/dev/null
-"$top/deploy/demo.sh" >/dev/null
-. "$SHOUWEN_RUN_DIR/demo-credentials"
-psql_() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
+psql_() { bench_psql "$1"; }
 pgdir=$(readlink -f "$SHOUWEN_RUN_DIR/pg")
 pgbench=$(dirname "$(command -v initdb 2>/dev/null || echo /usr/lib/postgresql/15/bin/initdb)")/pgbench
 [ -x "$pgbench" ] || pgbench=$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
 echo "synchronous_commit = $(psql_ 'SHOW synchronous_commit'), fsync = $(psql_ 'SHOW fsync')"
-# a shared machine: what else was running is part of the figures
-echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 
 # intake on random ports (another run may hold one: try again elsewhere)
 for _ in 1 2 3 4 5; do
@@ -58,6 +41,7 @@ for _ in 1 2 3 4 5; do
         SHOUWEN_INTAKE_PUB_URL="ipc://$tmp/intake.pub" SHOUWEN_INTAKE_REP_ADDR="ipc://$tmp/intake.rep" \
         "$bin/shouwen-intake" 2>"$tmp/intake.log" &
     intake=$!
+    pids+=("$intake")
     for _ in $(seq 1 100); do
         curl -fs "$admin/readyz" >/dev/null 2>&1 && break
         kill -0 "$intake" 2>/dev/null || break
