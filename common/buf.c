@@ -143,6 +143,10 @@ sw_err buf_pg_array(struct buf *b, const char *const *v, size_t n)
 {
     sw_err rv = buf_puts(b, "{");
     for (size_t i = 0; rv == SW_OK && i < n; i++) {
+        if (v[i] == NULL) {
+            rv = buf_puts(b, i ? ",NULL" : "NULL");
+            continue;
+        }
         rv = buf_puts(b, i ? ",\"" : "\"");
         for (const char *c = v[i]; rv == SW_OK && *c; c++) {
             if (*c == '"' || *c == '\\')

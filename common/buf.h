@@ -40,7 +40,10 @@ sw_err buf_json_string(struct buf *b, const char *s);
 /* buf_cstr returns the contents as a string ("" when empty); owned by b. */
 const char *buf_cstr(const struct buf *b);
 
-/* buf_pg_array appends `v` as a PostgreSQL text array literal: {"a","b\"c"}. */
+/*
+ * buf_pg_array appends `v` as a PostgreSQL text array literal: {"a","b\"c"};
+ * a NULL element is written as NULL.
+ */
 sw_err buf_pg_array(struct buf *b, const char *const *v, size_t n);
 
 #endif

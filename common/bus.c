@@ -671,6 +671,31 @@ static sw_err claim(struct bus_consumer *c, uint32_t p, bool *got, char *err, si
  * each; success marks them replayed, failure records the error and
  * withdraws the request.
  */
+/* The handler on `n` events: the batch handler at once, or the handler on each in turn. */
+static sw_err run_handler(struct bus_consumer *c, PGconn *db,
+                          const Shouwen__V1__Envelope *const *envs, size_t n, size_t *failed,
+                          char *herr, size_t herrlen)
+{
+    size_t ignored = 0;
+    if (failed == NULL)
+        failed = &ignored;
+    *failed = 0;
+    if (c->cfg.batch != NULL) {
+        sw_err rv = c->cfg.batch(db, envs, n, c->cfg.arg, failed, herr, herrlen);
+        if (*failed >= n)
+            *failed = 0; /* not a valid index: blame the first */
+        return rv;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sw_err rv = c->cfg.handler(db, envs[i], c->cfg.arg, herr, herrlen);
+        if (rv != SW_OK) {
+            *failed = i;
+            return rv;
+        }
+    }
+    return SW_OK;
+}
+
 static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
 {
     PGconn *db = db_conn(c->db);
@@ -701,7 +726,9 @@ static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
         if (hrv == SW_OK && c->cfg.begun != NULL)
             c->cfg.begun(c->cfg.arg);
         if (hrv == SW_OK)
-            hrv = env ? c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr)) : SW_EINVAL;
+            hrv = env ? run_handler(c, db, (const Shouwen__V1__Envelope *const *)&env, 1, NULL,
+                                    herr, sizeof(herr))
+                      : SW_EINVAL;
         if (env != NULL)
             shouwen__v1__envelope__free_unpacked(env, NULL);
         const char *iv[] = {id};
@@ -1053,36 +1080,65 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         if (next_windows(c, ps, w, done, ndone, err, errlen) != SW_OK)
             goto fail;
     }
+    /* The wanted events, decoded, to the handler at once; the cursors move after. */
+    int nrows = (rows[0] ? PQntuples(rows[0]) : 0) + (rows[1] ? PQntuples(rows[1]) : 0);
+    Shouwen__V1__Envelope **envs = calloc((size_t)nrows + 1, sizeof(*envs));
+    struct row_ref {
+        int pass, i;
+    } *ref = calloc((size_t)nrows + 1, sizeof(*ref));
+    size_t nenv = 0, failed = 0;
+    char herr[512] = "";
+    sw_err hrv = SW_OK;
+    if (envs == NULL || ref == NULL) {
+        free(envs);
+        free(ref);
+        snprintf(err, errlen, "out of memory reading a batch");
+        goto fail;
+    }
+    for (int pass = 0; hrv == SW_OK && pass < 2; pass++) {
+        PGresult *r = rows[pass];
+        for (int i = 0; hrv == SW_OK && r != NULL && i < PQntuples(r); i++) {
+            if (!type_wanted(c, PQgetvalue(r, i, 3)))
+                continue;
+            ref[nenv] = (struct row_ref){pass, i};
+            envs[nenv] = shouwen__v1__envelope__unpack(NULL, (size_t)PQgetlength(r, i, 4),
+                                                       (const uint8_t *)PQgetvalue(r, i, 4));
+            if (envs[nenv] == NULL) {
+                snprintf(herr, sizeof(herr), "undecodable envelope in the outbox");
+                failed = nenv;
+                hrv = SW_EINVAL;
+            }
+            nenv++;
+        }
+    }
+    if (hrv == SW_OK && nenv > 0)
+        hrv = run_handler(c, db, (const Shouwen__V1__Envelope *const *)envs, nenv, &failed, herr,
+                          sizeof(herr));
+    for (size_t j = 0; j < nenv; j++)
+        if (envs[j] != NULL)
+            shouwen__v1__envelope__free_unpacked(envs[j], NULL);
+    free(envs);
+    if (hrv != SW_OK) {
+        PGresult *r = rows[ref[failed].pass];
+        int i = ref[failed].i, k = ids[ref[failed].pass][row_k(r, i)];
+        int64_t seq = row_seq(r, i);
+        char event_id[37];
+        snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 2));
+        free(ref);
+        rollback(db);
+        PQclear(rows[0]);
+        PQclear(rows[1]);
+        buf_free(&sql);
+        /* w[k] is still the cursor before this batch: when alone, just before this event */
+        struct part pw = w[k];
+        return handler_failed(c, ps[k], &pw, seq, event_id, herr, alone, err, errlen);
+    }
+    free(ref);
+    handled = (int)nenv;
     for (int pass = 0; pass < 2; pass++) {
         PGresult *r = rows[pass];
         for (int i = 0; r != NULL && i < PQntuples(r); i++) {
-            int k = ids[pass][row_k(r, i)];
-            int64_t seq = row_seq(r, i);
-            const char *type = PQgetvalue(r, i, 3);
-            if (type_wanted(c, type)) {
-                Shouwen__V1__Envelope *env = shouwen__v1__envelope__unpack(
-                    NULL, (size_t)PQgetlength(r, i, 4), (const uint8_t *)PQgetvalue(r, i, 4));
-                char herr[512] = "";
-                sw_err hrv = SW_EINVAL;
-                if (env == NULL)
-                    snprintf(herr, sizeof(herr), "undecodable envelope in the outbox");
-                else
-                    hrv = c->cfg.handler(db, env, c->cfg.arg, herr, sizeof(herr));
-                if (env != NULL)
-                    shouwen__v1__envelope__free_unpacked(env, NULL);
-                if (hrv != SW_OK) {
-                    char event_id[37];
-                    snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 2));
-                    rollback(db);
-                    PQclear(rows[0]);
-                    PQclear(rows[1]);
-                    buf_free(&sql);
-                    struct part pw = w[k]; /* the cursor to park with: just before this event */
-                    return handler_failed(c, ps[k], &pw, seq, event_id, herr, alone, err, errlen);
-                }
-                handled++;
-            }
-            w[k].last = seq;
+            w[ids[pass][row_k(r, i)]].last = row_seq(r, i);
             total++;
         }
     }
@@ -1352,6 +1408,12 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
         strspn(cfg->name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(cfg->name)) {
         snprintf(err, errlen, "bad consumer name \"%s\": expected 1-100 of a-z 0-9 _ . -",
                  cfg->name ? cfg->name : "");
+        free(c);
+        return SW_EINVAL;
+    }
+    if ((cfg->handler == NULL) == (cfg->batch == NULL)) {
+        snprintf(err, errlen, "consumer %s: give a handler or a batch handler, not %s", cfg->name,
+                 cfg->handler == NULL ? "neither" : "both");
         free(c);
         return SW_EINVAL;
     }

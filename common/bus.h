@@ -120,6 +120,17 @@ void bus_outbox_clear(struct bus_outbox *ob);
 typedef sw_err (*bus_handler_fn)(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, char *err,
                                  size_t errlen);
 
+/*
+ * A batch handler applies all the wanted events of one transaction at once
+ * (`n` of them, in the order read), for consumers whose work is cheaper
+ * set-wise than row by row.  On failure it sets *failed to the index of
+ * the event at fault (0 when it cannot tell): that event's partition is
+ * then retried one event per transaction, so a failure always ends up
+ * attributed to its own event, and parked alone.
+ */
+typedef sw_err (*bus_batch_fn)(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
+                               void *arg, size_t *failed, char *err, size_t errlen);
+
 /* Called after each commit with the number of events just handled (may be NULL). */
 typedef void (*bus_committed_fn)(void *arg, size_t n);
 
@@ -133,7 +144,8 @@ typedef void (*bus_begun_fn)(void *arg);
 struct bus_consumer_config {
     const char *name;         /* the group; cursors and locks are per name */
     const char *const *types; /* NULL-terminated type prefixes; NULL for all */
-    bus_handler_fn handler;
+    bus_handler_fn handler;   /* one event at a time; or */
+    bus_batch_fn batch;       /* all of a transaction's events at once (exactly one is set) */
     bus_committed_fn committed;
     bus_begun_fn begun;
     void *arg;

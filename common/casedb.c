@@ -2,6 +2,7 @@
  * casedb.c - a case in PostgreSQL; see casedb.h.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,40 +12,50 @@
 #include "casedb.h"
 #include "db.h"
 
-static const char case_columns[] =
-    "SELECT c.id::text, s.code, c.number, c.version, c.status, c.type, c.channel, c.urgency, "
-    "fr.code, frd.code, o.code, d.code, "
-    "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON ld.id = "
-    "cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), "
-    "(SELECT coalesce(string_agg(ad.code, ',' ORDER BY ad.code), '') FROM core.case_departments "
-    "cd JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role "
-    "= 'assisting'), "
-    "array_to_string(c.returned_by, ','), c.transfer_count, c.escalation_level, c.waiting_on, "
-    "c.status_before_waiting, "
-    "(extract(epoch FROM c.waiting_since) * 1000000)::bigint, "
-    "(extract(epoch FROM c.paused_total) * 1000000)::bigint, "
-    "(extract(epoch FROM c.expected_completion) * 1000000)::bigint, c.resolved_on_spot, "
-    "c.satisfaction, (extract(epoch FROM c.created_at) * 1000000)::bigint, "
-    "(extract(epoch FROM c.updated_at) * 1000000)::bigint, "
-    "(extract(epoch FROM c.first_contact_at) * 1000000)::bigint, "
-    "(extract(epoch FROM c.resolved_at) * 1000000)::bigint, "
-    "(extract(epoch FROM c.closed_at) * 1000000)::bigint, "
+/* clang-format off */
+#define CASE_SELECT \
+    "SELECT c.id::text, s.code, c.number, c.version, c.status, c.type, c.channel, c.urgency, " \
+    "fr.code, frd.code, o.code, d.code, " \
+    "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON ld.id = " \
+    "cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), " \
+    "(SELECT coalesce(string_agg(ad.code, ',' ORDER BY ad.code), '') FROM core.case_departments " \
+    "cd JOIN core.departments ad ON ad.id = cd.department_id WHERE cd.case_id = c.id AND cd.role " \
+    "= 'assisting'), " \
+    "array_to_string(c.returned_by, ','), c.transfer_count, c.escalation_level, c.waiting_on, " \
+    "c.status_before_waiting, " \
+    "(extract(epoch FROM c.waiting_since) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.paused_total) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.expected_completion) * 1000000)::bigint, c.resolved_on_spot, " \
+    "c.satisfaction, (extract(epoch FROM c.created_at) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.updated_at) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.first_contact_at) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.resolved_at) * 1000000)::bigint, " \
+    "(extract(epoch FROM c.closed_at) * 1000000)::bigint, " \
     "(extract(epoch FROM c.emergency_acknowledged_at) * 1000000)::bigint, c.source "
-    "FROM core.cases c JOIN core.sites s ON s.id = c.site_id "
-    "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
-    "LEFT JOIN core.departments frd ON frd.id = fr.department_id "
-    "LEFT JOIN core.staff o ON o.id = c.owner_id "
+#define CASE_FROM \
+    "FROM core.cases c JOIN core.sites s ON s.id = c.site_id " \
+    "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id " \
+    "LEFT JOIN core.departments frd ON frd.id = fr.department_id " \
+    "LEFT JOIN core.staff o ON o.id = c.owner_id " \
     "LEFT JOIN core.departments d ON d.id = c.department_id "
-    "WHERE c.id = $1::uuid AND c.site_id = $2::uuid FOR UPDATE OF c";
+static const char case_one[] =
+    CASE_SELECT CASE_FROM "WHERE c.id = $1::uuid AND c.site_id = $2::uuid FOR UPDATE OF c";
+/* column 32 (index 31) says which of the given ids the row is; locked in id order (no deadlocks) */
+static const char case_many[] =
+    CASE_SELECT ", u.i " CASE_FROM
+    "JOIN unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS u(id, site, i) "
+    "ON c.id = u.id AND c.site_id = u.site ORDER BY c.id FOR UPDATE OF c";
+/* clang-format on */
+#define CASE_NCOLS 32
 
-static void put(char *dst, size_t cap, const PGresult *r, int col)
+static void put(char *dst, size_t cap, const PGresult *r, int row, int col)
 {
-    snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
+    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 }
 
-static int64_t i64(const PGresult *r, int col)
+static int64_t i64(const PGresult *r, int row, int col)
 {
-    return PQgetisnull(r, 0, col) ? 0 : strtoll(PQgetvalue(r, 0, col), NULL, 10);
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
 /* Split "a,b,c" (codes have no commas) into `out`. */
@@ -66,43 +77,43 @@ static size_t split_codes(const char *list, char (*out)[WF_CODE_SIZE], size_t ma
     return n;
 }
 
-static void load(const PGresult *r, struct wf_case *c)
+static void load(const PGresult *r, int row, struct wf_case *c)
 {
     memset(c, 0, sizeof(*c));
-    put(c->id, sizeof(c->id), r, 0);
-    put(c->site, sizeof(c->site), r, 1);
-    put(c->number, sizeof(c->number), r, 2);
-    c->version = i64(r, 3);
-    wf_status_parse(PQgetvalue(r, 0, 4), &c->status);
-    wf_case_type_parse(PQgetvalue(r, 0, 5), &c->type);
-    wf_channel_parse(PQgetvalue(r, 0, 6), &c->channel);
-    wf_urgency_parse(PQgetvalue(r, 0, 7), &c->urgency);
-    put(c->first_responder, sizeof(c->first_responder), r, 8);
-    put(c->first_department, sizeof(c->first_department), r, 9);
-    put(c->owner, sizeof(c->owner), r, 10);
-    put(c->department, sizeof(c->department), r, 11);
-    put(c->lead_department, sizeof(c->lead_department), r, 12);
-    c->n_assisting = split_codes(PQgetvalue(r, 0, 13), c->assisting, WF_MAX_ASSIST);
-    c->n_returned = split_codes(PQgetvalue(r, 0, 14), c->returned_by, WF_MAX_RETURNED);
-    c->transfer_count = (int32_t)i64(r, 15);
-    wf_escalation_parse(PQgetvalue(r, 0, 16), &c->escalation_level);
-    if (!PQgetisnull(r, 0, 17))
-        wf_waiting_on_parse(PQgetvalue(r, 0, 17), &c->waiting_on);
-    if (!PQgetisnull(r, 0, 18))
-        wf_status_parse(PQgetvalue(r, 0, 18), &c->status_before_waiting);
-    c->waiting_since = i64(r, 19);
-    c->paused_total_us = i64(r, 20);
-    c->expected_completion_at = i64(r, 21);
-    c->resolved_on_spot = PQgetvalue(r, 0, 22)[0] == 't';
-    if (!PQgetisnull(r, 0, 23))
-        wf_satisfaction_parse(PQgetvalue(r, 0, 23), &c->satisfaction);
-    c->created_at = i64(r, 24);
+    put(c->id, sizeof(c->id), r, row, 0);
+    put(c->site, sizeof(c->site), r, row, 1);
+    put(c->number, sizeof(c->number), r, row, 2);
+    c->version = i64(r, row, 3);
+    wf_status_parse(PQgetvalue(r, row, 4), &c->status);
+    wf_case_type_parse(PQgetvalue(r, row, 5), &c->type);
+    wf_channel_parse(PQgetvalue(r, row, 6), &c->channel);
+    wf_urgency_parse(PQgetvalue(r, row, 7), &c->urgency);
+    put(c->first_responder, sizeof(c->first_responder), r, row, 8);
+    put(c->first_department, sizeof(c->first_department), r, row, 9);
+    put(c->owner, sizeof(c->owner), r, row, 10);
+    put(c->department, sizeof(c->department), r, row, 11);
+    put(c->lead_department, sizeof(c->lead_department), r, row, 12);
+    c->n_assisting = split_codes(PQgetvalue(r, row, 13), c->assisting, WF_MAX_ASSIST);
+    c->n_returned = split_codes(PQgetvalue(r, row, 14), c->returned_by, WF_MAX_RETURNED);
+    c->transfer_count = (int32_t)i64(r, row, 15);
+    wf_escalation_parse(PQgetvalue(r, row, 16), &c->escalation_level);
+    if (!PQgetisnull(r, row, 17))
+        wf_waiting_on_parse(PQgetvalue(r, row, 17), &c->waiting_on);
+    if (!PQgetisnull(r, row, 18))
+        wf_status_parse(PQgetvalue(r, row, 18), &c->status_before_waiting);
+    c->waiting_since = i64(r, row, 19);
+    c->paused_total_us = i64(r, row, 20);
+    c->expected_completion_at = i64(r, row, 21);
+    c->resolved_on_spot = PQgetvalue(r, row, 22)[0] == 't';
+    if (!PQgetisnull(r, row, 23))
+        wf_satisfaction_parse(PQgetvalue(r, row, 23), &c->satisfaction);
+    c->created_at = i64(r, row, 24);
     c->received_at = c->created_at;
-    c->updated_at = i64(r, 25);
-    c->first_contact_at = i64(r, 26);
-    c->resolved_at = i64(r, 27);
-    c->closed_at = i64(r, 28);
-    c->emergency_acknowledged_at = i64(r, 29);
+    c->updated_at = i64(r, row, 25);
+    c->first_contact_at = i64(r, row, 26);
+    c->resolved_at = i64(r, row, 27);
+    c->closed_at = i64(r, row, 28);
+    c->emergency_acknowledged_at = i64(r, row, 29);
 }
 
 /* An instant as PostgreSQL text (UTC, microseconds), or NULL for 0 (none). */
@@ -137,7 +148,7 @@ static const char update_sql[] =
     "paused_total = coalesce($10::bigint, 0) * interval '1 microsecond', "
     "expected_completion = $11::timestamptz, "
     "satisfaction = $12, resolved_on_spot = $13::boolean, transfer_count = $14::int, "
-    "returned_by = $15::text[], "
+    "returned_by = string_to_array($15, ','), "
     "first_contact_at = $16::timestamptz, "
     "resolved_at = $17::timestamptz, "
     "closed_at = $18::timestamptz, "
@@ -149,6 +160,34 @@ static const char update_sql[] =
     "waiting_reason = CASE WHEN $3 = 'waiting' THEN coalesce($24, waiting_reason) END "
     "WHERE id = $1::uuid AND version = $2::bigint AND site_id = $25::uuid";
 
+/* The same for many cases at once: $1..$25 are arrays, one element per case. */
+static const char update_many_sql[] =
+    "UPDATE core.cases c SET version = c.version + 1, status = u.status, "
+    "owner_id = (SELECT id FROM core.staff WHERE site_id = u.site AND code = u.owner), "
+    "department_id = (SELECT id FROM core.departments WHERE site_id = u.site AND code = u.dept), "
+    "escalation_level = u.esc, waiting_on = u.won, status_before_waiting = u.sbw, "
+    "waiting_since = u.ws::timestamptz, "
+    "paused_total = coalesce(u.paused::bigint, 0) * interval '1 microsecond', "
+    "expected_completion = u.ec::timestamptz, "
+    "satisfaction = u.sat, resolved_on_spot = u.ros::boolean, transfer_count = u.tc::int, "
+    "returned_by = string_to_array(u.ret, ','), "
+    "first_contact_at = u.fca::timestamptz, "
+    "resolved_at = u.ra::timestamptz, "
+    "closed_at = u.ca::timestamptz, "
+    "emergency_acknowledged_at = u.eaa::timestamptz, "
+    "updated_at = coalesce(u.ua::timestamptz, now()), "
+    "result = coalesce(u.res, CASE WHEN u.status IN ('resolved', 'closed') THEN c.result END), "
+    "referral_guidance = coalesce(u.guid, c.referral_guidance), "
+    "unresolvable_reason = coalesce(u.unres, c.unresolvable_reason), "
+    "waiting_reason = CASE WHEN u.status = 'waiting' THEN coalesce(u.wr, c.waiting_reason) END "
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], "
+    "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], "
+    "$21::text[], $22::text[], $23::text[], $24::text[], $25::uuid[]) AS u(id, ver, status, "
+    "owner, dept, esc, won, sbw, ws, paused, ec, sat, ros, tc, ret, fca, ra, ca, eaa, ua, res, "
+    "guid, unres, wr, site) "
+    "WHERE c.id = u.id AND c.version = u.ver AND c.site_id = u.site RETURNING c.id::text";
+
 /*
  * The command's text that the case row keeps: the result of a resolution,
  * the guidance of a referral, the reason of an unresolvable close or of a
@@ -158,22 +197,52 @@ struct kept {
     const char *result, *guidance, *unresolvable, *waiting_reason;
 };
 
-static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_case *old,
-                        const struct wf_case *nc, const struct kept *k, bool *lost, char *err,
-                        size_t errlen)
+static struct kept kept_of(const Shouwen__V1__Command *cmd)
 {
+    struct kept k = {0};
+    switch (cmd->command_case) {
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
+        k.result = cmd->resolve->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
+        k.result = cmd->resolve_on_spot->result;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
+        k.guidance = cmd->refer_out->guidance;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_CLOSE_UNRESOLVABLE:
+        k.unresolvable = cmd->close_unresolvable->reason;
+        break;
+    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
+        k.waiting_reason = cmd->wait->reason;
+        break;
+    default:
+        break;
+    }
+    return k;
+}
+
+/* The parameters of update_sql for one case, and the text they point into. */
+#define CASE_NVALS 25
+struct case_row {
     char ver[24], tc[16], t[9][40];
-    struct buf ret;
-    const char *codes[WF_MAX_RETURNED];
+    char returned[WF_MAX_RETURNED * WF_CODE_SIZE];
+    const char *v[CASE_NVALS];
+};
+
+static void case_row(struct case_row *cr, const struct casedb_ctx *x, const struct wf_case *old,
+                     const struct wf_case *nc, const struct kept *k)
+{
+    size_t n = 0;
+    cr->returned[0] = '\0';
     for (size_t i = 0; i < nc->n_returned; i++)
-        codes[i] = nc->returned_by[i];
-    buf_init(&ret, 1u << 12);
-    buf_pg_array(&ret, codes, nc->n_returned);
-    snprintf(ver, sizeof(ver), "%" PRId64, old->version);
-    snprintf(tc, sizeof(tc), "%d", (int)nc->transfer_count);
-    const char *v[] = {
+        n += (size_t)snprintf(cr->returned + n, sizeof(cr->returned) - n, "%s%s", i ? "," : "",
+                              nc->returned_by[i]);
+    snprintf(cr->ver, sizeof(cr->ver), "%" PRId64, old->version);
+    snprintf(cr->tc, sizeof(cr->tc), "%d", (int)nc->transfer_count);
+    const char *v[CASE_NVALS] = {
         old->id,
-        ver,
+        cr->ver,
         wf_status_name(nc->status),
         nc->owner,
         nc->department,
@@ -183,26 +252,34 @@ static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_
         nc->status == SHOUWEN__V1__CASE_STATUS__CASE_STATUS_WAITING
             ? wf_status_name(nc->status_before_waiting)
             : NULL,
-        ts_text(nc->waiting_since, t[0], sizeof(t[0])),
-        us_text(nc->paused_total_us > 0 ? nc->paused_total_us : 0, t[1], sizeof(t[1])),
-        ts_text(nc->expected_completion_at, t[2], sizeof(t[2])),
+        ts_text(nc->waiting_since, cr->t[0], sizeof(cr->t[0])),
+        us_text(nc->paused_total_us > 0 ? nc->paused_total_us : 0, cr->t[1], sizeof(cr->t[1])),
+        ts_text(nc->expected_completion_at, cr->t[2], sizeof(cr->t[2])),
         wf_satisfaction_name(nc->satisfaction),
         nc->resolved_on_spot ? "t" : "f",
-        tc,
-        buf_cstr(&ret),
-        ts_text(nc->first_contact_at, t[3], sizeof(t[3])),
-        ts_text(nc->resolved_at, t[4], sizeof(t[4])),
-        ts_text(nc->closed_at, t[5], sizeof(t[5])),
-        ts_text(nc->emergency_acknowledged_at, t[6], sizeof(t[6])),
-        ts_text(nc->updated_at, t[7], sizeof(t[7])),
+        cr->tc,
+        cr->returned,
+        ts_text(nc->first_contact_at, cr->t[3], sizeof(cr->t[3])),
+        ts_text(nc->resolved_at, cr->t[4], sizeof(cr->t[4])),
+        ts_text(nc->closed_at, cr->t[5], sizeof(cr->t[5])),
+        ts_text(nc->emergency_acknowledged_at, cr->t[6], sizeof(cr->t[6])),
+        ts_text(nc->updated_at, cr->t[7], sizeof(cr->t[7])),
         k->result,
         k->guidance,
         k->unresolvable,
         k->waiting_reason,
         x->site_id,
     };
-    PGresult *r = db_exec_fixed(db, update_sql, 25, v);
-    buf_free(&ret);
+    memcpy(cr->v, v, sizeof(v));
+}
+
+static sw_err save_case(PGconn *db, const struct casedb_ctx *x, const struct wf_case *old,
+                        const struct wf_case *nc, const struct kept *k, bool *lost, char *err,
+                        size_t errlen)
+{
+    struct case_row cr;
+    case_row(&cr, x, old, nc, k);
+    PGresult *r = db_exec_fixed(db, update_sql, CASE_NVALS, cr.v);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         sw_err rv = db_fail(db, r, "could not update the case", err, errlen);
         PQclear(r);
@@ -224,38 +301,69 @@ static sw_err exec_params(PGconn *db, const char *what, const char *sql, int n,
     return rv;
 }
 
+static const char handoff_sql[] =
+    "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
+    "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id, "
+    "by_system) "
+    "SELECT $1::uuid, $2::uuid, $3, "
+    "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $4), "
+    "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $5), "
+    "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $6), "
+    "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $7), "
+    "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), "
+    "$10::timestamptz, $11, $12::uuid, $13";
+
+static const char handoff_many_sql[] =
+    "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
+    "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id, "
+    "by_system) "
+    "SELECT u.site, u.case_id, u.kind, "
+    "(SELECT id FROM core.staff WHERE site_id = u.site AND code = u.fs), "
+    "(SELECT id FROM core.departments WHERE site_id = u.site AND code = u.fd), "
+    "(SELECT id FROM core.staff WHERE site_id = u.site AND code = u.ts), "
+    "(SELECT id FROM core.departments WHERE site_id = u.site AND code = u.td), "
+    "u.bys, (SELECT id FROM core.staff WHERE site_id = u.site AND code = u.obo), "
+    "u.hat::timestamptz, u.reason, u.ev, u.sys "
+    "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::text[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::uuid[], $13::text[]) "
+    "WITH ORDINALITY AS u(site, case_id, kind, fs, fd, ts, td, bys, obo, hat, reason, ev, sys, "
+    "i) ORDER BY u.i";
+
+/* The parameters of handoff_sql for one command. */
+#define HANDOFF_NVALS 13
+struct handoff_row {
+    char at[40];
+    const char *v[HANDOFF_NVALS];
+};
+
+static void handoff_row(struct handoff_row *hr, const struct casedb_ctx *x,
+                        const struct wf_result *res)
+{
+    const Shouwen__V1__Handoff *h = &res->handoff;
+    const char *v[HANDOFF_NVALS] = {x->site_id,
+                                    x->case_id,
+                                    res->handoff_kind,
+                                    h->from_staff,
+                                    h->from_department,
+                                    h->to_staff,
+                                    h->to_department,
+                                    x->staff_id,
+                                    x->on_behalf_of,
+                                    ts_text(h->time, hr->at, sizeof(hr->at)),
+                                    h->reason != NULL && h->reason[0] != '\0' ? h->reason : NULL,
+                                    x->event_id,
+                                    x->staff_id == NULL ? x->system : NULL};
+    memcpy(hr->v, v, sizeof(v));
+}
+
 /* The signed, timed handoff (签名签时): who, to whom, for whom, when, why. */
 static sw_err save_handoff(PGconn *db, const struct casedb_ctx *x, const struct wf_result *res,
                            char *err, size_t errlen)
 {
-    const Shouwen__V1__Handoff *h = &res->handoff;
-    char at[40];
-    const char *v[] = {x->site_id,
-                       x->case_id,
-                       res->handoff_kind,
-                       h->from_staff,
-                       h->from_department,
-                       h->to_staff,
-                       h->to_department,
-                       x->staff_id,
-                       x->on_behalf_of,
-                       ts_text(h->time, at, sizeof(at)),
-                       h->reason != NULL && h->reason[0] != '\0' ? h->reason : NULL,
-                       x->event_id,
-                       x->staff_id == NULL ? x->system : NULL};
-    return exec_params(
-        db, "could not record the handoff",
-        "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
-        "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id, "
-        "by_system) "
-        "SELECT $1::uuid, $2::uuid, $3, "
-        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $4), "
-        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $5), "
-        "(SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $6), "
-        "(SELECT id FROM core.departments WHERE site_id = $1::uuid AND code = $7), "
-        "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), "
-        "$10::timestamptz, $11, $12::uuid, $13",
-        13, v, err, errlen);
+    struct handoff_row hr;
+    handoff_row(&hr, x, res);
+    return exec_params(db, "could not record the handoff", handoff_sql, HANDOFF_NVALS, hr.v, err,
+                       errlen);
 }
 
 static sw_err save_note(PGconn *db, const struct casedb_ctx *x, const char *kind, const char *text,
@@ -380,7 +488,7 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
                    bool *found, char *err, size_t errlen)
 {
     const char *v[] = {case_id, site_id};
-    PGresult *r = db_exec_fixed(db, case_columns, 2, v);
+    PGresult *r = db_exec_fixed(db, case_one, 2, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sw_err rv = db_fail(db, r, "could not read the case", err, errlen);
         PQclear(r);
@@ -388,7 +496,48 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
     }
     *found = PQntuples(r) == 1;
     if (*found)
-        load(r, c);
+        load(r, 0, c);
+    PQclear(r);
+    return SW_OK;
+}
+
+sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                        size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
+{
+    struct buf ids, sites;
+    buf_init(&ids, 1u << 24);
+    buf_init(&sites, 1u << 24);
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    if (buf_pg_array(&ids, case_ids, n) != SW_OK || buf_pg_array(&sites, site_ids, n) != SW_OK) {
+        buf_free(&ids);
+        buf_free(&sites);
+        snprintf(err, errlen, "too many cases to read at once (%zu)", n);
+        return SW_ETOOBIG;
+    }
+    const char *v[] = {buf_cstr(&ids), buf_cstr(&sites)};
+    /* not prepared: the plan of a join with unnest depends on the array's length */
+    PGresult *r = PQexecParams(db, case_many, 2, NULL, v, NULL, NULL, 0);
+    buf_free(&ids);
+    buf_free(&sites);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) != CASE_NCOLS) {
+        snprintf(err, errlen, "could not read the cases: %d columns, not %d", PQnfields(r),
+                 CASE_NCOLS);
+        PQclear(r);
+        return SW_EDB;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "could not read the cases", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    for (int t = 0; t < PQntuples(r); t++) {
+        long i = strtol(PQgetvalue(r, t, CASE_NCOLS - 1), NULL, 10) - 1;
+        if (i < 0 || (size_t)i >= n)
+            continue;
+        load(r, t, &c[i]);
+        found[i] = true;
+    }
     PQclear(r);
     return SW_OK;
 }
@@ -397,26 +546,7 @@ sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Co
                    const struct wf_case *old, const struct wf_result *res, bool *lost, char *err,
                    size_t errlen)
 {
-    struct kept k = {0};
-    switch (cmd->command_case) {
-    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE:
-        k.result = cmd->resolve->result;
-        break;
-    case SHOUWEN__V1__COMMAND__COMMAND_RESOLVE_ON_SPOT:
-        k.result = cmd->resolve_on_spot->result;
-        break;
-    case SHOUWEN__V1__COMMAND__COMMAND_REFER_OUT:
-        k.guidance = cmd->refer_out->guidance;
-        break;
-    case SHOUWEN__V1__COMMAND__COMMAND_CLOSE_UNRESOLVABLE:
-        k.unresolvable = cmd->close_unresolvable->reason;
-        break;
-    case SHOUWEN__V1__COMMAND__COMMAND_WAIT:
-        k.waiting_reason = cmd->wait->reason;
-        break;
-    default:
-        break;
-    }
+    struct kept k = kept_of(cmd);
     sw_err rv = save_case(db, x, old, &res->next, &k, lost, err, errlen);
     if (rv != SW_OK || *lost)
         return rv;
@@ -424,6 +554,130 @@ sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Co
         rv = save_handoff(db, x, res, err, errlen);
     if (rv == SW_OK)
         rv = save_extras(db, x, cmd, old, res, err, errlen);
+    return rv;
+}
+
+/*
+ * Column j of `rows` (n rows of `stride` bytes whose value pointers start
+ * at `off`) as n PostgreSQL array literals, one per column, into `cols`.
+ */
+static sw_err columns(struct buf *cols, size_t ncols, const void *rows, size_t n, size_t stride,
+                      size_t off, const bool *skip)
+{
+    const char **col = malloc((n ? n : 1) * sizeof(*col));
+    sw_err rv = col == NULL ? SW_ENOMEM : SW_OK;
+    for (size_t j = 0; j < ncols; j++)
+        buf_init(&cols[j], 1u << 28);
+    for (size_t j = 0; rv == SW_OK && j < ncols; j++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (skip != NULL && skip[i])
+                continue;
+            const char *const *v = (const char *const *)((const char *)rows + i * stride + off);
+            col[m++] = v[j];
+        }
+        rv = buf_pg_array(&cols[j], col, m);
+    }
+    free(col);
+    return rv;
+}
+
+static void free_columns(struct buf *cols, size_t ncols)
+{
+    for (size_t j = 0; j < ncols; j++)
+        buf_free(&cols[j]);
+}
+
+/* Run `sql` with the columns as its parameters. */
+static PGresult *exec_columns(PGconn *db, const char *sql, struct buf *cols, size_t ncols)
+{
+    const char *v[CASE_NVALS];
+    for (size_t j = 0; j < ncols; j++)
+        v[j] = buf_cstr(&cols[j]);
+    /* not prepared: the plan of a join with unnest depends on the array's length */
+    return PQexecParams(db, sql, (int)ncols, NULL, v, NULL, NULL, 0);
+}
+
+sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen)
+{
+    struct case_row *rows = NULL;
+    struct handoff_row *hrows = NULL;
+    bool *skip = NULL;
+    struct buf cols[CASE_NVALS];
+    PGresult *r = NULL;
+    sw_err rv = SW_OK;
+
+    if (n == 0)
+        return SW_OK;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(w[i].x.case_id, w[j].x.case_id) == 0) {
+                snprintf(err, errlen, "case %s twice in one write", w[i].old->number);
+                return SW_EINVAL;
+            }
+    rows = calloc(n, sizeof(*rows));
+    hrows = calloc(n, sizeof(*hrows));
+    skip = calloc(n, sizeof(*skip));
+    if (rows == NULL || hrows == NULL || skip == NULL) {
+        rv = SW_ENOMEM;
+        snprintf(err, errlen, "out of memory writing %zu cases", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct kept k = kept_of(w[i].cmd);
+        case_row(&rows[i], &w[i].x, w[i].old, &w[i].res->next, &k);
+        w[i].lost = true;
+    }
+    if ((rv = columns(cols, CASE_NVALS, rows, n, sizeof(*rows), offsetof(struct case_row, v),
+                      NULL)) == SW_OK)
+        r = exec_columns(db, update_many_sql, cols, CASE_NVALS);
+    free_columns(cols, CASE_NVALS);
+    if (rv != SW_OK) {
+        snprintf(err, errlen, "out of memory writing %zu cases", n);
+        goto out;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rv = db_fail(db, r, "could not update the cases", err, errlen);
+        goto out;
+    }
+    for (int t = 0; t < PQntuples(r); t++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(r, t, 0), w[i].x.case_id) == 0)
+                w[i].lost = false;
+    PQclear(r);
+    r = NULL;
+    /* the handoffs of the cases written, in the order given */
+    size_t nh = 0;
+    for (size_t i = 0; i < n; i++) {
+        skip[i] = w[i].lost || w[i].res->handoff_kind == NULL;
+        if (!skip[i]) {
+            handoff_row(&hrows[i], &w[i].x, w[i].res);
+            nh++;
+        }
+    }
+    if (nh > 0) {
+        if ((rv = columns(cols, HANDOFF_NVALS, hrows, n, sizeof(*hrows),
+                          offsetof(struct handoff_row, v), skip)) == SW_OK)
+            r = exec_columns(db, handoff_many_sql, cols, HANDOFF_NVALS);
+        free_columns(cols, HANDOFF_NVALS);
+        if (rv != SW_OK) {
+            snprintf(err, errlen, "out of memory writing %zu handoffs", nh);
+            goto out;
+        }
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rv = db_fail(db, r, "could not record the handoffs", err, errlen);
+            goto out;
+        }
+    }
+    /* the rarer rows beside the case, one command at a time */
+    for (size_t i = 0; rv == SW_OK && i < n; i++)
+        if (!w[i].lost)
+            rv = save_extras(db, &w[i].x, w[i].cmd, w[i].old, w[i].res, err, errlen);
+out:
+    PQclear(r);
+    free(rows);
+    free(hrows);
+    free(skip);
     return rv;
 }
 
@@ -463,15 +717,15 @@ sw_err casedb_look_up(PGconn *db, const char *site_id, const char *person, const
         return rv;
     }
     memset(lu, 0, sizeof(*lu));
-    put(lu->actor_department, sizeof(lu->actor_department), r, 0);
-    put(lu->actor_supervisor, sizeof(lu->actor_supervisor), r, 1);
+    put(lu->actor_department, sizeof(lu->actor_department), r, 0, 0);
+    put(lu->actor_supervisor, sizeof(lu->actor_supervisor), r, 0, 1);
     lu->staff_found = !PQgetisnull(r, 0, 2) && PQgetvalue(r, 0, 2)[0] == 't';
-    put(lu->staff_department, sizeof(lu->staff_department), r, 3);
+    put(lu->staff_department, sizeof(lu->staff_department), r, 0, 3);
     lu->department_found = PQgetvalue(r, 0, 4)[0] == 't';
     lu->has_head = !PQgetisnull(r, 0, 5);
-    put(lu->department_head, sizeof(lu->department_head), r, 5);
+    put(lu->department_head, sizeof(lu->department_head), r, 0, 5);
     lu->person_found = !PQgetisnull(r, 0, 6) && PQgetvalue(r, 0, 6)[0] == 't';
-    put(lu->staff_role, sizeof(lu->staff_role), r, 7);
+    put(lu->staff_role, sizeof(lu->staff_role), r, 0, 7);
     PQclear(r);
     return SW_OK;
 }

@@ -47,6 +47,14 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
                    bool *found, char *err, size_t errlen);
 
 /*
+ * casedb_load_many reads and locks the `n` cases `case_ids` (of `site_ids`)
+ * in one query, locking in id order; found[i] says whether c[i] was read.
+ * A case named twice is read twice.
+ */
+sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                        size_t n, struct wf_case *c, bool *found, char *err, size_t errlen);
+
+/*
  * casedb_save writes what wf_apply made of `old` (`res`) for `cmd`.
  * *lost is set when the case's version was no longer old->version (then
  * nothing else is written; the caller refuses or retries).
@@ -54,6 +62,22 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
 sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
                    const struct wf_case *old, const struct wf_result *res, bool *lost, char *err,
                    size_t errlen);
+
+/* One command's result to write with casedb_save_many. */
+struct casedb_write {
+    struct casedb_ctx x;
+    const Shouwen__V1__Command *cmd;
+    const struct wf_case *old;
+    const struct wf_result *res;
+    bool lost; /* out: the case was no longer at old->version; nothing written for it */
+};
+
+/*
+ * casedb_save_many is casedb_save for `n` commands on n different cases
+ * (SW_EINVAL otherwise), with one statement for all the case rows and one
+ * for all the handoffs: what a consumer handling a batch of events writes.
+ */
+sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen);
 
 /* What wf_apply needs to know of the people and departments a command names. */
 struct casedb_lookups {

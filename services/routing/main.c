@@ -38,18 +38,18 @@ static const char *subs[ROUTING_SUBS_MAX + 1];
 static void begun(void *arg)
 {
     struct routing *rt = arg;
-    for (size_t i = 0; i < rt->nstaged; i++)
-        bus_outbox_free(rt->staged[i].ob);
-    rt->nstaged = 0;
+    if (rt->ob != NULL)
+        bus_outbox_clear(rt->ob);
+    rt->pending = false;
 }
 
-/* Committed: ring the doorbell for what routing wrote. */
+/* Committed: the events written are announced (a lost announcement costs only latency). */
 static void committed(void *arg, size_t n)
 {
     struct routing *rt = arg;
     (void)n;
-    for (size_t i = 0; i < rt->nstaged; i++)
-        bus_outbox_publish(rt->staged[i].ob, *rt->pub);
+    if (rt->pending)
+        bus_outbox_publish(rt->ob, *rt->pub);
     begun(rt);
 }
 
@@ -109,7 +109,7 @@ static sw_err routing_start(struct svc *s)
         struct bus_consumer_config bc = {
             .name = "routing",
             .types = types,
-            .handler = routing_handle,
+            .batch = routing_batch,
             .committed = committed,
             .begun = begun,
             .arg = rt,
@@ -135,10 +135,9 @@ static void routing_stop(struct svc *s)
         struct routing *rt = &the[i];
         bus_consumer_stop(rt->consumer); /* finishes the batch in hand and commits */
         rt->consumer = NULL;
-        begun(rt);
-        free(rt->staged);
-        rt->staged = NULL;
-        rt->capstaged = 0;
+        bus_outbox_free(rt->ob);
+        rt->ob = NULL;
+        rt->pending = false;
         routing_rules_free(rt);
     }
     free(subs_copy);

@@ -1,9 +1,9 @@
 /*
  * routing.h - the routing service's state, shared by its files.
  *
- * One consumer thread (common/bus.c) calls the handler for each new or
- * returned case, inside its transaction; everything here is touched by
- * that thread only.
+ * Each consumer thread (common/bus.c) hands its struct routing the new and
+ * returned cases of a transaction at once; everything in one struct
+ * routing is touched by its thread only.
  */
 #ifndef SHOUWEN_ROUTING_H
 #define SHOUWEN_ROUTING_H
@@ -16,6 +16,7 @@
 #include <nng/nng.h>
 
 #include "bus.h"
+#include "casedb.h"
 #include "err.h"
 #include "metrics.h"
 #include "route.h"
@@ -38,8 +39,11 @@ struct site_rules {
     struct route_table *table;
 };
 
-struct staged {
-    struct bus_outbox *ob; /* the events of one command, written, not yet published */
+#define ROUTING_MEMO 64 /* people and departments looked up, remembered for one batch */
+
+struct lookup_memo {
+    char key[640];
+    struct casedb_lookups lu;
 };
 
 /*
@@ -52,8 +56,10 @@ struct routing {
     nng_socket *pub;
     struct bus_consumer *consumer;
     uint32_t partitions;   /* learnt from the database on first use */
-    struct staged *staged; /* one per command of the open transaction */
-    size_t nstaged, capstaged;
+    struct bus_outbox *ob; /* the events of the open transaction */
+    bool pending;          /* written: to publish after the commit */
+    struct lookup_memo memo[ROUTING_MEMO];
+    size_t nmemo;
     struct site_rules sites[ROUTING_SITES_MAX];
     size_t nsites;
     struct site_cache site_cache[ROUTING_SITE_CACHE];
@@ -69,8 +75,8 @@ sw_err routing_rules(struct routing *rt, PGconn *tx, const char *site_id, const 
                      const struct site_rules **out, char *err, size_t errlen);
 void routing_rules_free(struct routing *rt);
 
-/* The bus handler: case.registered and case.returned. */
-sw_err routing_handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, char *err,
-                      size_t errlen);
+/* The bus's batch handler: case.registered and case.returned. */
+sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n, void *arg,
+                     size_t *failed, char *err, size_t errlen);
 
 #endif

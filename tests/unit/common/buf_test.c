@@ -58,6 +58,11 @@ static void test_pg_array(void **state)
     buf_reset(&b);
     assert_int_equal(buf_pg_array(&b, v, 0), SW_OK);
     assert_string_equal(buf_cstr(&b), "{}");
+    /* NULL elements are NULL, not the text "NULL" (which is quoted) */
+    const char *w[] = {NULL, "NULL", NULL};
+    buf_reset(&b);
+    assert_int_equal(buf_pg_array(&b, w, 3), SW_OK);
+    assert_string_equal(buf_cstr(&b), "{NULL,\"NULL\",NULL}");
     buf_free(&b);
     buf_init(&b, 4);
     assert_int_equal(buf_pg_array(&b, v, 1), SW_ETOOBIG);
