@@ -47,9 +47,13 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
                    bool *found, char *err, size_t errlen);
 
 /*
- * casedb_load_many reads and locks the `n` cases `case_ids` (of `site_ids`)
- * in one query, locking in id order; found[i] says whether c[i] was read.
- * A case named twice is read twice.
+ * casedb_load_many reads the `n` cases `case_ids` (of `site_ids`) in one
+ * query; found[i] says whether c[i] was read.  The ids must be different
+ * (a second mention is not read).  Unlike casedb_load it does not lock:
+ * casedb_save_many's version check catches a case changed since (lost),
+ * and a transaction that has only read holds no transaction id, so it
+ * does not hold back what the bus's consumers may read as final
+ * (bus.h) while it decides; it takes one at its first write.
  */
 sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
                         size_t n, struct wf_case *c, bool *found, char *err, size_t errlen);

@@ -24,8 +24,9 @@ static const struct cfg_def settings[] = {
      "intake's; events are read from the database either way"},
     {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "100", NULL,
      "Most events handled in one transaction"},
-    {"SHOUWEN_ROUTING_CONSUMERS", CFG_INT, 1, 16, "2", NULL,
-     "Consumer threads, each with its own database session and share of the partitions"},
+    {"SHOUWEN_ROUTING_CONSUMERS", CFG_INT, 1, 16, "1", NULL,
+     "Consumer threads, each with its own database session and share of the partitions "
+     "(one is fastest on 2 cores: see the README)"},
 };
 
 #define ROUTING_CONSUMERS_MAX 16

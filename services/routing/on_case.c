@@ -6,7 +6,9 @@
  * each case appears once (a case with two events in the batch gets the
  * second in the next round, after the first is written):
  *
- *  1. the cases are read and locked in one query (casedb_load_many), and
+ *  1. the cases are read in one query (casedb_load_many, which does not
+ *     lock: the transaction takes no id until it writes, so it holds no
+ *     other consumer back while it decides), and
  *     the facts routing needs in another: the text, the customer's
  *     address, the local time of registration, the first responder's role,
  *     supervisor and whether their department's scope covers the type, the
@@ -19,7 +21,9 @@
  *     case's history says which rule matched or why the fallback applied;
  *  3. the round is written with one statement for the case rows, one for
  *     the handoffs (casedb_save_many) and one for the notes; the events of
- *     the whole batch go in one write at the end.
+ *     the whole batch go in one write at the end.  A case that changed in
+ *     between (someone acted on it) fails the batch, blamed on its event:
+ *     retried, the event finds the case moved on and changes nothing.
  *
  * An event about a case that has moved on since (someone acted first, or
  * this event was handled before) changes nothing.  An event about an
@@ -143,10 +147,14 @@ static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct
     return SW_OK;
 }
 
-/* The facts of many cases in one query; the site's own facts once per site. */
+/*
+ * The facts of many cases in one query (found by `id = ANY`, which stays
+ * well planned while the table's statistics lag), the site's own facts
+ * once per site.
+ */
 static const char facts_sql[] =
-    "WITH u AS MATERIALIZED (SELECT c.*, u.i FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, i) "
-    "JOIN core.cases c ON c.id = u.id), "
+    "WITH u AS MATERIALIZED (SELECT c.*, array_position($1::uuid[], c.id) AS i FROM core.cases c "
+    "WHERE c.id = ANY($1::uuid[])), "
     "st AS (SELECT x.site_id, "
     "(SELECT sv.code FROM core.staff sv WHERE sv.site_id = x.site_id AND sv.role = "
     "'supervisor' AND sv.active ORDER BY sv.on_duty DESC, sv.code LIMIT 1) AS supervisor, "
@@ -198,7 +206,7 @@ static sw_err read_facts(PGconn *tx, struct job *const *jobs, size_t n, const bo
         return rv;
     }
     const char *v[] = {buf_cstr(&arr)};
-    /* not prepared: the plan of a join with unnest depends on the array's length */
+    /* not prepared: a generic plan made while the table was young stays slow */
     PGresult *r = PQexecParams(tx, facts_sql, 1, NULL, v, NULL, NULL, 0);
     buf_free(&arr);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -568,13 +576,15 @@ static sw_err decide(struct routing *rt, PGconn *tx, struct job *j, char *err, s
 
 /* Step `k` of every job that has one, in one casedb_save_many. */
 static sw_err write_steps(PGconn *tx, struct job *const *round, size_t n, size_t k,
-                          struct casedb_write *w, char *err, size_t errlen)
+                          struct casedb_write *w, struct job **by, struct job **blame, char *err,
+                          size_t errlen)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         struct job *j = round[i];
         if (k >= j->nsteps)
             continue;
+        by[m] = j;
         struct step *s = j->steps[k];
         w[m] = (struct casedb_write){
             .x = {.site_id = j->f.site_id,
@@ -593,8 +603,10 @@ static sw_err write_steps(PGconn *tx, struct job *const *round, size_t n, size_t
     sw_err rv = casedb_save_many(tx, w, m, err, errlen);
     for (size_t i = 0; rv == SW_OK && i < m; i++)
         if (w[i].lost) {
-            snprintf(err, errlen, "case %s changed under its lock", w[i].old->number);
-            rv = SW_EDB; /* cannot happen: the rows are locked; retry rather than guess */
+            snprintf(err, errlen, "case %s changed while routing decided; trying again",
+                     w[i].old->number);
+            *blame = by[i];
+            rv = SW_ECONFLICT;
         }
     return rv;
 }
@@ -631,12 +643,12 @@ static sw_err write_notes(PGconn *tx, struct job *const *round, size_t n, char *
     free(texts);
     if (rv == SW_OK) {
         const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2])};
-        PGresult *r = PQexecParams(
+        PGresult *r = db_exec_fixed(
             tx,
             "INSERT INTO core.case_notes (site_id, case_id, kind, text) SELECT u.s, u.c, "
             "'comment', u.t FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY AS "
             "u(s, c, t, i) ORDER BY u.i",
-            3, NULL, v, NULL, NULL, 0);
+            3, v);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             rv = fail(tx, r, "could not record the routing notes", err, errlen);
         else
@@ -660,10 +672,11 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
     struct wf_case *cases = calloc(n, sizeof(*cases));
     bool *found = calloc(n, sizeof(*found)), *want = calloc(n, sizeof(*want));
     struct casedb_write *w = calloc(n, sizeof(*w));
+    struct job **by = calloc(n, sizeof(*by));
     sw_err rv = SW_OK;
 
     if (ids == NULL || sites == NULL || cases == NULL || found == NULL || want == NULL ||
-        w == NULL) {
+        w == NULL || by == NULL) {
         snprintf(err, errlen, "out of memory");
         rv = SW_ENOMEM;
         goto out;
@@ -723,7 +736,7 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
             goto out;
     }
     for (size_t k = 0; rv == SW_OK && k < STEPS_MAX; k++)
-        rv = write_steps(tx, round, n, k, w, err, errlen);
+        rv = write_steps(tx, round, n, k, w, by, blame, err, errlen);
     if (rv == SW_OK)
         rv = write_notes(tx, round, n, err, errlen);
 out:
@@ -733,6 +746,7 @@ out:
     free(found);
     free(want);
     free(w);
+    free(by);
     return rv;
 }
 

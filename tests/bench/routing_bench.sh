@@ -7,8 +7,9 @@
 # The latency of each case is from its registration (the intake
 # transaction's time, core.cases.created_at) to routing's signed handoff
 # (core.handoffs.at), read in SQL once every case is routed; p50/p99/max.
-# Asserts nothing about time; fails only if a case is not routed, or
-# routed twice.
+# Then the headroom: how fast routing drains a backlog of 10,000 on its
+# own, and the CPU per case.  Asserts nothing about time; fails only if a
+# case is not routed, or routed twice.
 set -euo pipefail
 name=routing
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,7 +26,8 @@ pids+=($!)
 SHOUWEN_ROUTING_ADMIN_ADDR=$radmin SHOUWEN_ROUTING_PUB_URL="ipc://$tmp/routing.pub" \
     SHOUWEN_ROUTING_SUB_URLS="ipc://$tmp/intake.pub" SHOUWEN_LOG_LEVEL=warn \
     "$bin/shouwen-routing" 2>"$tmp/routing.log" &
-pids+=($!)
+rpid=$!
+pids+=($rpid)
 for a in "$iadmin" "$radmin"; do
     for _ in $(seq 1 100); do curl -fs "http://$a/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 done
@@ -51,4 +53,34 @@ echo "routed: $routed of $ok registered (routed twice: $twice); registered to ro
 echo "routing /metrics: $(curl -s "http://$radmin/metrics" | grep -E '^shouwen_routing_(decisions|refused|skipped)' | tr '\n' ' ')"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$routed" = "$ok" ] && [ "$twice" = 0 ] || { echo "routing lost or doubled cases" >&2; exit 1; }
+
+# Headroom: routing stopped, 10,000 more cases registered, routing started
+# again and timed while it drains them alone; the CPU it and its database
+# sessions used, per case (from /proc).
+kill -TERM "$rpid"
+wait "$rpid" 2>/dev/null || true
+dline=$("$load" -u "http://127.0.0.1:$port/v1/cases" -k "$SHOUWEN_DEMO_API_KEY" -c 16 -d 5 -r 2000 -p drain- -s SH01)
+dok=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$dline")
+SHOUWEN_ROUTING_ADMIN_ADDR=$radmin SHOUWEN_ROUTING_PUB_URL="ipc://$tmp/routing.pub" \
+    SHOUWEN_ROUTING_SUB_URLS="ipc://$tmp/intake.pub" SHOUWEN_LOG_LEVEL=warn \
+    "$bin/shouwen-routing" 2>>"$tmp/routing.log" &
+rpid=$!
+pids+=($rpid)
+t0=$(date +%s.%N)
+for _ in $(seq 1 600); do
+    [ "$(decided)" -ge "$dok" ] && break
+    sleep 0.05
+done
+t1=$(date +%s.%N)
+tck=$(getconf CLK_TCK)
+ticks() { awk '{s += $14 + $15} END {print s + 0}' "$@" 2>/dev/null || echo 0; }
+rcpu=$(ticks "/proc/$rpid/stat")
+bcpu=0
+for b in $(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'routing'"); do
+    bcpu=$((bcpu + $(ticks "/proc/$b/stat")))
+done
+drained=$(q "SELECT count(*) FROM core.cases c WHERE c.external_ref LIKE 'drain-%' AND EXISTS (SELECT 1 FROM core.handoffs h WHERE h.case_id = c.id AND h.by_system = 'routing')")
+awk -v n="$drained" -v t0="$t0" -v t1="$t1" -v r="$rcpu" -v b="$bcpu" -v hz="$tck" 'BEGIN {
+    d = t1 - t0; printf "drain: %d cases routed in %.2f s by routing alone: %.0f cases/s; CPU per case: routing %.0f us, its database sessions %.0f us\n", n, d, n / d, r / hz / n * 1e6, b / hz / n * 1e6 }'
+[ "$drained" = "$dok" ] || { echo "routing did not drain the backlog ($drained of $dok)" >&2; exit 1; }
 echo "p99_ms_at_rate=$p99"

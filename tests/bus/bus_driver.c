@@ -14,7 +14,10 @@
  *       BUSTEST_FAIL_TYPE (the handler fails on events of this type),
  *       BUSTEST_EFFECTS (1: insert one row per event into bustest.effects,
  *       with the case id and site the envelope carried;
- *       0: no effect, only latency figures), SHOUWEN_BUSTEST_ADMIN_ADDR.
+ *       0: no effect, only latency figures), SHOUWEN_BUSTEST_ADMIN_ADDR,
+ *       BUSTEST_BATCH_HANDLER (1: a batch handler that blames the failing
+ *       event; 2: one that always blames the first of the batch, as a
+ *       handler that cannot tell would).
  *
  * Both read SHOUWEN_DATABASE_URL.  The producer retries a transaction whose
  * connection broke (the database restarted): the outbox keeps its event
@@ -22,6 +25,7 @@
  * counts as done.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +208,7 @@ struct consumer_state {
     char name[101];
     char fail_type[101];
     int effects;
+    bool blame_first; /* BUSTEST_BATCH_HANDLER=2 */
     /* latency samples (microseconds, event time to commit), for the benchmark */
     int64_t pending[16384]; /* a transaction handles at most 16 x 500 */
     size_t npending;
@@ -244,6 +249,21 @@ static sw_err handle(PGconn *tx, const Shouwen__V1__Envelope *env, void *arg, ch
     return SW_OK;
 }
 
+/* The same work as a batch handler (BUSTEST_BATCH_HANDLER). */
+static sw_err handle_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
+                           void *arg, size_t *failed, char *err, size_t errlen)
+{
+    struct consumer_state *st = arg;
+    for (size_t i = 0; i < n; i++) {
+        sw_err rv = handle(tx, envs[i], arg, err, errlen);
+        if (rv != SW_OK) {
+            *failed = st->blame_first ? 0 : i;
+            return rv;
+        }
+    }
+    return SW_OK;
+}
+
 static void committed(void *arg, size_t n)
 {
     struct consumer_state *st = arg;
@@ -277,6 +297,8 @@ static sw_err consumer_start(struct svc *s)
     snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
     snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
     cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
+    long batch_handler = env_long("BUSTEST_BATCH_HANDLER", 0);
+    cstate.blame_first = batch_handler == 2;
     if (getenv("BUSTEST_LATENCY_FILE") != NULL) {
         cstate.capsamples = 2000000;
         cstate.samples = calloc(cstate.capsamples, sizeof(*cstate.samples));
@@ -297,7 +319,8 @@ static sw_err consumer_start(struct svc *s)
     struct bus_consumer_config cfg = {
         .name = cstate.name,
         .types = NULL,
-        .handler = handle,
+        .handler = batch_handler ? NULL : handle,
+        .batch = batch_handler ? handle_batch : NULL,
         .committed = committed,
         .arg = &cstate,
         .db_url = cfg_str(svc_cfg(s), "SHOUWEN_DATABASE_URL"),
