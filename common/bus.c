@@ -1082,6 +1082,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     }
     /* The wanted events, decoded, to the handler at once; the cursors move after. */
     int nrows = (rows[0] ? PQntuples(rows[0]) : 0) + (rows[1] ? PQntuples(rows[1]) : 0);
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     Shouwen__V1__Envelope **envs = calloc((size_t)nrows + 1, sizeof(*envs));
     struct row_ref {
         int pass, i;

@@ -672,6 +672,7 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
     struct wf_case *cases = calloc(n, sizeof(*cases));
     bool *found = calloc(n, sizeof(*found)), *want = calloc(n, sizeof(*want));
     struct casedb_write *w = calloc(n, sizeof(*w));
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     struct job **by = calloc(n, sizeof(*by));
     sw_err rv = SW_OK;
 
@@ -764,6 +765,7 @@ sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_
     if (rt->partitions == 0 && (rv = bus_partitions(tx, &rt->partitions, err, errlen)) != SW_OK)
         return rv;
     jobs = calloc(n ? n : 1, sizeof(*jobs));
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     round = calloc(n ? n : 1, sizeof(*round));
     done = calloc(n ? n : 1, sizeof(*done));
     if (jobs == NULL || round == NULL || done == NULL ||
