@@ -196,7 +196,7 @@ static const char update_many_sql[] =
     "owner, dept, esc, won, sbw, ws, paused, ec, sat, ros, tc, ret, fca, ra, ca, eaa, ua, res, "
     "guid, unres, wr, site) "
     "WHERE c.id = ANY($1::uuid[]) AND c.id = u.id AND c.version = u.ver AND c.site_id = u.site "
-    "RETURNING c.id::text";
+    "RETURNING array_position($1::uuid[], c.id)";
 
 /*
  * The command's text that the case row keeps: the result of a resolution,
@@ -611,6 +611,32 @@ static PGresult *exec_columns(PGconn *db, const char *sql, struct buf *cols, siz
     return PQexecParams(db, sql, (int)ncols, NULL, v, NULL, NULL, 0);
 }
 
+static int by_case_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* SW_EINVAL, naming it, when a case comes twice in `w` (sorted, so any batch size is cheap). */
+static sw_err distinct_cases(const struct casedb_write *w, size_t n, char *err, size_t errlen)
+{
+    const char **ids = malloc(n * sizeof(*ids));
+    sw_err rv = SW_OK;
+    if (ids == NULL) {
+        snprintf(err, errlen, "out of memory writing %zu cases", n);
+        return SW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = w[i].x.case_id;
+    qsort(ids, n, sizeof(*ids), by_case_id);
+    for (size_t i = 1; rv == SW_OK && i < n; i++)
+        if (strcmp(ids[i], ids[i - 1]) == 0) {
+            snprintf(err, errlen, "case %s twice in one write", ids[i]);
+            rv = SW_EINVAL;
+        }
+    free(ids);
+    return rv;
+}
+
 sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen)
 {
     struct case_row *rows = NULL;
@@ -622,12 +648,8 @@ sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err,
 
     if (n == 0)
         return SW_OK;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(w[i].x.case_id, w[j].x.case_id) == 0) {
-                snprintf(err, errlen, "case %s twice in one write", w[i].old->number);
-                return SW_EINVAL;
-            }
+    if ((rv = distinct_cases(w, n, err, errlen)) != SW_OK)
+        return rv;
     rows = calloc(n, sizeof(*rows));
     hrows = calloc(n, sizeof(*hrows));
     skip = calloc(n, sizeof(*skip));
@@ -653,10 +675,11 @@ sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err,
         rv = db_fail(db, r, "could not update the cases", err, errlen);
         goto out;
     }
-    for (int t = 0; t < PQntuples(r); t++)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(PQgetvalue(r, t, 0), w[i].x.case_id) == 0)
-                w[i].lost = false;
+    for (int t = 0; t < PQntuples(r); t++) {
+        long i = strtol(PQgetvalue(r, t, 0), NULL, 10) - 1;
+        if (i >= 0 && (size_t)i < n)
+            w[i].lost = false;
+    }
     PQclear(r);
     r = NULL;
     /* the handoffs of the cases written, in the order given */

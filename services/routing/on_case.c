@@ -95,7 +95,8 @@ struct step {
 /* One event of the batch, and what routing makes of it. */
 struct job {
     const Shouwen__V1__Envelope *env;
-    size_t at; /* its index in the batch */
+    size_t at;    /* its index in the batch */
+    size_t round; /* how many earlier events of the batch are about its case */
     bool loaded, has_facts;
     struct facts f;
     struct wf_case cur; /* as read, then after each planned step */
@@ -668,12 +669,13 @@ static sw_err write_notes(PGconn *tx, struct job *const *round, size_t n, char *
 static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size_t n,
                         struct job **blame, char *err, size_t errlen)
 {
-    const char **ids = calloc(n, sizeof(*ids)), **sites = calloc(n, sizeof(*sites));
-    struct wf_case *cases = calloc(n, sizeof(*cases));
-    bool *found = calloc(n, sizeof(*found)), *want = calloc(n, sizeof(*want));
-    struct casedb_write *w = calloc(n, sizeof(*w));
+    size_t cap = n ? n : 1;
+    const char **ids = calloc(cap, sizeof(*ids)), **sites = calloc(cap, sizeof(*sites));
+    struct wf_case *cases = calloc(cap, sizeof(*cases));
+    bool *found = calloc(cap, sizeof(*found)), *want = calloc(cap, sizeof(*want));
+    struct casedb_write *w = calloc(cap, sizeof(*w));
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-    struct job **by = calloc(n, sizeof(*by));
+    struct job **by = calloc(cap, sizeof(*by));
     sw_err rv = SW_OK;
 
     if (ids == NULL || sites == NULL || cases == NULL || found == NULL || want == NULL ||
@@ -751,13 +753,39 @@ out:
     return rv;
 }
 
+static int by_case_then_order(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *)a, *y = *(const struct job *const *)b;
+    int c = strcmp(x->env->case_id, y->env->case_id);
+    return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+static sw_err number_rounds(struct job *jobs, size_t n, char *err, size_t errlen)
+{
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+    struct job **s = malloc((n ? n : 1) * sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return SW_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        s[i] = &jobs[i];
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+    qsort(s, n, sizeof(*s), by_case_then_order);
+    for (size_t i = 0; i < n; i++)
+        s[i]->round = i > 0 && strcmp(s[i]->env->case_id, s[i - 1]->env->case_id) == 0
+                          ? s[i - 1]->round + 1
+                          : 0;
+    free(s);
+    return SW_OK;
+}
+
 sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n, void *arg,
                      size_t *failed, char *err, size_t errlen)
 {
     struct routing *rt = arg;
     struct job *jobs = NULL, **round = NULL;
-    bool *done = NULL;
-    size_t njobs = 0, left;
+    size_t njobs = 0;
     sw_err rv = SW_OK;
 
     *failed = 0;
@@ -767,8 +795,7 @@ sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_
     jobs = calloc(n ? n : 1, sizeof(*jobs));
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     round = calloc(n ? n : 1, sizeof(*round));
-    done = calloc(n ? n : 1, sizeof(*done));
-    if (jobs == NULL || round == NULL || done == NULL ||
+    if (jobs == NULL || round == NULL ||
         (rt->ob == NULL && bus_outbox_alloc(&rt->ob, rt->partitions) != SW_OK)) {
         snprintf(err, errlen, "out of memory");
         rv = SW_ENOMEM;
@@ -779,20 +806,20 @@ sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_
         if (envs[i]->event_case == SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED ||
             envs[i]->event_case == SHOUWEN__V1__ENVELOPE__EVENT_RETURNED)
             jobs[njobs++] = (struct job){.env = envs[i], .at = i};
-    /* rounds: the first job left of each case, in the order read */
-    for (left = njobs; rv == SW_OK && left > 0;) {
+    /*
+     * Rounds: a job's round is how many earlier jobs of the batch are about
+     * its case (found by sorting, so any batch size is cheap); each round
+     * keeps the order read.
+     */
+    if ((rv = number_rounds(jobs, njobs, err, errlen)) != SW_OK)
+        goto out;
+    for (size_t r = 0, left = njobs; rv == SW_OK && left > 0; r++) {
         size_t m = 0;
-        for (size_t i = 0; i < njobs; i++) {
-            if (done[i])
-                continue;
-            bool dup = false;
-            for (size_t k = 0; k < m && !dup; k++)
-                dup = strcmp(round[k]->env->case_id, jobs[i].env->case_id) == 0;
-            if (!dup) {
+        for (size_t i = 0; i < njobs; i++)
+            if (jobs[i].round == r)
                 round[m++] = &jobs[i];
-                done[i] = true;
-            }
-        }
+        if (m == 0)
+            break; /* cannot happen: rounds are numbered without gaps */
         left -= m;
         struct job *blame = NULL;
         rv = run_round(rt, tx, round, m, &blame, err, errlen);
@@ -810,6 +837,5 @@ out:
             free(jobs[i].steps[k]);
     free(jobs);
     free(round);
-    free(done);
     return rv;
 }

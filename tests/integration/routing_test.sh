@@ -117,6 +117,20 @@ check "engineering returns it" test "$(act "$ENG" "$leak" return '{"reason":"是
 check "... no other department matches: the supervisor" wait_for 10 is_at "$leak" "assigned sun.sup front-desk"
 check "... the reason says it was returned" contains 'returned by 1 department' "$(why "$leak")"
 
+echo "== two events of one case in one batch: the later one waits for the earlier"
+kill -TERM "$routing_pid"
+wait "$routing_pid" 2>/dev/null
+SUP=$(token_for sun.sup)
+late=$(register "$KEY" '{"site":"SH01","channel":"hotline","type":"help","subject":"阳台漏水"}')
+check "with routing stopped, the supervisor transfers a leak by hand" test "$(act "$SUP" "$late" transfer '{"to_department":"engineering","reason":"漏水归工程部"}')" = 200
+check "... and engineering returns it" test "$(act "$ENG" "$late" return '{"reason":"是物业公共管道"}')" = 200
+skipped=$(q "SELECT count(*) FROM bus.events WHERE case_id = '$late' AND type IN ('case.registered', 'case.returned')")
+check "... two events for routing wait on the bus" test "$skipped" = 2
+routing_start
+check "routing back: the registration is past, the return is routed: to the supervisor" wait_for 10 is_at "$late" "assigned sun.sup front-desk"
+check "... by one step of routing's" test "$(q "SELECT count(*) FROM core.handoffs WHERE case_id = '$late' AND by_system = 'routing'")" = 1
+check "... the registration counted as moved on" test "$(metric shouwen_routing_skipped_total)" = 1
+
 echo "== absences: the roster kept by routing, changed through the API"
 MGR=$(token_for qian.mgr)
 A=$api/v1/sites/SH01/routing/absences
