@@ -97,7 +97,7 @@ struct job {
     const Shouwen__V1__Envelope *env;
     size_t at;    /* its index in the batch */
     size_t round; /* how many earlier events of the batch are about its case */
-    bool loaded, has_facts;
+    bool has_facts;
     struct facts f;
     struct wf_case cur; /* as read, then after each planned step */
     struct step *steps[STEPS_MAX + 1];
@@ -106,9 +106,9 @@ struct job {
     size_t nnotes;
 };
 
-static void cpy0(char *dst, size_t cap, const PGresult *r, int col)
+static void cpy(char *dst, size_t cap, const PGresult *r, int row, int col)
 {
-    snprintf(dst, cap, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
+    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 }
 
 static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct facts *f,
@@ -130,8 +130,8 @@ static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct
         return fail(tx, r, "could not read the site", err, errlen);
     *found = PQntuples(r) == 1;
     if (*found) {
-        cpy0(f->site_id, sizeof(f->site_id), r, 0);
-        cpy0(f->time_zone, sizeof(f->time_zone), r, 1);
+        cpy(f->site_id, sizeof(f->site_id), r, 0, 0);
+        cpy(f->time_zone, sizeof(f->time_zone), r, 0, 1);
         size_t k = rt->nsite_cache;
         for (size_t i = 0; i < rt->nsite_cache; i++)
             if (strcmp(sites[i].code, code) == 0)
@@ -180,11 +180,6 @@ static const char facts_sql[] =
     "FROM u c JOIN core.sites s ON s.id = c.site_id JOIN st ON st.site_id = c.site_id "
     "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
     "LEFT JOIN core.staff frs ON frs.id = fr.supervisor_id AND frs.active";
-
-static void cpy(char *dst, size_t cap, const PGresult *r, int row, int col)
-{
-    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-}
 
 /* The facts of jobs[i] for every i with want[i]. */
 static sw_err read_facts(PGconn *tx, struct job *const *jobs, size_t n, const bool *want, char *err,
@@ -801,7 +796,6 @@ sw_err routing_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_
         rv = SW_ENOMEM;
         goto out;
     }
-    bus_outbox_clear(rt->ob);
     for (size_t i = 0; i < n; i++)
         if (envs[i]->event_case == SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED ||
             envs[i]->event_case == SHOUWEN__V1__ENVELOPE__EVENT_RETURNED)

@@ -7,7 +7,7 @@
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bin=${SHOUWEN_BIN:-$top/build/bin}
 load=${SHOUWEN_TEST_BIN:-$top/build/tests}/http_load
-tmp=$(mktemp -d "/tmp/shouwen-bench-$name.XXXXXX") # mktemp fills in the X's
+tmp=$(mktemp -d "/tmp/shouwen-bench-$name.XXXXXX")
 chmod 755 "$tmp"
 export SHOUWEN_RUN_DIR=$tmp/run SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
 pids=()
