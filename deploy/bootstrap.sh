@@ -11,6 +11,8 @@ packages=(
     libcurl4-openssl-dev libjansson-dev libmbedtls-dev
     # database
     postgresql postgresql-contrib
+    # time zones (escalation's working-day calendars read the IANA database)
+    tzdata
     # tests and checks
     libcmocka-dev valgrind curl bc python3 python3-yaml clang-format clang-tidy cppcheck
     protobuf-compiler
