@@ -109,6 +109,7 @@ static const ProtobufCMessageDescriptor *const all_messages[] = {
     &shouwen__v1__notification_delivered__descriptor,
     &shouwen__v1__notification_failed__descriptor,
     &shouwen__v1__audit_verified__descriptor,
+    &shouwen__v1__review_requested__descriptor,
     /* envelope.proto */
     &shouwen__v1__envelope__descriptor,
     /* intake.proto */
