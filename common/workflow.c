@@ -181,8 +181,7 @@ static const struct name event_type_names[] = {
     {EV(NOTIFICATION_DELIVERED), "notification.delivered"},
     {EV(NOTIFICATION_FAILED), "notification.failed"},
     {EV(AUDIT_VERIFIED), "audit.verified"},
-    {EV(DAILY_REVIEW_REQUESTED), "review.daily_requested"},
-    {EV(WEEKLY_REVIEW_REQUESTED), "review.weekly_requested"},
+    {EV(REVIEW_REQUESTED), "review.requested"},
 };
 
 #define NAME_FUNCS(fname, type, table)                                                             \
