@@ -510,6 +510,8 @@ struct bus_consumer {
     bool started;
     _Atomic bool stop;
     _Atomic int owned;
+    _Atomic uint64_t ownbits[BUS_PARTITIONS_MAX / 64]; /* what `owned` counts, for other threads */
+    _Atomic uint64_t generation;                       /* ownership changes so far */
     struct db *db;
     nng_socket sub;
     bool member;
@@ -565,13 +567,26 @@ static void rollback(PGconn *db)
     PQclear(r);
 }
 
+/* Partition p is now owned here, or no longer. */
+static void set_owned(struct bus_consumer *c, uint32_t p, bool owned)
+{
+    c->parts[p].owned = owned;
+    uint64_t bit = (uint64_t)1 << (p % 64);
+    if (owned)
+        atomic_fetch_or(&c->ownbits[p / 64], bit);
+    else
+        atomic_fetch_and(&c->ownbits[p / 64], ~bit);
+    atomic_fetch_add(&c->generation, 1);
+}
+
 /* The connection broke: everything owned is gone with it. */
 static void consumer_lost(struct bus_consumer *c)
 {
     db_reset(c->db);
     c->member = false;
     for (uint32_t p = 0; c->parts != NULL && p < c->nparts; p++)
-        c->parts[p].owned = false;
+        if (c->parts[p].owned)
+            set_owned(c, p, false);
     atomic_store(&c->owned, 0);
     metric_set(c->m_owned, 0);
 }
@@ -656,7 +671,7 @@ static sw_err claim(struct bus_consumer *c, uint32_t p, bool *got, char *err, si
         pt->last = 0;
     }
     PQclear(r);
-    pt->owned = true;
+    set_owned(c, p, true);
     pt->dirty = true;
     pt->single = false;
     pt->attempts = 0;
@@ -787,7 +802,7 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
         sw_err rv = exec1(db, "SELECT pg_advisory_unlock($1::int4, $2::int4)", 2, v, err, errlen);
         if (rv != SW_OK)
             return rv;
-        c->parts[p].owned = false;
+        set_owned(c, p, false);
         metric_set(c->parts[p].m_lag, -1);
         owned--;
     }
@@ -1509,4 +1524,22 @@ void bus_consumer_stop(struct bus_consumer *c)
 int bus_consumer_owned(const struct bus_consumer *c)
 {
     return atomic_load(&((struct bus_consumer *)c)->owned);
+}
+
+uint64_t bus_consumer_generation(const struct bus_consumer *c)
+{
+    return atomic_load(&((struct bus_consumer *)c)->generation);
+}
+
+size_t bus_consumer_partitions(const struct bus_consumer *c, uint32_t *out, size_t max)
+{
+    struct bus_consumer *m = (struct bus_consumer *)c;
+    size_t n = 0;
+    for (uint32_t w = 0; w < BUS_PARTITIONS_MAX / 64; w++) {
+        uint64_t bits = atomic_load(&m->ownbits[w]);
+        for (uint32_t b = 0; bits != 0 && b < 64; b++, bits >>= 1)
+            if ((bits & 1) && n < max)
+                out[n++] = w * 64 + b;
+    }
+    return n;
 }

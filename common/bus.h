@@ -50,9 +50,10 @@
 #include "err.h"
 #include "shouwen/v1/envelope.pb-c.h"
 
-#define BUS_TYPE_MAX     100
-#define BUS_HEADER_FIXED 13         /* 0x00 + partition + seq */
-#define BUS_MSG_MAX      (1u << 20) /* NNG_OPT_RECVMAXSZ of every bus socket */
+#define BUS_TYPE_MAX       100
+#define BUS_HEADER_FIXED   13         /* 0x00 + partition + seq */
+#define BUS_MSG_MAX        (1u << 20) /* NNG_OPT_RECVMAXSZ of every bus socket */
+#define BUS_PARTITIONS_MAX 1024       /* bus.settings.partitions is at most this */
 
 /* bus_partition_of: FNV-1a of the case id (or, without one, the event id) mod p. */
 uint32_t bus_partition_of(const char *case_id, const char *event_id, uint32_t partitions);
@@ -173,5 +174,9 @@ void bus_consumer_stop(struct bus_consumer *c);
 
 /* Partitions this replica owns now.  Any thread. */
 int bus_consumer_owned(const struct bus_consumer *c);
+/* How many times ownership changed (claims and releases): a reader compares.  Any thread. */
+uint64_t bus_consumer_generation(const struct bus_consumer *c);
+/* Writes the partitions owned now to out (at most max), returns how many.  Any thread. */
+size_t bus_consumer_partitions(const struct bus_consumer *c, uint32_t *out, size_t max);
 
 #endif

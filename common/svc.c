@@ -80,6 +80,8 @@ static bool svc__ready(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "database unreachable: %s", err[0] ? err : "not connected yet");
         return false;
     }
+    if (s->desc->ready != NULL && !s->desc->ready(s, why, whylen))
+        return false;
     snprintf(why, whylen, "database reachable");
     return true;
 }

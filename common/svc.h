@@ -66,6 +66,9 @@ struct svc_desc {
     /* Optional hooks, all on the main thread. */
     sw_err (*start)(struct svc *s); /* after settings, admin and bus are up */
     void (*tick)(struct svc *s);    /* every SVC_TICK_MS or sooner */
+    /* Whether the service's own work is ready (after the database is), and if not
+     * why: called on an nng thread, so it must be fast and read atomics only. */
+    bool (*ready)(struct svc *s, char *why, size_t whylen);
     /* Once on the way out, also after a failed start; before the database closes. */
     void (*stop)(struct svc *s);
 };

@@ -64,11 +64,28 @@ COMMENT ON TABLE escalation.limits IS 'SLA policies: the time limit of one clock
 COMMENT ON COLUMN escalation.limits.amount IS 'With basis working: days are working days (each the working time of one day of the calendar) and hours and minutes are working time. With basis calendar: elapsed time.';
 
 CREATE TABLE escalation.settings_stamp (
-    site_id     uuid PRIMARY KEY REFERENCES core.sites(id) ON DELETE CASCADE,
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     stamp       bigint NOT NULL DEFAULT 1,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE escalation.settings_stamp IS 'Bumped whenever a site''s calendar, its days or its limits change, so that the escalation service reloads what it keeps in memory.';
+INSERT INTO escalation.settings_stamp DEFAULT VALUES;
+COMMENT ON TABLE escalation.settings_stamp IS 'One row, bumped by triggers whenever a calendar, its days, a limit, a site''s calendar or time zone, or a supervisor, manager or leader changes: the escalation service then reloads what it keeps in memory.';
+
+CREATE FUNCTION escalation.bump_settings_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE escalation.settings_stamp SET stamp = stamp + 1, updated_at = now();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER calendars_stamp AFTER INSERT OR UPDATE OR DELETE ON escalation.calendars
+    FOR EACH STATEMENT EXECUTE FUNCTION escalation.bump_settings_stamp();
+CREATE TRIGGER calendar_days_stamp AFTER INSERT OR UPDATE OR DELETE ON escalation.calendar_days
+    FOR EACH STATEMENT EXECUTE FUNCTION escalation.bump_settings_stamp();
+CREATE TRIGGER limits_stamp AFTER INSERT OR UPDATE OR DELETE ON escalation.limits
+    FOR EACH STATEMENT EXECUTE FUNCTION escalation.bump_settings_stamp();
+CREATE TRIGGER sites_stamp AFTER UPDATE OF calendar_id, time_zone ON core.sites
+    FOR EACH STATEMENT EXECUTE FUNCTION escalation.bump_settings_stamp();
+CREATE TRIGGER staff_stamp AFTER INSERT OR DELETE OR UPDATE OF role, active, department_id ON core.staff
+    FOR EACH STATEMENT EXECUTE FUNCTION escalation.bump_settings_stamp();
 
 ALTER TABLE escalation.deadlines
     DROP CONSTRAINT deadlines_kind_check,

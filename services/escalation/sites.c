@@ -1,0 +1,247 @@
+/*
+ * sites.c - what escalation keeps in memory per site: its calendar, its
+ * limits and who stands on each rung of the ladder.  Read on first use,
+ * dropped whenever escalation.settings_stamp moves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escalation.h"
+#include "log.h"
+
+static void site_free(struct esc_site *s)
+{
+    if (s == NULL)
+        return;
+    cal_free(&s->cal);
+    free(s->limits);
+    free(s);
+}
+
+void esc_cache_clear(struct esc_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        site_free(c->sites[i]);
+    c->n = 0;
+}
+
+sw_err esc_cache_check(struct esc_cache *c, PGconn *db, char *err, size_t errlen)
+{
+    PGresult *r = db_exec_fixed(db, "SELECT stamp FROM escalation.settings_stamp", 0, NULL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        sw_err rv = db_fail(db, r, "read the settings stamp", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    int64_t stamp = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (stamp != c->stamp) {
+        esc_cache_clear(c);
+        c->stamp = stamp;
+    }
+    return SW_OK;
+}
+
+static void cpy(char *dst, size_t cap, const PGresult *r, int row, int col)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/* The calendar's days, into s->cal. */
+static sw_err load_days(struct esc_site *s, PGconn *db, const char *calendar_id, char *err,
+                        size_t errlen)
+{
+    const char *v[] = {calendar_id};
+    PGresult *r = db_exec_fixed(db,
+                                "SELECT (day - date '1970-01-01')::int, kind FROM "
+                                "escalation.calendar_days WHERE calendar_id = $1 ORDER BY day",
+                                1, v);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "read a calendar's days", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    sw_err rv = SW_OK;
+    for (int i = 0; rv == SW_OK && i < PQntuples(r); i++)
+        rv = cal_add_exception(&s->cal, (int32_t)atoi(PQgetvalue(r, i, 0)),
+                               strcmp(PQgetvalue(r, i, 1), "workday") == 0 ? CAL_WORKDAY
+                                                                           : CAL_HOLIDAY);
+    PQclear(r);
+    if (rv != SW_OK)
+        snprintf(err, errlen, "out of memory for a calendar's days");
+    return rv;
+}
+
+static sw_err load_limits(struct esc_site *s, PGconn *db, char *err, size_t errlen)
+{
+    const char *v[] = {s->id};
+    PGresult *r = db_exec_fixed(
+        db,
+        "SELECT case_type, urgency, clock, extract(day FROM amount)::bigint, "
+        "(extract(epoch FROM amount - make_interval(days => extract(day FROM amount)::int)) "
+        "* 1000000)::bigint, basis FROM escalation.limits WHERE site_id = $1",
+        1, v);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "read a site's limits", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    int n = PQntuples(r);
+    s->limits = calloc((size_t)n + 1, sizeof(*s->limits));
+    if (s->limits == NULL) {
+        PQclear(r);
+        return SW_ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        struct esc_limit *l = &s->limits[s->nlimits];
+        memset(l, 0, sizeof(*l));
+        if (!PQgetisnull(r, i, 0))
+            (void)wf_case_type_parse(PQgetvalue(r, i, 0), &l->type);
+        if (!PQgetisnull(r, i, 1))
+            (void)wf_urgency_parse(PQgetvalue(r, i, 1), &l->urgency);
+        if (!clk_kind_parse(PQgetvalue(r, i, 2), &l->kind))
+            continue;
+        l->limit.days = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        l->limit.us = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        l->limit.working = strcmp(PQgetvalue(r, i, 5), "working") == 0;
+        s->nlimits++;
+    }
+    PQclear(r);
+    return SW_OK;
+}
+
+/* Supervisors, managers and leaders of the site, the front desk's and on-duty ones first. */
+static sw_err load_people(struct esc_site *s, PGconn *db, char *err, size_t errlen)
+{
+    const char *v[] = {s->id};
+    PGresult *r = db_exec_fixed(
+        db,
+        "SELECT st.role, st.code FROM core.staff st LEFT JOIN core.departments d ON d.id = "
+        "st.department_id WHERE st.site_id = $1 AND st.active AND st.role IN ('supervisor', "
+        "'manager', 'leader') ORDER BY st.role, coalesce(d.is_front_desk, false) DESC, "
+        "st.on_duty DESC, st.code",
+        1, v);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "read a site's ladder", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *role = PQgetvalue(r, i, 0), *code = PQgetvalue(r, i, 1);
+        char(*to)[WF_CODE_SIZE] = NULL;
+        size_t *n = NULL;
+        if (strcmp(role, "supervisor") == 0) {
+            to = s->supervisors;
+            n = &s->nsupervisors;
+        } else if (strcmp(role, "manager") == 0) {
+            to = s->managers;
+            n = &s->nmanagers;
+        } else {
+            to = s->leaders;
+            n = &s->nleaders;
+        }
+        if (*n < ESC_PEOPLE)
+            snprintf(to[(*n)++], WF_CODE_SIZE, "%s", code);
+    }
+    PQclear(r);
+    return SW_OK;
+}
+
+static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, char *err,
+                        size_t errlen)
+{
+    const char *v[] = {code};
+    PGresult *r = db_exec_fixed(db,
+                                "SELECT s.id::text, s.code, s.time_zone, c.id::text, c.time_zone, "
+                                "c.hours, c.weekend_days::text FROM core.sites s LEFT JOIN "
+                                "escalation.calendars c ON c.id = s.calendar_id WHERE s.code = $1",
+                                1, v);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sw_err rv = db_fail(db, r, "read a site", err, errlen);
+        PQclear(r);
+        return rv;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        snprintf(err, errlen, "no site %s", code);
+        return SW_ENOTFOUND;
+    }
+    struct esc_site *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        PQclear(r);
+        return SW_ENOMEM;
+    }
+    cpy(s->id, sizeof(s->id), r, 0, 0);
+    cpy(s->code, sizeof(s->code), r, 0, 1);
+    cpy(s->tz, sizeof(s->tz), r, 0, 2);
+    char cal_id[37], tz[65], hours[201], rest[64];
+    cpy(cal_id, sizeof(cal_id), r, 0, 3);
+    cpy(tz, sizeof(tz), r, 0, 4);
+    cpy(hours, sizeof(hours), r, 0, 5);
+    cpy(rest, sizeof(rest), r, 0, 6);
+    PQclear(r);
+    char why[200] = "";
+    sw_err rv;
+    s->has_calendar = cal_id[0] != '\0';
+    if (s->has_calendar) {
+        uint8_t bits = 0;
+        for (const char *p = rest; *p; p++)
+            if (*p >= '1' && *p <= '7')
+                bits |= (uint8_t)(1u << (*p - '0'));
+        rv = cal_init(&s->cal, tz, hours, bits, why, sizeof(why));
+        if (rv == SW_OK)
+            rv = load_days(s, db, cal_id, err, errlen);
+        else
+            snprintf(err, errlen, "site %s: its calendar cannot be used: %s", code, why);
+    } else {
+        rv = cal_init(&s->cal, s->tz, "09:00-18:00", 1 << 6 | 1 << 7, why, sizeof(why));
+        if (rv != SW_OK)
+            snprintf(err, errlen, "site %s: %s", code, why);
+    }
+    if (rv == SW_OK)
+        rv = load_limits(s, db, err, errlen);
+    if (rv == SW_OK)
+        rv = load_people(s, db, err, errlen);
+    if (rv != SW_OK) {
+        site_free(s);
+        return rv;
+    }
+    *out = s;
+    return SW_OK;
+}
+
+sw_err esc_site_get(struct esc_cache *c, PGconn *db, const char *code, struct esc_site **out,
+                    char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->sites[i]->code, code) == 0) {
+            *out = c->sites[i];
+            return SW_OK;
+        }
+    struct esc_site *s = NULL;
+    sw_err rv = load_site(db, code, &s, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    if (c->n == ESC_SITES_MAX)
+        esc_cache_clear(c);
+    c->sites[c->n++] = s;
+    *out = s;
+    return SW_OK;
+}
+
+void esc_policy(const struct esc_site *s, Shouwen__V1__CaseType type, Shouwen__V1__Urgency urgency,
+                struct clk_policy *out)
+{
+    clk_defaults(out);
+    /* least specific first, so that the most specific is applied last */
+    for (int pass = 0; pass < 4; pass++)
+        for (size_t i = 0; i < s->nlimits; i++) {
+            const struct esc_limit *l = &s->limits[i];
+            bool t = l->type != 0, u = l->urgency != 0;
+            int rank = t && u ? 3 : t ? 2 : u ? 1 : 0;
+            if (rank != pass || (t && l->type != type) || (u && l->urgency != urgency))
+                continue;
+            out->limit[l->kind] = l->limit;
+        }
+}
