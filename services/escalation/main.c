@@ -139,7 +139,7 @@ static sw_err escalation_start(struct svc *s)
         .db_url = e->db_url,
         .pub = e->pub,
         .consumer = e->consumer,
-        .horizon_us = cfg_int(c, "SHOUWEN_ESCALATION_HORIZON") * 1000,
+        .horizon_us = cfg_ms(c, "SHOUWEN_ESCALATION_HORIZON") * 1000,
         .batch_max = (int)cfg_int(c, "SHOUWEN_ESCALATION_FIRE_BATCH_MAX"),
         .review_hour = (int)cfg_int(c, "SHOUWEN_ESCALATION_REVIEW_HOUR"),
         .review_weekday = (int)cfg_int(c, "SHOUWEN_ESCALATION_REVIEW_WEEKDAY"),
