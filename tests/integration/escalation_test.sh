@@ -50,6 +50,9 @@ has_violation() { test "$(violations "$1" "$2")" = "$3"; }
 breached() { test "$(q "SELECT count(*) FROM escalation.deadlines WHERE case_id = '$1' AND kind = '$2' AND breached_at IS NOT NULL")" = 1; }
 events_of() { q "SELECT count(*) FROM bus.events WHERE case_id = '$1' AND type = '$2'"; }
 due_of() { q "SELECT coalesce((extract(epoch FROM due_at) * 1000)::bigint::text, 'paused') FROM escalation.deadlines WHERE case_id = '$1' AND kind = '$2' AND met_at IS NULL AND breached_at IS NULL"; }
+# eq WANT command...: the command prints WANT (evaluated anew on each try of wait_for)
+eq() { local want=$1; shift; test "$("$@")" = "$want"; }
+ne() { local want=$1; shift; test "$("$@")" != "$want"; }
 contains() { grep -qF -- "$1" <<<"$2" || { echo "\"$1\" is not in: $2"; return 1; }; }
 
 routing_start() {
@@ -61,7 +64,7 @@ routing_start() {
 esc_start() {
     env SHOUWEN_ESCALATION_ADMIN_ADDR="$eadmin" SHOUWEN_ESCALATION_PUB_URL="ipc://$tmp/escalation.pub" \
         SHOUWEN_ESCALATION_SUB_URLS="ipc://$tmp/intake.pub,ipc://$tmp/routing.pub,ipc://$tmp/escalation.pub" \
-        SHOUWEN_ESCALATION_REVIEW_HOUR=0 SHOUWEN_ESCALATION_REVIEW_WEEKDAY="$(date +%u)" \
+        SHOUWEN_ESCALATION_REVIEW_HOUR=0 SHOUWEN_ESCALATION_REVIEW_WEEKDAY="$(TZ=Asia/Shanghai date +%u)" \
         SHOUWEN_ESCALATION_HORIZON=5s "$bin/shouwen-escalation" 2>>"$tmp/escalation.log" &
     esc_pid=$!
     check "escalation ready" wait_for 10 curl -fs "http://$eadmin/readyz"
@@ -72,6 +75,8 @@ echo "== setup"
 intake_setup
 # the test site's ladder, in seconds: every clock on calendar time
 q "INSERT INTO escalation.limits (site_id, clock, amount, basis) SELECT s.id, x.clock, x.amount::interval, 'calendar' FROM core.sites s, (VALUES ('handoff', '3 s'), ('appoint', '3 s'), ('first_contact', '3 s'), ('resolve', '1 hour'), ('supervisor', '8 s'), ('manager', '16 s'), ('callback', '3 s'), ('emergency_ack', '3 s')) AS x(clock, amount) WHERE s.code = 'SH01'" >/dev/null
+# suggestions climb slowly: a policy for the request type overrides the site's steps
+q "INSERT INTO escalation.limits (site_id, case_type, clock, amount, basis) SELECT s.id, 'suggestion', x.clock, x.amount::interval, 'calendar' FROM core.sites s, (VALUES ('supervisor', '1 hour'), ('manager', '2 hours')) AS x(clock, amount) WHERE s.code = 'SH01'" >/dev/null
 q "INSERT INTO core.site_penalty_points (site_id, kind, points) SELECT id, 'late_handoff', 2 FROM core.sites WHERE code = 'SH01'" >/dev/null
 ENG=$(token_for zhou.eng)
 WU=$(token_for wu.tech)
@@ -84,7 +89,7 @@ esc_start
 
 echo "== late handoff"
 own=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"complaint","subject":"前台态度不好"}')
-check "a complaint the front desk keeps: its handoff clock runs" wait_for 10 test "$(due_of "$own" handoff)" != ""
+check "a complaint the front desk keeps: its handoff clock runs" wait_for 10 ne "" due_of "$own" handoff
 check "... not handed on in 3 s: breached" wait_for 10 breached "$own" handoff
 check "... a late_handoff violation against li.desk of the front desk" has_violation "$own" late_handoff "1 li.desk front-desk"
 check "... with the site's 2 penalty points" test "$(q "SELECT points FROM escalation.violations WHERE case_id = '$own'")" = 2
@@ -110,11 +115,11 @@ wt=$(register "$KEY" '{"site":"SH01","channel":"hotline","type":"repair","subjec
 check "a repair routed to engineering" wait_for 10 is_at "$wt" "transferred zhou.eng engineering none"
 check "zhou.eng appoints wu.tech at once" test "$(act "$ENG" "$wt" accept '{"handler":"wu.tech"}')" = 200
 check "wu.tech waits for the customer" test "$(act "$WU" "$wt" wait '{"waiting_on":"customer","reason":"业主出差"}')" = 200
-check "... the first-contact clock is paused" wait_for 10 test "$(due_of "$wt" first_contact)" = paused
+check "... the first-contact clock is paused" wait_for 10 eq paused due_of "$wt" first_contact
 sleep 4
 check "... and does not run out while paused" test "$(violations "$wt" late_first_contact)" = "0 - -"
 check "wu.tech resumes" test "$(act "$WU" "$wt" resume '{"note":"业主回来了"}')" = 200
-check "... the clock runs again" wait_for 10 test "$(due_of "$wt" first_contact)" != paused
+check "... the clock runs again" wait_for 10 ne paused due_of "$wt" first_contact
 paused_ms=$(q "SELECT (extract(epoch FROM max(at) FILTER (WHERE kind = 'resumed') - max(at) FILTER (WHERE kind = 'waiting')) * 1000)::bigint FROM escalation.marks WHERE case_id = '$wt'")
 started_ms=$(q "SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM escalation.deadlines WHERE case_id = '$wt' AND kind = 'first_contact'")
 check "... due at its start + 3 s + the pause ($paused_ms ms)" test "$(due_of "$wt" first_contact)" = "$((started_ms + 3000 + paused_ms))"
@@ -122,16 +127,16 @@ check "... and then runs out" wait_for 10 has_violation "$wt" late_first_contact
 
 echo "== callback overdue"
 cb=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"consultation","subject":"物业费怎么交"}')
-check "a consultation kept by the front desk" wait_for 10 test "$(due_of "$cb" handoff)" != ""
+check "a consultation kept by the front desk" wait_for 10 ne "" due_of "$cb" handoff
 check "li.desk resolves it" test "$(act "$TOKEN" "$cb" resolve '{"result":"已告知缴费方式"}')" = 200
 check "... no callback in 3 s: no_callback against li.desk" wait_for 10 has_violation "$cb" no_callback "1 li.desk front-desk"
 
 echo "== an emergency climbs until acknowledged"
 em=$(register "$KEY" '{"site":"SH01","channel":"device","type":"emergency","urgency":"emergency","subject":"3号楼烟感报警"}')
 check "an emergency routed to security" wait_for 10 is_at "$em" "transferred zheng.sec security none"
-check "... not acknowledged in 3 s: up to the supervisor" wait_for 10 test "$(q "SELECT escalation_level FROM core.cases WHERE id = '$em'")" = supervisor
+check "... not acknowledged in 3 s: up to the supervisor" wait_for 10 eq supervisor q "SELECT escalation_level FROM core.cases WHERE id = '$em'"
 check "... emergency.alerted names who is on that rung" test "$(events_of "$em" emergency.alerted)" -ge 1
-check "... then the manager" wait_for 10 test "$(q "SELECT escalation_level FROM core.cases WHERE id = '$em'")" = manager
+check "... then the manager" wait_for 10 eq manager q "SELECT escalation_level FROM core.cases WHERE id = '$em'"
 check "zheng.sec acknowledges" test "$(act "$SEC" "$em" acknowledge_emergency "{\"alert_id\":\"$em\"}")" = 200
 sleep 4
 check "... the alert stops climbing" test "$(q "SELECT escalation_level FROM core.cases WHERE id = '$em'")" = manager
@@ -140,28 +145,29 @@ echo "== SIGKILL between a deadline and its firing"
 kill -KILL "$esc_pid"
 wait "$esc_pid" 2>/dev/null
 esc_pid=""
-k=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"complaint","subject":"电梯太慢"}')
+k=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"suggestion","subject":"建议增加电梯"}')
 check "a case registered while escalation is down" test -n "$k"
 sleep 4
 check "... its handoff deadline passed while no one watched" test "$(violations "$k" late_handoff)" = "0 - -"
 esc_start
 check "... restarted: the clock is computed and the breach fires" wait_for 15 has_violation "$k" late_handoff "1 li.desk front-desk"
 before=$(q "SELECT count(*) FROM escalation.violations")
+check "... its steps follow the suggestion policy: the supervisor after 1 hour" test "$(q "SELECT limit_us FROM escalation.deadlines WHERE case_id = '$k' AND kind = 'supervisor'")" = 3600000000
 kill -KILL "$esc_pid"
 wait "$esc_pid" 2>/dev/null
 esc_pid=""
 esc_start
 sleep 3
 check "... restarted again: nothing fires twice" test "$(q "SELECT count(*) FROM escalation.violations")" = "$before"
-check "... every deadline breached once, every breach announced once" test "$(q "SELECT count(*) FROM escalation.deadlines WHERE breached_at IS NOT NULL")" = "$(q "SELECT count(*) FROM bus.events WHERE type = 'case.deadline_breached'")"
+check "... nor announced twice" test "$(events_of "$k" case.deadline_breached)" = 1
 
 echo "== reviews and calendars"
-check "the daily review is asked for once" wait_for 15 test "$(q "SELECT count(*) FROM bus.events WHERE type = 'review.requested'")" = 2
+check "the daily review is asked for once" wait_for 15 eq 2 q "SELECT count(*) FROM bus.events WHERE type = 'review.requested'"
 check "... daily and (today being the weekly day) weekly" test "$(q "SELECT string_agg(kind, ',' ORDER BY kind) FROM escalation.reviews")" = "daily,weekly"
-check "the demo site without holidays is flagged" wait_for 15 test "$(metric 'shouwen_escalation_holidays_missing{site="SH01"}')" = "$(date +%Y)"
-q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'test', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id), d AS (INSERT INTO escalation.calendar_days (calendar_id, day, kind) SELECT id, make_date(extract(year FROM now())::int, 10, 1), 'holiday' FROM c) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
-want=$(( $(date +%m) >= 11 ? $(date +%Y) + 1 : 0 ))
-check "... with this year's holidays: flagged for next year from November on, else not ($want)" wait_for 15 test "$(metric 'shouwen_escalation_holidays_missing{site="SH01"}')" = "$want"
+check "the demo site without holidays is flagged" wait_for 15 eq "$(TZ=Asia/Shanghai date +%Y)" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
+q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'test', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id), d AS (INSERT INTO escalation.calendar_days (calendar_id, day, kind) SELECT id, make_date(extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 10, 1), 'holiday' FROM c) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
+want=$(( 10#$(TZ=Asia/Shanghai date +%m) >= 11 ? $(TZ=Asia/Shanghai date +%Y) + 1 : 0 ))
+check "... with this year's holidays: flagged for next year from November on, else not ($want)" wait_for 15 eq "$want" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
 
 echo "== bad events"
 check "a case.registered about a case that does not exist is put on the bus" env BUSTEST_COUNT=1 BUSTEST_CASES=1 BUSTEST_PUB_URL= "$tbin/bus_driver" produce
