@@ -15,6 +15,21 @@ creds=$run/demo-credentials
 psql_() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 "$@"; }
 
 psql_ -f "$top/deploy/demo/sh01.sql" >/dev/null
+
+# The working-day calendar of mainland China (09:00-12:00, 13:30-18:00,
+# Monday to Friday) with the public holidays and make-up working days of
+# deploy/data/cn-holidays-*.txt ("date kind name" lines, # comments), for
+# SH01 unless the site already has a calendar.  Entries already there are
+# left as they are.
+days=$(grep -hv '^#' "$top"/deploy/data/cn-holidays-*.txt | awk 'NF >= 2 {
+    name = $3; for (i = 4; i <= NF; i++) name = name " " $i
+    gsub(/\x27/, "\x27\x27", name)
+    printf "%s(date \x27%s\x27, \x27%s\x27, \x27%s\x27)", sep, $1, $2, name; sep = ", " }')
+psql_ -c "BEGIN" \
+    -c "INSERT INTO escalation.calendars (site_id, name, time_zone, hours, weekend_days) SELECT NULL, 'mainland China', 'Asia/Shanghai', '09:00-12:00,13:30-18:00', '{6,7}' WHERE NOT EXISTS (SELECT 1 FROM escalation.calendars WHERE site_id IS NULL AND name = 'mainland China')" \
+    -c "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) SELECT c.id, d.day, d.kind, d.name, 'deploy/data' FROM escalation.calendars c, (VALUES $days) AS d(day, kind, name) WHERE c.site_id IS NULL AND c.name = 'mainland China' ON CONFLICT (calendar_id, day) DO NOTHING" \
+    -c "UPDATE core.sites SET calendar_id = (SELECT id FROM escalation.calendars WHERE site_id IS NULL AND name = 'mainland China') WHERE code = 'SH01' AND calendar_id IS NULL" \
+    -c "COMMIT" >/dev/null
 if [ ! -s "$creds" ] || ! grep -q '^SHOUWEN_DEMO_MANAGER_TOKEN=' "$creds" ||
     [ "$(psql_ -c "SELECT count(*) FROM core.api_keys k JOIN core.sites s ON s.id = k.site_id WHERE s.code = 'SH01' AND k.name = 'demo-hotline'")" = 0 ]; then
     prefix=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')

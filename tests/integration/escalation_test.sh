@@ -164,10 +164,11 @@ check "... nor announced twice" test "$(events_of "$k" case.deadline_breached)" 
 echo "== reviews and calendars"
 check "the daily review is asked for once" wait_for 15 eq 2 q "SELECT count(*) FROM bus.events WHERE type = 'review.requested'"
 check "... daily and (today being the weekly day) weekly" test "$(q "SELECT string_agg(kind, ',' ORDER BY kind) FROM escalation.reviews")" = "daily,weekly"
-check "the demo site without holidays is flagged" wait_for 15 eq "$(TZ=Asia/Shanghai date +%Y)" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
-q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'test', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id), d AS (INSERT INTO escalation.calendar_days (calendar_id, day, kind) SELECT id, make_date(extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 10, 1), 'holiday' FROM c) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
 want=$(( 10#$(TZ=Asia/Shanghai date +%m) >= 11 ? $(TZ=Asia/Shanghai date +%Y) + 1 : 0 ))
-check "... with this year's holidays: flagged for next year from November on, else not ($want)" wait_for 15 eq "$want" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
+check "the demo calendar holds this year's holidays: flagged for next year from November on, else not ($want)" wait_for 15 eq "$want" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
+q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'no holidays', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
+check "a calendar without holidays: flagged for this year" wait_for 15 eq "$(TZ=Asia/Shanghai date +%Y)" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
+check "... and said in the log" wait_for 5 grep -q "its calendar holds no public holidays for $(TZ=Asia/Shanghai date +%Y)" "$tmp/escalation.log"
 
 echo "== bad events"
 check "a case.registered about a case that does not exist is put on the bus" env BUSTEST_COUNT=1 BUSTEST_CASES=1 BUSTEST_PUB_URL= "$tbin/bus_driver" produce
