@@ -13,6 +13,8 @@
 #   make bench-intake    cases registered over HTTP against a pgbench baseline (prints figures)
 #   make bench-routing   routing decisions per second (1,000 rules, against a strstr baseline),
 #                        and registered-to-routed latency at 1,000 cases/s
+#   make bench-escalation  at 1,000,000 open cases: start to ready, memory, firing delay,
+#                        breaches per second (against PostgreSQL doing the same rows alone)
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -62,7 +64,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: bench-bus bench-intake bench-routing all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench-bus bench-intake bench-routing bench-escalation all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
         fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -211,6 +213,10 @@ bench-routing: bootstrap
 	@d=$$(sed -n 's/^decisions_per_s=\([0-9]*\).*/\1/p' $(B)/route_bench.out); \
 	 p=$$(sed -n 's/^p99_ms_at_rate=//p' $(B)/routing_bench.out); \
 	 echo "RESULT bench-routing decisions_per_s=$$d p99_ms_at_1000=$$p"
+
+bench-escalation: bootstrap
+	@$(MAKE) --no-print-directory all
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin bash tests/bench/escalation_bench.sh | tee $(B)/escalation_bench.out
 
 # --- running ------------------------------------------------------------------
 run: bootstrap

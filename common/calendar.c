@@ -472,6 +472,19 @@ static bool tz_name_ok(const char *name)
     return true;
 }
 
+static sw_err utc_zone(struct cal_tz **out)
+{
+    struct cal_tz *tz = calloc(1, sizeof(*tz));
+    if (tz == NULL || (tz->offs = calloc(1, sizeof(*tz->offs))) == NULL) {
+        free(tz);
+        return SW_ENOMEM;
+    }
+    snprintf(tz->name, sizeof(tz->name), "UTC");
+    tz->ntypes = 1;
+    *out = tz;
+    return SW_OK;
+}
+
 sw_err cal_tz_load(const char *name, struct cal_tz **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -487,6 +500,8 @@ sw_err cal_tz_load(const char *name, struct cal_tz **out, char *err, size_t errl
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
+        if ((errno == ENOENT || errno == ENOTDIR) && strcmp(name, "UTC") == 0)
+            return utc_zone(out); /* no time-zone database installed: UTC needs none */
         if (errno == ENOENT || errno == ENOTDIR) {
             set_err(err, errlen, "unknown time zone \"%s\" (not in the IANA database)", name);
             return SW_ENOTFOUND;

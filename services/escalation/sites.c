@@ -184,6 +184,7 @@ static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, cha
     char why[200] = "";
     sw_err rv;
     s->has_calendar = cal_id[0] != '\0';
+    rv = SW_EINVAL;
     if (s->has_calendar) {
         uint8_t bits = 0;
         for (const char *p = rest; *p; p++)
@@ -192,12 +193,24 @@ static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, cha
         rv = cal_init(&s->cal, tz, hours, bits, why, sizeof(why));
         if (rv == SW_OK)
             rv = load_days(s, db, cal_id, err, errlen);
-        else
-            snprintf(err, errlen, "site %s: its calendar cannot be used: %s", code, why);
-    } else {
+        else if (rv != SW_ENOMEM)
+            /* the API refuses such a calendar; one changed behind its back must not stop
+             * the clocks of the site: they run on the default until it is put right */
+            LOG(LOG_ERROR, "ESCALATION-CALENDAR",
+                "site %s: its calendar cannot be used (%s): Monday to Friday, 09:00-18:00 "
+                "in the site's time zone apply until it is corrected",
+                code, why);
+    }
+    if (rv == SW_EINVAL || rv == SW_ENOTFOUND || rv == SW_EIO) {
+        cal_free(&s->cal);
         rv = cal_init(&s->cal, s->tz, "09:00-18:00", 1 << 6 | 1 << 7, why, sizeof(why));
+        if (rv != SW_OK && rv != SW_ENOMEM) {
+            LOG(LOG_ERROR, "ESCALATION-CALENDAR", "site %s: %s: UTC applies until it is corrected",
+                code, why);
+            rv = cal_init(&s->cal, "UTC", "09:00-18:00", 1 << 6 | 1 << 7, why, sizeof(why));
+        }
         if (rv != SW_OK)
-            snprintf(err, errlen, "site %s: %s", code, why);
+            snprintf(err, errlen, "site %s: no calendar can be built: %s", code, why);
     }
     if (rv == SW_OK)
         rv = load_limits(s, db, err, errlen);

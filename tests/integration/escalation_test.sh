@@ -120,9 +120,9 @@ sleep 4
 check "... and does not run out while paused" test "$(violations "$wt" late_first_contact)" = "0 - -"
 check "wu.tech resumes" test "$(act "$WU" "$wt" resume '{"note":"业主回来了"}')" = 200
 check "... the clock runs again" wait_for 10 ne paused due_of "$wt" first_contact
-paused_ms=$(q "SELECT (extract(epoch FROM max(at) FILTER (WHERE kind = 'resumed') - max(at) FILTER (WHERE kind = 'waiting')) * 1000)::bigint FROM escalation.marks WHERE case_id = '$wt'")
-started_ms=$(q "SELECT (extract(epoch FROM started_at) * 1000)::bigint FROM escalation.deadlines WHERE case_id = '$wt' AND kind = 'first_contact'")
-check "... due at its start + 3 s + the pause ($paused_ms ms)" test "$(due_of "$wt" first_contact)" = "$((started_ms + 3000 + paused_ms))"
+paused() { q "SELECT max(at) FILTER (WHERE kind = 'resumed') - max(at) FILTER (WHERE kind = 'waiting') FROM escalation.marks WHERE case_id = '$wt'"; }
+exact() { q "SELECT d.due_at = d.started_at + interval '3 s' + (SELECT max(at) FILTER (WHERE kind = 'resumed') - max(at) FILTER (WHERE kind = 'waiting') FROM escalation.marks m WHERE m.case_id = d.case_id) FROM escalation.deadlines d WHERE d.case_id = '$wt' AND d.kind = 'first_contact'"; }
+check "... due at its start + 3 s + the pause ($(paused)), to the microsecond" test "$(exact)" = t
 check "... and then runs out" wait_for 10 has_violation "$wt" late_first_contact "1 wu.tech engineering"
 
 echo "== callback overdue"
@@ -169,6 +169,11 @@ check "the demo calendar holds this year's holidays: flagged for next year from 
 q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'no holidays', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
 check "a calendar without holidays: flagged for this year" wait_for 15 eq "$(TZ=Asia/Shanghai date +%Y)" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
 check "... and said in the log" wait_for 5 grep -q "its calendar holds no public holidays for $(TZ=Asia/Shanghai date +%Y)" "$tmp/escalation.log"
+
+q "UPDATE escalation.calendars SET time_zone = 'Mars/Olympus' WHERE name = 'no holidays'" >/dev/null
+bad=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"complaint","subject":"日历坏了也要计时"}')
+check "a calendar broken behind the API's back: the site's clocks still run" wait_for 10 ne "" due_of "$bad" handoff
+check "... on the default calendar, said in the log" wait_for 5 grep -q 'its calendar cannot be used (unknown time zone \\"Mars/Olympus\\"' "$tmp/escalation.log"
 
 echo "== bad events"
 check "a case.registered about a case that does not exist is put on the bus" env BUSTEST_COUNT=1 BUSTEST_CASES=1 BUSTEST_PUB_URL= "$tbin/bus_driver" produce

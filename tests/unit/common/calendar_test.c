@@ -146,6 +146,13 @@ static void test_zones(void **state)
     assert_non_null(strstr(err, "Bad: not a TZif"));
     assert_null(z);
     assert_int_equal(cal_tz_load("Asia/Shanghai", &z, err, sizeof(err)), SW_ENOTFOUND);
+    /* with no database at all, UTC still works */
+    assert_int_equal(cal_tz_load("UTC", &z, err, sizeof(err)), SW_OK);
+    assert_int_equal(cal_tz_offset(z, utc(2026, 7, 1, 0, 0) / 1000000), 0);
+    assert_int_equal(cal_tz_local_to_utc(z, 86400), 86400);
+    assert_string_equal(cal_tz_name(z), "UTC");
+    cal_tz_free(z);
+    z = NULL;
     if (saved != NULL)
         setenv("TZDIR", saved, 1);
     else
