@@ -69,7 +69,7 @@ read -r nspread p50 p99 max <<<"$figures"
 echo "firing: $nspread deadlines due 10 ms apart fired late by p50 $p50 ms, p99 $p99 ms, max $max ms"
 burstfig=$(q "SELECT count(*) FILTER (WHERE d.breached_at IS NOT NULL) || ' ' || round(extract(epoch FROM max(d.breached_at) - min(d.due_at))::numeric, 2) FROM escalation.deadlines d JOIN (SELECT id FROM core.cases WHERE number LIKE 'SH01-20261201-%' ORDER BY number OFFSET $spread LIMIT $burst) c ON c.id = d.case_id WHERE d.kind = 'handoff'")
 read -r nburst bsecs <<<"$burstfig"
-bps=$(awk -v n="$nburst" -v s="$bsecs" 'BEGIN {printf "%.0f", s > 0 ? n / s : 0}')
+bps=$(awk -v n="$nburst" -v s="$bsecs" 'BEGIN {printf "%.0f", (s > 0 ? n / s : 0)}')
 echo "throughput: $nburst deadlines due at once, all breached $bsecs s after their due time: $bps breaches/s"
 violations=$(q "SELECT count(*) FROM escalation.violations")
 events=$(q "SELECT count(*) FROM bus.events WHERE type = 'case.deadline_breached'")
