@@ -78,6 +78,7 @@ echo "checks: $violations violations and $events case.deadline_breached events f
 echo "escalation /metrics: $(curl -s "http://$eadmin/metrics" | grep -E '^shouwen_escalation_(fire_batches|fire_failures|timer_deadlines)' | tr '\n' ' ')"
 
 # Baseline: PostgreSQL alone doing the same rows' work in one statement.
+[ -z "${BENCH_PROBE:-}" ] || "$top/deploy/pg.sh" psql -qtAX -f "$BENCH_PROBE"
 kill -TERM "$epid"
 wait "$epid" 2>/dev/null || true
 b0=$(date +%s.%N)
