@@ -370,8 +370,8 @@ static bool read_head(const uint8_t *p, size_t len, struct tzhead *h, int *versi
 
 static size_t body_len(const struct tzhead *h, size_t tsize)
 {
-    return h->time * tsize + h->time + h->type * 6 + h->chars + h->leap * (tsize + 4) + h->isstd +
-           h->isut;
+    return (size_t)h->time * tsize + h->time + (size_t)h->type * 6 + h->chars +
+           (size_t)h->leap * (tsize + 4) + h->isstd + h->isut;
 }
 
 sw_err cal_tz_parse(const uint8_t *data, size_t len, const char *name, struct cal_tz **out,
@@ -716,8 +716,8 @@ bool cal_is_working_day(const struct calendar *c, int32_t day)
 static void period_bounds(const struct calendar *c, int32_t day, size_t i, int64_t *s, int64_t *e)
 {
     int64_t base = (int64_t)day * 86400;
-    *s = cal_tz_local_to_utc(c->tz, base + c->periods[i].start * 60) * 1000000;
-    *e = cal_tz_local_to_utc(c->tz, base + c->periods[i].end * 60) * 1000000;
+    *s = cal_tz_local_to_utc(c->tz, base + (int64_t)c->periods[i].start * 60) * 1000000;
+    *e = cal_tz_local_to_utc(c->tz, base + (int64_t)c->periods[i].end * 60) * 1000000;
 }
 
 sw_err cal_add_working(const struct calendar *c, int64_t from_us, int64_t amount_us, int64_t *out)

@@ -463,7 +463,7 @@ static void *run(void *arg)
             if (rv == SW_EDBDOWN)
                 db_reset(t->db);
             t->loaded = false;
-            wait_until(t, esc_now_us() + RETRY_MS * 1000);
+            wait_until(t, esc_now_us() + (int64_t)RETRY_MS * 1000);
             continue;
         }
         take_pushed(t);
@@ -477,7 +477,7 @@ static void *run(void *arg)
         }
         int64_t wake = esc_now_us() + 1000000;
         if (rv != SW_OK)
-            wake = esc_now_us() + RETRY_MS * 1000;
+            wake = esc_now_us() + (int64_t)RETRY_MS * 1000;
         else if (t->n > 0 && t->heap[0].due < wake)
             wake = t->heap[0].due;
         if (t->loaded_until - t->cfg.horizon_us / 2 < wake)

@@ -23,12 +23,14 @@
 
 static int64_t utc(int y, int mo, int d, int h, int mi)
 {
-    return ((int64_t)cal_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60) * 1000000;
+    return ((int64_t)cal_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60) *
+           1000000;
 }
 
 static int64_t local(const struct calendar *c, int y, int mo, int d, int h, int mi)
 {
-    int64_t l = (int64_t)cal_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60;
+    int64_t l =
+        (int64_t)cal_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60;
     return cal_tz_local_to_utc(c->tz, l) * 1000000;
 }
 
@@ -113,11 +115,11 @@ static void test_zones(void **state)
     /* before the first transition: local mean time of the first type */
     assert_true(cal_tz_offset(sh, utc(1890, 1, 1, 0, 0) / 1000000) > 8 * 3600 - 600);
     /* the spring gap reads with the offset before it; the autumn fold is the earlier */
-    int64_t gap = (int64_t)day(2026, 3, 8) * 86400 + 2 * 3600 + 30 * 60;
+    int64_t gap = (int64_t)day(2026, 3, 8) * 86400 + 2 * 3600LL + 30 * 60LL;
     assert_int_equal(cal_tz_local_to_utc(ny, gap), utc(2026, 3, 8, 7, 30) / 1000000);
-    int64_t fold = (int64_t)day(2026, 11, 1) * 86400 + 1 * 3600 + 30 * 60;
+    int64_t fold = (int64_t)day(2026, 11, 1) * 86400 + 1 * 3600LL + 30 * 60LL;
     assert_int_equal(cal_tz_local_to_utc(ny, fold), utc(2026, 11, 1, 5, 30) / 1000000);
-    int64_t plain = (int64_t)day(2026, 7, 1) * 86400 + 9 * 3600;
+    int64_t plain = (int64_t)day(2026, 7, 1) * 86400 + 9 * 3600LL;
     assert_int_equal(cal_tz_local_to_utc(ny, plain), utc(2026, 7, 1, 13, 0) / 1000000);
     assert_int_equal(cal_tz_local_to_utc(sh, plain), utc(2026, 7, 1, 1, 0) / 1000000);
     cal_tz_free(ny);
@@ -525,9 +527,9 @@ static void test_ics(void **state)
     size_t big = 10000;
     char *longline = malloc(big + 40);
     assert_non_null(longline);
-    strcpy(longline, "BEGIN:VCALENDAR\nX-A:");
+    snprintf(longline, big + 40, "%s", "BEGIN:VCALENDAR\nX-A:");
     memset(longline + 20, 'a', big);
-    strcpy(longline + 20 + big, "\nEND:VCALENDAR\n");
+    snprintf(longline + 20 + big, 20, "\nEND:VCALENDAR\n");
     assert_int_equal(cal_ics_parse(longline, strlen(longline), collect, &g, err, sizeof(err)),
                      SW_EINVAL);
     assert_non_null(strstr(err, "line 2: a content line longer than 4096 bytes"));

@@ -29,7 +29,9 @@ static struct clk_policy pol;
 /* 2026-11-23 is a Monday; the calendar is UTC, 09:00-18:00, Monday to Friday. */
 static int64_t at(int day, int h, int m)
 {
-    return ((int64_t)cal_days_from_civil(2026, 11, day) * 86400 + h * 3600 + m * 60) * 1000000;
+    return ((int64_t)cal_days_from_civil(2026, 11, day) * 86400 + (int64_t)h * 3600 +
+            (int64_t)m * 60) *
+           1000000;
 }
 
 static int setup(void **state)
@@ -323,7 +325,7 @@ static void test_policy_changes_and_limits(void **state)
     pol = saved;
 
     struct clk_limit l = {2, 3 * H, true};
-    assert_int_equal(clk_limit_us(&l, &cal), 2 * 9 * H + 3 * H);
+    assert_int_equal(clk_limit_us(&l, &cal), (2 * 9 + 3) * H /* two days of 9 h, and 3 h */);
     l.working = false;
     assert_int_equal(clk_limit_us(&l, &cal), 2 * DAY + 3 * H);
 
