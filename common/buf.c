@@ -139,23 +139,25 @@ const char *buf_cstr(const struct buf *b)
     return b->data != NULL ? b->data : "";
 }
 
+sw_err buf_pg_elem(struct buf *b, bool first, const char *v)
+{
+    sw_err rv = first ? SW_OK : buf_puts(b, ",");
+    if (rv != SW_OK || v == NULL)
+        return rv == SW_OK ? buf_puts(b, "NULL") : rv;
+    rv = buf_puts(b, "\"");
+    for (const char *c = v; rv == SW_OK && *c; c++) {
+        if (*c == '"' || *c == '\\')
+            rv = buf_puts(b, "\\");
+        if (rv == SW_OK)
+            rv = buf_append(b, c, 1);
+    }
+    return rv == SW_OK ? buf_puts(b, "\"") : rv;
+}
+
 sw_err buf_pg_array(struct buf *b, const char *const *v, size_t n)
 {
     sw_err rv = buf_puts(b, "{");
-    for (size_t i = 0; rv == SW_OK && i < n; i++) {
-        if (v[i] == NULL) {
-            rv = buf_puts(b, i ? ",NULL" : "NULL");
-            continue;
-        }
-        rv = buf_puts(b, i ? ",\"" : "\"");
-        for (const char *c = v[i]; rv == SW_OK && *c; c++) {
-            if (*c == '"' || *c == '\\')
-                rv = buf_puts(b, "\\");
-            if (rv == SW_OK)
-                rv = buf_append(b, c, 1);
-        }
-        if (rv == SW_OK)
-            rv = buf_puts(b, "\"");
-    }
+    for (size_t i = 0; rv == SW_OK && i < n; i++)
+        rv = buf_pg_elem(b, i == 0, v[i]);
     return rv == SW_OK ? buf_puts(b, "}") : rv;
 }

@@ -9,6 +9,7 @@
 #define SHOUWEN_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -45,5 +46,11 @@ const char *buf_cstr(const struct buf *b);
  * a NULL element is written as NULL.
  */
 sw_err buf_pg_array(struct buf *b, const char *const *v, size_t n);
+/*
+ * buf_pg_elem appends one element of such a literal, preceded by a comma
+ * unless `first`, for arrays built element by element (the caller writes
+ * the braces).  NULL is written as NULL.
+ */
+sw_err buf_pg_elem(struct buf *b, bool first, const char *v);
 
 #endif

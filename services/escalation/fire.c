@@ -148,16 +148,6 @@ struct hit {
     char violation_id[37];
 };
 
-static sw_err pg_elem(struct buf *b, const char *sep, const char *text, bool null)
-{
-    if (null)
-        return buf_printf(b, "%sNULL", sep);
-    sw_err rv = buf_printf(b, "%s\"", sep);
-    for (const char *p = text; rv == SW_OK && *p; p++)
-        rv = (*p == '"' || *p == '\\') ? buf_printf(b, "\\%c", *p) : buf_append(b, p, 1);
-    return rv == SW_OK ? buf_puts(b, "\"") : rv;
-}
-
 /* Step 2: the violations of the hits that have one, in one statement. */
 static sw_err record_violations(PGconn *tx, const PGresult *r, const struct hit *hits, size_t n,
                                 char *err, size_t errlen)
@@ -188,24 +178,25 @@ static sw_err record_violations(PGconn *tx, const PGresult *r, const struct hit 
         if (h->violation_id[0] == '\0')
             continue;
         int row = h->row;
-        const char *sep = m++ ? "," : "";
+        bool first = m++ == 0;
         char detail[160];
         snprintf(detail, sizeof(detail), "the %s deadline of case %s passed",
                  clk_kind_name(h->kind), PQgetvalue(r, row, H_NUMBER));
-        if ((rv = pg_elem(&a[V_ID], sep, h->violation_id, false)) == SW_OK &&
-            (rv = pg_elem(&a[V_SITE], sep, PQgetvalue(r, row, H_SITE_ID), false)) == SW_OK &&
-            (rv = pg_elem(&a[V_CASE], sep, PQgetvalue(r, row, H_CASE), false)) == SW_OK &&
-            (rv = pg_elem(&a[V_KIND], sep, violation_name(clk_violation(h->kind)), false)) ==
-                SW_OK &&
-            (rv = pg_elem(&a[V_STAFF], sep, PQgetvalue(r, row, H_STAFF_ID),
-                          PQgetisnull(r, row, H_STAFF_ID))) == SW_OK &&
-            (rv = pg_elem(&a[V_DEPT], sep, PQgetvalue(r, row, H_DEPT_ID),
-                          PQgetisnull(r, row, H_DEPT_ID))) == SW_OK &&
-            (rv = pg_elem(&a[V_AT], sep, PQgetvalue(r, row, H_DUE), false)) == SW_OK &&
-            (rv = pg_elem(&a[V_POINTS], sep, PQgetvalue(r, row, H_POINTS), false)) == SW_OK &&
-            (rv = pg_elem(&a[V_DETAIL], sep, detail, false)) == SW_OK &&
-            (rv = pg_elem(&a[V_EVENT], sep, h->event_id, false)) == SW_OK)
-            rv = pg_elem(&a[V_DEADLINE], sep, PQgetvalue(r, row, H_ID), false);
+        const char *staff = PQgetisnull(r, row, H_STAFF_ID) ? NULL : PQgetvalue(r, row, H_STAFF_ID);
+        const char *dept = PQgetisnull(r, row, H_DEPT_ID) ? NULL : PQgetvalue(r, row, H_DEPT_ID);
+        const char *v[NV] = {h->violation_id,
+                             PQgetvalue(r, row, H_SITE_ID),
+                             PQgetvalue(r, row, H_CASE),
+                             violation_name(clk_violation(h->kind)),
+                             staff,
+                             dept,
+                             PQgetvalue(r, row, H_DUE),
+                             PQgetvalue(r, row, H_POINTS),
+                             detail,
+                             h->event_id,
+                             PQgetvalue(r, row, H_ID)};
+        for (int k = 0; rv == SW_OK && k < NV; k++)
+            rv = buf_pg_elem(&a[k], first, v[k]);
     }
     for (int k = 0; k < NV && rv == SW_OK; k++)
         rv = buf_puts(&a[k], "}");

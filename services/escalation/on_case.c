@@ -326,15 +326,6 @@ static sw_err read_rows(PGconn *tx, const char *ids, struct job *jobs, size_t n,
     return SW_OK;
 }
 
-/* One quoted element of a text array literal: "a\\"b". */
-static sw_err pg_elem(struct buf *b, const char *sep, const char *text)
-{
-    sw_err rv = buf_printf(b, "%s\"", sep);
-    for (const char *p = text; rv == SW_OK && *p; p++)
-        rv = (*p == '"' || *p == '\\') ? buf_printf(b, "\\%c", *p) : buf_append(b, p, 1);
-    return rv == SW_OK ? buf_puts(b, "\"") : rv;
-}
-
 static sw_err stage_due(struct escalation *e, int64_t due, const char *case_id, int kind)
 {
     if (e->nstaged == e->capstaged) {
@@ -401,7 +392,7 @@ static sw_err plan_and_write(struct escalation *e, PGconn *tx, struct job *jobs,
                 break;
             const struct clk_row *w = &next[k];
             const char *sep = m ? "," : "";
-            rv = pg_elem(&a[C_EPISODE], sep, w->episode);
+            rv = buf_pg_elem(&a[C_EPISODE], m == 0, w->episode);
             if (rv == SW_OK)
                 rv = buf_printf(&a[C_SITE], "%s%s", sep, j->site->id);
             if (rv == SW_OK)

@@ -26,22 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-token_for() {
-    local t="swt_$(hex 24)"
-    q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$t'::bytea), now() + interval '1 day' FROM core.staff WHERE code = '$1'" >/dev/null
-    echo "$t"
-}
-register() {
-    curl -s -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$2" "$api/v1/cases" |
-        sed -n 's/.*"id":"\([^"]*\)".*/\1/p'
-}
-act() {
-    local v
-    v=$(q "SELECT version FROM core.cases WHERE id = '$2'")
-    curl -s -o "$tmp/act.out" -w '%{http_code}' -H "Authorization: Bearer $1" -H "If-Match: \"$v\"" \
-        -H 'Content-Type: application/json' -d "$4" "$api/v1/cases/$2/actions/$3"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 where() { q "SELECT c.status || ' ' || coalesce(o.code, '-') || ' ' || coalesce(d.code, '-') || ' ' || c.escalation_level FROM core.cases c LEFT JOIN core.staff o ON o.id = c.owner_id LEFT JOIN core.departments d ON d.id = c.department_id WHERE c.id = '$1'"; }
 is_at() { test "$(where "$1")" = "$2"; }
 # violations ID KIND: "count staff department" of the case's violations of that kind
@@ -53,7 +38,6 @@ due_of() { q "SELECT coalesce((extract(epoch FROM due_at) * 1000)::bigint::text,
 # eq WANT command...: the command prints WANT (evaluated anew on each try of wait_for)
 eq() { local want=$1; shift; test "$("$@")" = "$want"; }
 ne() { local want=$1; shift; test "$("$@")" != "$want"; }
-contains() { grep -qF -- "$1" <<<"$2" || { echo "\"$1\" is not in: $2"; return 1; }; }
 
 routing_start() {
     env SHOUWEN_ROUTING_ADMIN_ADDR="$radmin" SHOUWEN_ROUTING_PUB_URL="ipc://$tmp/routing.pub" \

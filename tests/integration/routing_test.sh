@@ -24,31 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-token_for() { # token_for STAFF: a bearer token made in SQL
-    local t="swt_$(hex 24)"
-    q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$t'::bytea), now() + interval '1 day' FROM core.staff WHERE code = '$1'" >/dev/null
-    echo "$t"
-}
-# register AUTH JSON: prints the new case's id
-register() {
-    curl -s -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$2" "$api/v1/cases" |
-        sed -n 's/.*"id":"\([^"]*\)".*/\1/p'
-}
-# act AUTH ID COMMAND JSON: prints the status
-act() {
-    local v
-    v=$(q "SELECT version FROM core.cases WHERE id = '$2'")
-    curl -s -o "$tmp/act.out" -w '%{http_code}' -H "Authorization: Bearer $1" -H "If-Match: \"$v\"" \
-        -H 'Content-Type: application/json' -d "$4" "$api/v1/cases/$2/actions/$3"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 # where ID: "status owner department" of the case
 where() { q "SELECT c.status || ' ' || coalesce(o.code, '-') || ' ' || coalesce(d.code, '-') FROM core.cases c LEFT JOIN core.staff o ON o.id = c.owner_id LEFT JOIN core.departments d ON d.id = c.department_id WHERE c.id = '$1'"; }
 is_at() { test "$(where "$1")" = "$2"; }
 routed() { # routed ID N: the case has N routing steps (handoffs signed by routing, or its notes)
     test "$(q "SELECT (SELECT count(*) FROM core.handoffs WHERE case_id = '$1' AND by_system = 'routing') + (SELECT count(*) FROM core.case_notes WHERE case_id = '$1' AND by_staff_id IS NULL AND text LIKE 'routing: %')")" -ge "$2"
 }
-contains() { grep -qF -- "$1" <<<"$2" || { echo "\"$1\" is not in: $2"; return 1; }; }
 why() { q "SELECT coalesce(string_agg(reason, ' | ' ORDER BY at, id), '') FROM core.handoffs WHERE case_id = '$1' AND by_system = 'routing'"; }
 notes() { q "SELECT coalesce(string_agg(text, ' | ' ORDER BY id), '') FROM core.case_notes WHERE case_id = '$1' AND by_staff_id IS NULL"; }
 

@@ -67,6 +67,12 @@ static void test_pg_array(void **state)
     buf_init(&b, 4);
     assert_int_equal(buf_pg_array(&b, v, 1), SW_ETOOBIG);
     buf_free(&b);
+    /* element by element, the caller writing the braces: the same text */
+    buf_init(&b, 1000);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(buf_pg_elem(&b, i == 0, i == 1 ? NULL : v[i]), SW_OK);
+    assert_string_equal(buf_cstr(&b), "\"eng\",NULL,\"c\\\\d\"");
+    buf_free(&b);
 }
 
 int main(void)

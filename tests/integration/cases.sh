@@ -1,0 +1,25 @@
+# cases.sh - helpers of the scripts that drive cases through the public API
+# as people would (routing_test.sh, escalation_test.sh).  Source it after
+# lib.sh; it needs q, tmp and (when called) api.
+
+hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+# token_for STAFF: a bearer token made in SQL, valid for a day
+token_for() {
+    local t="swt_$(hex 24)"
+    q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$t'::bytea), now() + interval '1 day' FROM core.staff WHERE code = '$1'" >/dev/null
+    echo "$t"
+}
+# register AUTH JSON: prints the new case's id
+register() {
+    curl -s -H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$2" "$api/v1/cases" |
+        sed -n 's/.*"id":"\([^"]*\)".*/\1/p'
+}
+# act AUTH ID COMMAND JSON: the command at the case's current version; prints the status
+act() {
+    local v
+    v=$(q "SELECT version FROM core.cases WHERE id = '$2'")
+    curl -s -o "$tmp/act.out" -w '%{http_code}' -H "Authorization: Bearer $1" -H "If-Match: \"$v\"" \
+        -H 'Content-Type: application/json' -d "$4" "$api/v1/cases/$2/actions/$3"
+}
+# contains TEXT IN: TEXT is part of IN (says what was there when not)
+contains() { grep -qF -- "$1" <<<"$2" || { echo "\"$1\" is not in: $2"; return 1; }; }
