@@ -52,8 +52,7 @@ struct esc_limit {
 
 struct esc_site {
     char id[37], code[WF_SITE_SIZE], tz[65];
-    struct calendar cal;
-    bool has_calendar; /* false: Monday to Friday, 09:00-18:00, no holidays */
+    struct calendar cal; /* none set (or unusable): Monday to Friday, 09:00-18:00, no holidays */
     struct esc_limit *limits;
     size_t nlimits;
     char supervisors[ESC_PEOPLE][WF_CODE_SIZE]; /* the front desk's first */

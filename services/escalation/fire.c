@@ -269,7 +269,6 @@ struct climb {
     Shouwen__V1__Actor actor;
     struct wf_result res;
     char command_id[37], ids[WF_MAX_EVENTS][37], reason[200];
-    bool planned;
 };
 
 /* Step 4: the ladder's escalations, through the workflow, in one casedb_save_many. */
@@ -289,11 +288,8 @@ static sw_err climb_ladder(PGconn *tx, struct esc_cache *cache, struct bus_outbo
     struct wf_case *cases = calloc(nc, sizeof(*cases));
     bool *found = calloc(nc, sizeof(*found));
     struct casedb_write *w = calloc(nc, sizeof(*w));
-    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-    struct climb **by = calloc(nc, sizeof(*by));
     sw_err rv = SW_OK;
-    if (c == NULL || ids == NULL || sites == NULL || cases == NULL || found == NULL || w == NULL ||
-        by == NULL) {
+    if (c == NULL || ids == NULL || sites == NULL || cases == NULL || found == NULL || w == NULL) {
         rv = SW_ENOMEM;
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -401,8 +397,6 @@ static sw_err climb_ladder(PGconn *tx, struct esc_cache *cache, struct bus_outbo
             snprintf(err, errlen, "could not stage an escalation");
             break;
         }
-        x->planned = true;
-        by[nw] = x;
         w[nw] = (struct casedb_write){
             .x = {.site_id = x->site->id,
                   .case_id = x->old.id,
@@ -464,7 +458,6 @@ out:
     free(cases);
     free(found);
     free(w);
-    free(by);
     return rv;
 }
 

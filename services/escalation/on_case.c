@@ -39,7 +39,7 @@ struct job {
     size_t idx;                       /* its index in the batch */
     struct esc_site *site;
     struct wf_case c;
-    bool found, current;
+    bool current;
     struct clk_row rows[CLK_KINDS];
     char ids[CLK_KINDS][37];
     int64_t holder, level, reopened;
@@ -50,6 +50,18 @@ static int by_case(const void *a, const void *b)
 {
     const struct job *x = a, *y = b;
     return strcmp(x->case_id, y->case_id);
+}
+
+/* By case, then version, then place in the batch. */
+static int by_case_version(const void *a, const void *b)
+{
+    const struct job *x = a, *y = b;
+    int c = strcmp(x->case_id, y->case_id);
+    if (c != 0)
+        return c;
+    if (x->env->case_version != y->env->case_version)
+        return x->env->case_version < y->env->case_version ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static struct job *find(struct job *jobs, size_t n, const char *case_id)
@@ -506,26 +518,18 @@ sw_err esc_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        const Shouwen__V1__Envelope *x = envs[i];
-        if (x->case_id == NULL || x->case_id[0] == '\0')
-            continue;
-        struct job *j = NULL;
-        for (size_t k = 0; k < nj; k++) /* batches are small; sorted below */
-            if (strcmp(jobs[k].case_id, x->case_id) == 0) {
-                j = &jobs[k];
-                break;
-            }
-        if (j == NULL) {
-            j = &jobs[nj++];
-            j->case_id = x->case_id;
-            j->env = x;
-            j->idx = i;
-        } else if (x->case_version >= j->env->case_version) {
-            j->env = x;
-            j->idx = i;
-        }
+    for (size_t i = 0; i < n; i++)
+        if (envs[i]->case_id != NULL && envs[i]->case_id[0] != '\0')
+            jobs[nj++] = (struct job){.case_id = envs[i]->case_id, .env = envs[i], .idx = i};
+    /* by case, each case's events in version order: its latest is the last of its run */
+    qsort(jobs, nj, sizeof(*jobs), by_case_version);
+    size_t kept = 0;
+    for (size_t i = 0; i < nj; i++) {
+        if (kept > 0 && strcmp(jobs[kept - 1].case_id, jobs[i].case_id) == 0)
+            kept--;
+        jobs[kept++] = jobs[i];
     }
+    nj = kept;
     for (size_t k = 0; k < nj; k++) {
         struct job *j = &jobs[k];
         rv = esc_site_get(&e->cache, tx, j->env->site, &j->site, err, errlen);
@@ -559,7 +563,6 @@ sw_err esc_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
         else
             metric_add(e->m_stale, 1);
     }
-    qsort(jobs, nj, sizeof(*jobs), by_case);
     if (ncur > 0) {
         if ((rv = id_array(&idarr, jobs, nj)) != SW_OK) {
             snprintf(err, errlen, "too many cases at once");

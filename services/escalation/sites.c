@@ -182,10 +182,8 @@ static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, cha
     cpy(rest, sizeof(rest), r, 0, 6);
     PQclear(r);
     char why[200] = "";
-    sw_err rv;
-    s->has_calendar = cal_id[0] != '\0';
-    rv = SW_EINVAL;
-    if (s->has_calendar) {
+    sw_err rv = SW_EINVAL; /* no calendar of its own: the default below */
+    if (cal_id[0] != '\0') {
         uint8_t bits = 0;
         for (const char *p = rest; *p; p++)
             if (*p >= '1' && *p <= '7')
