@@ -25,6 +25,14 @@
  *   GET    /v1/sites/{code}/routing/absences          who is off duty (handle_absences.c)
  *   POST   /v1/sites/{code}/routing/absences          record an absence, with a deputy
  *   DELETE /v1/sites/{code}/routing/absences/{id}     end it
+ *   GET    /v1/sites/{code}/calendar                  the working-day calendar (handle_calendar.c)
+ *   PATCH  /v1/sites/{code}/calendar                  its zone, hours, rest days
+ *   GET    /v1/sites/{code}/calendar/days             holidays and make-up workdays, ?year=
+ *   PUT    /v1/sites/{code}/calendar/days/{date}      set one
+ *   DELETE /v1/sites/{code}/calendar/days/{date}      remove one
+ *   POST   /v1/sites/{code}/calendar/import           an iCalendar (.ics) file
+ *   GET    /v1/sites/{code}/limits                    the time limits (handle_limits.c)
+ *   PUT    /v1/sites/{code}/limits                    replace them
  *
  * Who may: an API key of role admin administers everything of its own
  * site and may create sites; a manager's staff token administers its own
@@ -1744,6 +1752,46 @@ static sw_err routing_absence_end(struct ctx *x)
     return absence_end(x->j, x->db, x->seg[4], x->err, x->errlen);
 }
 
+static sw_err cal_get(struct ctx *x)
+{
+    return calendar_get(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err cal_patch(struct ctx *x)
+{
+    return calendar_patch(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err cal_days(struct ctx *x)
+{
+    return calendar_days_list(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err cal_day_put(struct ctx *x)
+{
+    return calendar_day_put(x->j, x->db, x->seg[4], x->err, x->errlen);
+}
+
+static sw_err cal_day_delete(struct ctx *x)
+{
+    return calendar_day_delete(x->j, x->db, x->seg[4], x->err, x->errlen);
+}
+
+static sw_err cal_import(struct ctx *x)
+{
+    return calendar_import(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err site_limits_get(struct ctx *x)
+{
+    return limits_get(x->j, x->db, x->err, x->errlen);
+}
+
+static sw_err site_limits_put(struct ctx *x)
+{
+    return limits_put(x->j, x->db, x->err, x->errlen);
+}
+
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen)
 {
@@ -1804,6 +1852,24 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
     } else if (strcmp(coll, "routing") == 0 && n == 5 && strcmp(x.seg[3], "absences") == 0) {
         allow = "DELETE /v1/sites/{code}/routing/absences/{id} ends one";
         fn = del ? routing_absence_end : NULL;
+    } else if (strcmp(coll, "calendar") == 0 && n == 3) {
+        allow = "GET /v1/sites/{code}/calendar reads it, PATCH changes it";
+        fn = get ? cal_get : patch ? cal_patch : NULL;
+        need = get ? NEED_READ : NEED_DIRECTORY;
+    } else if (strcmp(coll, "calendar") == 0 && n == 4 && strcmp(x.seg[3], "days") == 0) {
+        allow = "GET /v1/sites/{code}/calendar/days lists the dated entries";
+        fn = get ? cal_days : NULL;
+        need = NEED_READ;
+    } else if (strcmp(coll, "calendar") == 0 && n == 5 && strcmp(x.seg[3], "days") == 0) {
+        allow = "PUT /v1/sites/{code}/calendar/days/{date} sets a day, DELETE removes it";
+        fn = put ? cal_day_put : del ? cal_day_delete : NULL;
+    } else if (strcmp(coll, "calendar") == 0 && n == 4 && strcmp(x.seg[3], "import") == 0) {
+        allow = "POST /v1/sites/{code}/calendar/import imports an iCalendar file";
+        fn = post ? cal_import : NULL;
+    } else if (strcmp(coll, "limits") == 0 && n == 3) {
+        allow = "GET /v1/sites/{code}/limits reads the time limits, PUT replaces them all";
+        fn = get ? site_limits_get : put ? site_limits_put : NULL;
+        need = get ? NEED_READ : NEED_DIRECTORY;
     } else if (keys && n == 3) {
         allow = "GET /v1/sites/{code}/api-keys lists them, POST makes one";
         fn = get ? keys_list : post ? key_create : NULL;

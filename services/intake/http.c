@@ -37,6 +37,7 @@ struct body_read {
     nng_aio *aio;   /* reads the body */
     char *data;
     size_t len;
+    bool ics; /* Content-Type text/calendar */
 };
 
 static struct intake *intake_from(nng_aio *aio)
@@ -417,7 +418,7 @@ static bool seg_is(const char *seg, size_t n, const char *s)
  * allows for another method.
  */
 static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const char *data,
-                     size_t len)
+                     size_t len, bool ics)
 {
     const char *method = nng_http_req_get_method(req);
     const char *uri = nng_http_req_get_uri(req);
@@ -445,7 +446,27 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
         return;
     }
     json_t *body = NULL;
-    if (data != NULL) {
+    if (ics) {
+        /* an iCalendar file is taken by one route only, as {"ics": its text} */
+        if (ns != 4 || !seg_is(seg[0], sl[0], "sites") || !seg_is(seg[2], sl[2], "calendar") ||
+            !seg_is(seg[3], sl[3], "import")) {
+            reply_error_aio(aio, 415,
+                            "unsupported content type: text/calendar is taken only by POST "
+                            "/v1/sites/{code}/calendar/import; send application/json");
+            return;
+        }
+        json_t *text = json_stringn(data, len);
+        if (text == NULL) {
+            reply_error_aio(aio, 400, "the iCalendar file is not valid UTF-8");
+            return;
+        }
+        body = json_object();
+        if (body == NULL || json_object_set_new(body, "ics", text) != 0) {
+            json_decref(body);
+            reply_error_aio(aio, 503, "out of memory");
+            return;
+        }
+    } else if (data != NULL) {
         if (body_parse(data, len, &body, msg, sizeof(msg)) != 0) {
             reply_error_aio(aio, 400, msg);
             return;
@@ -525,7 +546,7 @@ static void body_done(void *arg)
     if (nng_aio_result(br->aio) != 0)
         nng_aio_finish(br->outer, nng_aio_result(br->aio)); /* the client went away */
     else
-        dispatch(in, br->outer, req, br->data, br->len);
+        dispatch(in, br->outer, req, br->data, br->len, br->ics);
     free(br->data);
     nng_aio_reap(br->aio);
     free(br);
@@ -542,12 +563,14 @@ static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
     unsigned long long n = cl != NULL ? strtoull(cl, &end, 10) : 0;
     if (ct == NULL && (cl == NULL || (end != cl && *end == '\0' && n == 0)) &&
         nng_http_req_get_header(req, "Transfer-Encoding") == NULL) {
-        dispatch(in, aio, req, NULL, 0); /* no body at all (an action that needs none) */
+        dispatch(in, aio, req, NULL, 0, false); /* no body at all (an action that needs none) */
         leave(in);
         return;
     }
-    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+    bool ics = ct != NULL && strncasecmp(ct, "text/calendar", 13) == 0 &&
+               (ct[13] == '\0' || ct[13] == ';' || ct[13] == ' ');
+    if (!ics && (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+                 (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
         reply_error_close(aio, 415, "unsupported content type: send application/json",
                           true); /* a body, if any, is left unread */
         leave(in);
@@ -579,6 +602,7 @@ static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
     br->in = in;
     br->outer = aio;
     br->len = (size_t)n;
+    br->ics = ics;
     if (n == 0) {
         body_done(br);
         return;
@@ -614,7 +638,7 @@ static void api_handle(nng_aio *aio)
         leave(in);
         return;
     }
-    dispatch(in, aio, req, NULL, 0);
+    dispatch(in, aio, req, NULL, 0, false);
     leave(in);
 }
 

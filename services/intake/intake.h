@@ -195,6 +195,16 @@ sw_err absences_list(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err absence_create(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err absence_end(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
 
+/* A site's calendar (handle_calendar.c) and time limits (handle_limits.c), through admin_run. */
+sw_err calendar_get(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err calendar_days_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, size_t errlen);
+sw_err calendar_day_delete(struct job *j, PGconn *db, const char *date, char *err, size_t errlen);
+sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err limits_get(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen);
+
 /*
  * parse_time (handle_action.c) reads "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]":
  * the wall time as "YYYY-MM-DD HH:MM:SS.ffffff" into `local` and, when an
