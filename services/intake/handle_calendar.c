@@ -52,8 +52,8 @@
 
 /* The calendar a site uses, as stored. */
 struct site_cal {
-    char id[37];  /* "" for none (the default) */
-    bool own;     /* the site's own (not shared) */
+    char id[37]; /* "" for none (the default) */
+    bool own;    /* the site's own (not shared) */
     char name[101];
     char tz[65];
     char hours[201];
@@ -102,8 +102,8 @@ static void rest_text(uint8_t bits, char *out, size_t outlen)
 }
 
 /* The calendar of the caller's site; `lock` locks the site row against concurrent changes. */
-static sw_err site_cal_read(PGconn *db, const struct principal *who, bool lock,
-                            struct site_cal *c, char *err, size_t errlen)
+static sw_err site_cal_read(PGconn *db, const struct principal *who, bool lock, struct site_cal *c,
+                            char *err, size_t errlen)
 {
     const char *v[] = {who->site_id};
     PGresult *r;
@@ -195,9 +195,8 @@ static sw_err own_calendar(PGconn *db, const struct principal *who, struct site_
         return rv;
     LOG(LOG_INFO, "CALENDAR-OWN",
         "site %s has its own calendar \"%s\" now, a copy of %s, for a change by %s %s", who->site,
-        name, c->id[0] ? "the shared one it used" : "the default", who->kind == 'k' ? "api key"
-                                                                                      : "staff",
-        who->name);
+        name, c->id[0] ? "the shared one it used" : "the default",
+        who->kind == 'k' ? "api key" : "staff", who->name);
     snprintf(c->id, sizeof(c->id), "%s", id);
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->own = true;
@@ -475,15 +474,14 @@ sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
     rv = site_cal_read(db, &j->who, false, &c, err, errlen);
     if (rv != SW_OK)
         return rv;
-    LOG(LOG_INFO, "CALENDAR-CHANGED", "the calendar of site %s changed by %s %s: %s, %s", j->who.site,
-        j->who.kind == 'k' ? "api key" : "staff", j->who.name, c.tz, c.hours);
+    LOG(LOG_INFO, "CALENDAR-CHANGED", "the calendar of site %s changed by %s %s: %s, %s",
+        j->who.site, j->who.kind == 'k' ? "api key" : "staff", j->who.name, c.tz, c.hours);
     return calendar_answer(j, db, &c, err, errlen);
 }
 
 /* ---- the dated entries -------------------------------------------------------------------- */
 
-#define DAY_COLS                                                                                   \
-    "to_char(day, 'YYYY-MM-DD'), kind, name, source"
+#define DAY_COLS "to_char(day, 'YYYY-MM-DD'), kind, name, source"
 
 static void day_json(struct buf *b, const PGresult *r, int row)
 {
@@ -571,7 +569,8 @@ sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, 
     if (!date_seg(j, date))
         return SW_OK;
     if (j->json == NULL) {
-        job_reply_error(j, 400, "the body must be {\"kind\": \"holiday\" or \"workday\", \"name\"}");
+        job_reply_error(j, 400,
+                        "the body must be {\"kind\": \"holiday\" or \"workday\", \"name\"}");
         return SW_OK;
     }
     known_only(&f, j->json, known, "a calendar day");
@@ -727,8 +726,8 @@ static bool source_query(const char *q, char *out, size_t outlen)
         return false;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '.' || ch == '-' || ch == '_';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
         if (!ok)
             return false;
     }

@@ -147,8 +147,7 @@ static void limit_json(struct buf *b, const char *clock, bool scoped, const char
         else
             buf_puts(b, "null");
     }
-    buf_printf(b, ",\"amount\":\"%s\",\"basis\":\"%s\"}", amount,
-               working ? "working" : "calendar");
+    buf_printf(b, ",\"amount\":\"%s\",\"basis\":\"%s\"}", amount, working ? "working" : "calendar");
 }
 
 static sw_err answer(struct job *j, PGconn *db, char *err, size_t errlen)
@@ -207,14 +206,14 @@ static const char *const clocks_list =
 static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_policy *def,
                       struct lim *l)
 {
-    static const char *const known[] = {"clock",   "amount", "basis", "case_type",
-                                        "urgency", NULL};
+    static const char *const known[] = {"clock", "amount", "basis", "case_type", "urgency", NULL};
     char fld[64];
     memset(l, 0, sizeof(*l));
     if (!json_is_object(o)) {
         snprintf(fld, sizeof(fld), "limits[%zu]", i);
-        bad(f, fld, "must be an object: {\"clock\", \"amount\", \"basis\", \"case_type\", "
-                    "\"urgency\"}");
+        bad(f, fld,
+            "must be an object: {\"clock\", \"amount\", \"basis\", \"case_type\", "
+            "\"urgency\"}");
         return;
     }
     const char *key;
@@ -338,8 +337,8 @@ sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen)
     }
     for (size_t i = 0; i < 6; i++)
         buf_puts(all[i], "}");
-    const char *v[] = {j->who.site_id,    buf_cstr(&clocks), buf_cstr(&types), buf_cstr(&urgs),
-                       buf_cstr(&days),   buf_cstr(&secs),   buf_cstr(&basis)};
+    const char *v[] = {j->who.site_id,  buf_cstr(&clocks), buf_cstr(&types), buf_cstr(&urgs),
+                       buf_cstr(&days), buf_cstr(&secs),   buf_cstr(&basis)};
     PGresult *r = PQexecParams(db, "DELETE FROM escalation.limits WHERE site_id = $1::uuid", 1,
                                NULL, v, NULL, NULL, 0);
     sw_err rv = SW_OK;

@@ -57,15 +57,26 @@ metric() { curl -s "http://$eadmin/metrics" | awk -v m="$1" '$1 == m {s += $2} E
 
 echo "== setup"
 intake_setup
-# the test site's ladder, in seconds: every clock on calendar time
-q "INSERT INTO escalation.limits (site_id, clock, amount, basis) SELECT s.id, x.clock, x.amount::interval, 'calendar' FROM core.sites s, (VALUES ('handoff', '3 s'), ('appoint', '3 s'), ('first_contact', '3 s'), ('resolve', '1 hour'), ('supervisor', '8 s'), ('manager', '16 s'), ('callback', '3 s'), ('emergency_ack', '3 s')) AS x(clock, amount) WHERE s.code = 'SH01'" >/dev/null
-# suggestions climb slowly: a policy for the request type overrides the site's steps
-q "INSERT INTO escalation.limits (site_id, case_type, clock, amount, basis) SELECT s.id, 'suggestion', x.clock, x.amount::interval, 'calendar' FROM core.sites s, (VALUES ('supervisor', '1 hour'), ('manager', '2 hours')) AS x(clock, amount) WHERE s.code = 'SH01'" >/dev/null
 q "INSERT INTO core.site_penalty_points (site_id, kind, points) SELECT id, 'late_handoff', 2 FROM core.sites WHERE code = 'SH01'" >/dev/null
 ENG=$(token_for zhou.eng)
 WU=$(token_for wu.tech)
 SEC=$(token_for zheng.sec)
+MGR=$(token_for qian.mgr)
 intake_start
+# api METHOD PATH [BODY [CONTENT-TYPE]]: the manager calls the public API; prints the status
+api() {
+    curl -s -o "$tmp/api.out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $MGR" \
+        ${3+-H "Content-Type: ${4:-application/json}" --data-binary "$3"} "$api$2"
+}
+# the test site's ladder, in seconds, every clock on calendar time; suggestions
+# climb slowly: a policy for the request type overrides the site's steps
+check "the test site's limits, through the API" test "$(api PUT /v1/sites/SH01/limits '{"limits":[
+ {"clock":"handoff","amount":"3s","basis":"calendar"}, {"clock":"appoint","amount":"3s"},
+ {"clock":"first_contact","amount":"3s","basis":"calendar"}, {"clock":"resolve","amount":"1h"},
+ {"clock":"supervisor","amount":"8s"}, {"clock":"manager","amount":"16s"},
+ {"clock":"callback","amount":"3s"}, {"clock":"emergency_ack","amount":"3s"},
+ {"clock":"supervisor","amount":"1h","case_type":"suggestion"},
+ {"clock":"manager","amount":"2h","case_type":"suggestion"}]}')" = 200
 radmin=127.0.0.1:$(free_ports 1)
 eadmin=127.0.0.1:$(free_ports 1)
 routing_start
@@ -151,13 +162,21 @@ check "... daily and (today being the weekly day) weekly" test "$(q "SELECT stri
 want=$(( 10#$(TZ=Asia/Shanghai date +%m) >= 11 ? $(TZ=Asia/Shanghai date +%Y) + 1 : 0 ))
 check "the demo calendar holds this year's holidays: flagged for next year from November on, else not ($want)" wait_for 15 eq "$want" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
 q "WITH c AS (INSERT INTO escalation.calendars (site_id, name, time_zone) SELECT id, 'no holidays', 'Asia/Shanghai' FROM core.sites WHERE code = 'SH01' RETURNING id, site_id) UPDATE core.sites s SET calendar_id = c.id FROM c WHERE s.id = c.site_id" >/dev/null
-check "a calendar without holidays: flagged for this year" wait_for 15 eq "$(TZ=Asia/Shanghai date +%Y)" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
+year=$(TZ=Asia/Shanghai date +%Y)
+check "a calendar without holidays: flagged for this year" wait_for 15 eq "$year" metric 'shouwen_escalation_holidays_missing{site="SH01"}'
 check "... and said in the log" wait_for 5 grep -q "its calendar holds no public holidays for $(TZ=Asia/Shanghai date +%Y)" "$tmp/escalation.log"
 
 q "UPDATE escalation.calendars SET time_zone = 'Mars/Olympus' WHERE name = 'no holidays'" >/dev/null
 bad=$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"complaint","subject":"日历坏了也要计时"}')
 check "a calendar broken behind the API's back: the site's clocks still run" wait_for 10 ne "" due_of "$bad" handoff
 check "... on the default calendar, said in the log" wait_for 5 grep -q 'its calendar cannot be used (unknown time zone \\"Mars/Olympus\\"' "$tmp/escalation.log"
+check "... the API says so too" test "$(api GET /v1/sites/SH01/calendar)" = 200
+check "... naming the problem" grep -qF '"problem":"unknown time zone \"Mars/Olympus\"' "$tmp/api.out"
+check "the API puts the zone right" test "$(api PATCH /v1/sites/SH01/calendar '{"time_zone":"Asia/Shanghai"}')" = 200
+ics=$(printf '%s\r\n' BEGIN:VCALENDAR BEGIN:VEVENT "DTSTART;VALUE=DATE:${year}1001" "DURATION:P3D" "SUMMARY:国庆节" END:VEVENT \
+    BEGIN:VEVENT "DTSTART;VALUE=DATE:$((year + 1))0101" "SUMMARY:元旦" END:VEVENT END:VCALENDAR)
+check "this year's and next year's holidays imported as .ics through the API" test "$(api POST /v1/sites/SH01/calendar/import "$ics" text/calendar)" = 200
+check "... escalation no longer flags the site" wait_for 15 eq 0 metric 'shouwen_escalation_holidays_missing{site="SH01"}'
 
 echo "== bad events"
 check "a case.registered about a case that does not exist is put on the bus" env BUSTEST_COUNT=1 BUSTEST_CASES=1 BUSTEST_PUB_URL= "$tbin/bus_driver" produce

@@ -545,7 +545,7 @@ check "a case to use: 201" answer reg 201 POST "$KEY" /v1/cases "$BODY"
 id=$(jget reg '["id"]' 2>/dev/null || echo 00000000-0000-4000-8000-000000000000)
 token_id=$(q "SELECT t.id FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id WHERE s.code = 'li.desk' LIMIT 1")
 key_id=$(q "SELECT id FROM core.api_keys WHERE name = 'demo-hotline'")
-values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1)
+values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1 date=2026-12-31)
 
 echo "== every path and method of the document is served (the demo token; not 404 \"no such resource\", not 405)"
 ops=$(oa list-ops "$doc" 2>/dev/null)
@@ -588,6 +588,14 @@ routes=(
     "GET /v1/sites/{code}/routing/absences"
     "POST /v1/sites/{code}/routing/absences"
     "DELETE /v1/sites/{code}/routing/absences/{id}"
+    "GET /v1/sites/{code}/calendar"
+    "PATCH /v1/sites/{code}/calendar"
+    "GET /v1/sites/{code}/calendar/days"
+    "PUT /v1/sites/{code}/calendar/days/{date}"
+    "DELETE /v1/sites/{code}/calendar/days/{date}"
+    "POST /v1/sites/{code}/calendar/import"
+    "GET /v1/sites/{code}/limits"
+    "PUT /v1/sites/{code}/limits"
 )
 for r in "${routes[@]}"; do
     check "documented: $r" oa documented "$doc" "$r"
@@ -664,6 +672,28 @@ check "POST /v1/sites/SH01/routing/absences: 201" answer absence 201 POST "$MGR"
 check "... conforms" conforms "POST /v1/sites/{site}/routing/absences" 201 absence
 check "GET /v1/sites/SH01/routing/absences: 200" answer absences 200 GET "$MGR" /v1/sites/SH01/routing/absences
 check "... conforms" conforms "GET /v1/sites/{site}/routing/absences" 200 absences
+check "GET /v1/sites/SH01/calendar: 200" answer cal 200 GET "$MGR" /v1/sites/SH01/calendar
+check "... conforms" conforms "GET /v1/sites/{site}/calendar" 200 cal
+check "PATCH /v1/sites/SH01/calendar with overlapping hours: 422" answer badcal 422 PATCH "$MGR" /v1/sites/SH01/calendar '{"hours":"09:00-12:00,11:00-18:00"}'
+check "... conforms" conforms "PATCH /v1/sites/{site}/calendar" 422 badcal
+check "PATCH /v1/sites/SH01/calendar: 200" answer cal2 200 PATCH "$MGR" /v1/sites/SH01/calendar '{"hours":"09:00-12:00,13:30-18:00","rest_days":[6,7]}'
+check "... conforms" conforms "PATCH /v1/sites/{site}/calendar" 200 cal2
+check "PUT /v1/sites/SH01/calendar/days/2026-12-31: 200" answer day 200 PUT "$MGR" /v1/sites/SH01/calendar/days/2026-12-31 '{"kind":"holiday","name":"年终"}'
+check "... conforms" conforms "PUT /v1/sites/{site}/calendar/days/{date}" 200 day
+check "GET /v1/sites/SH01/calendar/days?year=2026: 200" answer days 200 GET "$MGR" "/v1/sites/SH01/calendar/days?year=2026"
+check "... conforms" conforms "GET /v1/sites/{site}/calendar/days" 200 days
+check "POST /v1/sites/SH01/calendar/import: 200" answer imp 200 POST "$MGR" /v1/sites/SH01/calendar/import '{"ics":"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20270101\r\nSUMMARY:元旦\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"}'
+check "... conforms" conforms "POST /v1/sites/{site}/calendar/import" 200 imp
+check "POST /v1/sites/SH01/calendar/import, not iCalendar: 422" answer badimp 422 POST "$MGR" /v1/sites/SH01/calendar/import '{"ics":"hello"}'
+check "... conforms" conforms "POST /v1/sites/{site}/calendar/import" 422 badimp
+check "GET /v1/sites/SH01/limits: 200" answer lim 200 GET "$MGR" /v1/sites/SH01/limits
+check "... conforms" conforms "GET /v1/sites/{site}/limits" 200 lim
+LIMS='{"limits":[{"clock":"handoff","amount":"45m"},{"clock":"first_contact","amount":"4h","basis":"working","case_type":"complaint","urgency":null}]}'
+check "the limits body conforms to the request schema" oa request "$doc" "PUT /v1/sites/{site}/limits" "$LIMS"
+check "PUT /v1/sites/SH01/limits: 200" answer lim2 200 PUT "$MGR" /v1/sites/SH01/limits "$LIMS"
+check "... conforms" conforms "PUT /v1/sites/{site}/limits" 200 lim2
+check "PUT /v1/sites/SH01/limits with a zero limit: 422" answer badlim 422 PUT "$MGR" /v1/sites/SH01/limits '{"limits":[{"clock":"handoff","amount":"0m"}]}'
+check "... conforms" conforms "PUT /v1/sites/{site}/limits" 422 badlim
 check "GET /v1/sites by the manager: 200" answer sites 200 GET "$MGR" /v1/sites
 check "... conforms" conforms "GET /v1/sites" 200 sites
 check "GET /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 GET "$TOKEN" /v1/sites/SH01/staff
