@@ -355,6 +355,64 @@ static sw_err stage_due(struct escalation *e, int64_t due, const char *case_id, 
     return SW_OK;
 }
 
+/*
+ * An emergency seen for the first time (its acknowledgement clock is new,
+ * not a later rung's): everyone responsible for it now is alerted at once,
+ * the case's holder and its natural first responder, or, while nobody
+ * holds it (a device's alarm before routing), the site's supervisors.  If nobody
+ * acknowledges by `ack_due`, the clock's breach takes the alert up a rung
+ * (fire.c).  Staged in the transaction that writes the clock, so it is
+ * sent once.
+ */
+static sw_err alert_first(struct escalation *e, const struct job *j, int64_t ack_due, char *err,
+                          size_t errlen)
+{
+    Shouwen__V1__EmergencyAlerted al = SHOUWEN__V1__EMERGENCY_ALERTED__INIT;
+    Shouwen__V1__Actor actor = SHOUWEN__V1__ACTOR__INIT;
+    Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+    char *people[ESC_PEOPLE];
+    size_t np = 0;
+    char msg[200];
+    if (j->c.owner[0] != '\0')
+        people[np++] = (char *)j->c.owner;
+    if (j->c.first_responder[0] != '\0' && strcmp(j->c.first_responder, j->c.owner) != 0)
+        people[np++] = (char *)j->c.first_responder;
+    for (size_t i = 0; np == 0 && i < j->site->nsupervisors; i++)
+        people[i] = (char *)j->site->supervisors[i];
+    if (np == 0)
+        np = j->site->nsupervisors;
+    snprintf(msg, sizeof(msg), "emergency %s: act at once; unacknowledged, it goes up to the %s",
+             j->c.number, wf_escalation_name(LEVEL(SUPERVISOR)));
+    al.alert_id = (char *)j->case_id;
+    al.level = LEVEL(NONE);
+    al.n_notified_staff = np;
+    al.notified_staff = people;
+    al.message = msg;
+    al.ack_due_at = ack_due;
+    actor.role = SHOUWEN__V1__ROLE__ROLE_SYSTEM;
+    actor.external_system = (char *)"escalation";
+    env.type = (char *)"emergency.alerted";
+    env.site = j->site->code;
+    env.case_id = (char *)j->case_id;
+    env.case_version = j->c.version;
+    env.time = j->env->time;
+    env.actor = &actor;
+    env.event_case = EV(EMERGENCY_ALERTED);
+    env.emergency_alerted = &al;
+    sw_err rv = bus_outbox_add(e->ob, &env);
+    if (rv != SW_OK) {
+        snprintf(err, errlen, "could not stage emergency.alerted");
+        return rv;
+    }
+    e->pending = true;
+    char who[200] = "";
+    for (size_t i = 0, used = 0; i < np && used < sizeof(who); i++)
+        used += (size_t)snprintf(who + used, sizeof(who) - used, "%s%s", i ? ", " : "", people[i]);
+    LOG(LOG_INFO, "ESCALATION-EMERGENCY", "case %s: emergency alert to %s", j->c.number,
+        np ? who : "nobody: the site has no supervisor");
+    return SW_OK;
+}
+
 /* Plans every current job and writes what changed, in one statement. */
 static sw_err plan_and_write(struct escalation *e, PGconn *tx, struct job *jobs, size_t n,
                              const struct clk_pause *pauses, char *err, size_t errlen)
@@ -430,6 +488,9 @@ static sw_err plan_and_write(struct escalation *e, PGconn *tx, struct job *jobs,
             if (rv == SW_OK && (ch[k] == CLK_NEW || ch[k] == CLK_UPDATE) && w->due_at != 0 &&
                 w->met_at == 0 && w->breached_at == 0)
                 rv = stage_due(e, w->due_at, j->case_id, k);
+            if (rv == SW_OK && k == CLK_EMERGENCY_ACK && ch[k] == CLK_NEW && !j->rows[k].exists &&
+                w->met_at == 0 && w->breached_at == 0)
+                rv = alert_first(e, j, w->due_at, err, errlen);
             m++;
         }
     }

@@ -72,10 +72,14 @@ static sw_err fail(PGconn *db, PGresult *r, const char *what, char *err, size_t 
 static sw_err run(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
                   PGresult **out, char *err, size_t errlen)
 {
+    if (out != NULL)
+        *out = NULL;
     PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-        return fail(db, r, what, err, errlen);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        sw_err rv = fail(db, r, what, err, errlen);
+        return rv != SW_OK ? rv : SW_EDB;
+    }
     if (out != NULL)
         *out = r;
     else

@@ -129,8 +129,11 @@ check "... no callback in 3 s: no_callback against li.desk" wait_for 10 has_viol
 echo "== an emergency climbs until acknowledged"
 em=$(register "$KEY" '{"site":"SH01","channel":"device","type":"emergency","urgency":"emergency","subject":"3号楼烟感报警"}')
 check "an emergency routed to security" wait_for 10 is_at "$em" "transferred zheng.sec security none"
+emno=$(q "SELECT number FROM core.cases WHERE id = '$em'")
+check "... alerted at once, before any rung: who holds it, or the supervisors while nobody does" wait_for 10 grep -Eq "case $emno: emergency alert to (zheng.sec|sun.sup)" "$tmp/escalation.log"
+check "... once" test "$(grep -c "case $emno: emergency alert to" "$tmp/escalation.log")" = 1
 check "... not acknowledged in 3 s: up to the supervisor" wait_for 10 eq supervisor q "SELECT escalation_level FROM core.cases WHERE id = '$em'"
-check "... emergency.alerted names who is on that rung" test "$(events_of "$em" emergency.alerted)" -ge 1
+check "... emergency.alerted names who is on that rung (the first alert and this one)" test "$(events_of "$em" emergency.alerted)" -ge 2
 check "... then the manager" wait_for 10 eq manager q "SELECT escalation_level FROM core.cases WHERE id = '$em'"
 check "zheng.sec acknowledges" test "$(act "$SEC" "$em" acknowledge_emergency "{\"alert_id\":\"$em\"}")" = 200
 sleep 4
