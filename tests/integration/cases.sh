@@ -23,3 +23,19 @@ act() {
 }
 # contains TEXT IN: TEXT is part of IN (says what was there when not)
 contains() { grep -qF -- "$1" <<<"$2" || { echo "\"$1\" is not in: $2"; return 1; }; }
+# demo_holidays_missing: the year whose public holidays the demo calendar
+# should hold by now but deploy/data lacks (this year; from November on,
+# next year too), or 0: what the holiday flag must say of the demo site
+demo_holidays_missing() {
+    local y m years
+    y=$(TZ=Asia/Shanghai date +%Y)
+    m=$((10#$(TZ=Asia/Shanghai date +%m)))
+    years=$(grep -hv '^#' "$top"/deploy/data/cn-holidays-*.txt | awk '$2 == "holiday" {print substr($1, 1, 4)}' | sort -u)
+    if ! grep -qx "$y" <<<"$years"; then
+        echo "$y"
+    elif [ "$m" -ge 11 ] && ! grep -qx "$((y + 1))" <<<"$years"; then
+        echo $((y + 1))
+    else
+        echo 0
+    fi
+}
