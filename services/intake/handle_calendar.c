@@ -207,6 +207,14 @@ static sw_err own_calendar(PGconn *db, const struct principal *who, struct site_
     return SW_OK;
 }
 
+/* The site's own calendar, the site row locked: own_calendar after site_cal_read. */
+static sw_err own_locked(PGconn *db, const struct principal *who, struct site_cal *c, char *err,
+                         size_t errlen)
+{
+    sw_err rv = site_cal_read(db, who, true, c, err, errlen);
+    return rv == SW_OK ? own_calendar(db, who, c, err, errlen) : rv;
+}
+
 /* ---- answers --------------------------------------------------------------------------- */
 
 /*
@@ -444,9 +452,7 @@ sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
         return SW_OK;
     }
     struct site_cal c;
-    sw_err rv = site_cal_read(db, &j->who, true, &c, err, errlen);
-    if (rv == SW_OK)
-        rv = own_calendar(db, &j->who, &c, err, errlen);
+    sw_err rv = own_locked(db, &j->who, &c, err, errlen);
     if (rv != SW_OK)
         return rv;
     char arr[40] = "", text[32];
@@ -589,9 +595,7 @@ sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, 
         return SW_OK;
     }
     struct site_cal c;
-    sw_err rv = site_cal_read(db, &j->who, true, &c, err, errlen);
-    if (rv == SW_OK)
-        rv = own_calendar(db, &j->who, &c, err, errlen);
+    sw_err rv = own_locked(db, &j->who, &c, err, errlen);
     if (rv != SW_OK)
         return rv;
     const char *v[] = {c.id, date, kind, name};
@@ -821,9 +825,7 @@ sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen)
         goto out;
     }
     struct site_cal c;
-    rv = site_cal_read(db, &j->who, true, &c, err, errlen);
-    if (rv == SW_OK)
-        rv = own_calendar(db, &j->who, &c, err, errlen);
+    rv = own_locked(db, &j->who, &c, err, errlen);
     if (rv != SW_OK)
         goto out;
     const char *v[] = {c.id, buf_cstr(&days), buf_cstr(&kinds), buf_cstr(&names), source};

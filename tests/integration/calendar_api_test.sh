@@ -16,19 +16,6 @@ name=calendar-api
 trap intake_cleanup EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 
-# call METHOD AUTH PATH [BODY [CONTENT-TYPE]]: prints "<status> <body>"
-call() {
-    local method=$1 auth=$2 path=$3
-    if [ $# -ge 4 ]; then
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" \
-            -H "Content-Type: ${5:-application/json}" --data-binary "$4" "$api$path"
-    else
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" "$api$path"
-    fi
-    printf ' '
-    cat "$tmp/out"
-}
-expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }
 # jq_ EXPR: a Python expression on the answer's JSON (as j), from stdin "<status> <body>"
 jq_() { python3 -c 'import json,sys; j=json.loads(sys.stdin.read().split(" ",1)[1]); print(eval(sys.argv[1]))' "$1"; }
 # eq WANT command...: the command prints WANT

@@ -1,5 +1,6 @@
-# cases.sh - helpers of the scripts that drive cases through the public API
-# as people would (routing_test.sh, escalation_test.sh).  Source it after
+# cases.sh - helpers of the scripts that drive cases and settings through
+# the public API as people would (routing_test.sh, escalation_test.sh,
+# routing_rules_test.sh, calendar_api_test.sh).  Source it after
 # lib.sh; it needs q, tmp and (when called) api.
 
 hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
@@ -39,3 +40,17 @@ demo_holidays_missing() {
         echo 0
     fi
 }
+# call METHOD AUTH PATH [BODY [CONTENT-TYPE]]: prints "<status> <body>"
+call() {
+    local method=$1 auth=$2 path=$3
+    if [ $# -ge 4 ]; then
+        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" \
+            -H "Content-Type: ${5:-application/json}" --data-binary "$4" "$api$path"
+    else
+        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" "$api$path"
+    fi
+    printf ' '
+    cat "$tmp/out"
+}
+# expect STATUS TEXT ANSWER: the answer of call has that status and holds TEXT
+expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }

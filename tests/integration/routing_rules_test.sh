@@ -12,20 +12,7 @@ name=routing-rules
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap intake_cleanup EXIT
 
-hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-# call METHOD AUTH PATH [BODY]: prints "<status> <body>"
-call() {
-    local method=$1 auth=$2 path=$3
-    if [ $# -ge 4 ]; then
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" \
-            -H 'Content-Type: application/json' --data-binary "$4" "$api$path"
-    else
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $auth" "$api$path"
-    fi
-    printf ' '
-    cat "$tmp/out"
-}
-expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }
+. "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
 names() { python3 -c 'import json,sys; print(",".join(r["name"] for r in json.loads(sys.stdin.read().split(" ",1)[1])["rules"]))'; }
 
 echo "== setup"

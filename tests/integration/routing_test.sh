@@ -115,38 +115,28 @@ check "... the registration counted as moved on" test "$(metric shouwen_routing_
 
 echo "== absences: the roster kept by routing, changed through the API"
 MGR=$(token_for qian.mgr)
-A=$api/v1/sites/SH01/routing/absences
-call() { # call METHOD PATH [BODY]: "<status> <body>"
-    if [ $# -ge 3 ]; then
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $MGR" -H 'Content-Type: application/json' --data-binary "$3" "$2"
-    else
-        curl -s -o "$tmp/out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $MGR" "$2"
-    fi
-    printf ' '
-    cat "$tmp/out"
-}
-expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }
-check "an unknown staff member: 422" expect 422 '"field":"staff"' "$(call POST "$A" '{"staff":"nobody"}')"
-check "a deputy who is the absent person: 422" expect 422 'cannot be the absent person' "$(call POST "$A" '{"staff":"zhou.eng","deputy":"zhou.eng"}')"
-check "an unknown deputy: 422" expect 422 '"field":"deputy"' "$(call POST "$A" '{"staff":"zhou.eng","deputy":"ghost"}')"
-check "until before from: 422" expect 422 'must be after from' "$(call POST "$A" '{"staff":"zhou.eng","from":"2026-12-02T09:00:00+08:00","until":"2026-12-01T09:00:00+08:00"}')"
-check "not a time: 422" expect 422 '"field":"until"' "$(call POST "$A" '{"staff":"zhou.eng","until":"next week"}')"
-check "an unknown field: 422" expect 422 '"field":"colour"' "$(call POST "$A" '{"staff":"zhou.eng","colour":"red"}')"
-check "a receptionist may not: 403" expect 403 'forbidden' "$(curl -s -o "$tmp/out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$A"; printf ' '; cat "$tmp/out")"
-out=$(call POST "$A" '{"staff":"zhou.eng","deputy":"wu.tech","reason":"年假 annual leave"}')
+A=/v1/sites/SH01/routing/absences
+check "an unknown staff member: 422" expect 422 '"field":"staff"' "$(call POST "$MGR" "$A" '{"staff":"nobody"}')"
+check "a deputy who is the absent person: 422" expect 422 'cannot be the absent person' "$(call POST "$MGR" "$A" '{"staff":"zhou.eng","deputy":"zhou.eng"}')"
+check "an unknown deputy: 422" expect 422 '"field":"deputy"' "$(call POST "$MGR" "$A" '{"staff":"zhou.eng","deputy":"ghost"}')"
+check "until before from: 422" expect 422 'must be after from' "$(call POST "$MGR" "$A" '{"staff":"zhou.eng","from":"2026-12-02T09:00:00+08:00","until":"2026-12-01T09:00:00+08:00"}')"
+check "not a time: 422" expect 422 '"field":"until"' "$(call POST "$MGR" "$A" '{"staff":"zhou.eng","until":"next week"}')"
+check "an unknown field: 422" expect 422 '"field":"colour"' "$(call POST "$MGR" "$A" '{"staff":"zhou.eng","colour":"red"}')"
+check "a receptionist may not: 403" expect 403 'forbidden' "$(call GET "$TOKEN" "$A")"
+out=$(call POST "$MGR" "$A" '{"staff":"zhou.eng","deputy":"wu.tech","reason":"年假 annual leave"}')
 check "the head of engineering is off duty from now, wu.tech his deputy: 201" expect 201 '"deputy":"wu.tech"' "$out"
 absence=$(sed -n 's/.*"id":"\([0-9]*\)".*/\1/p' <<<"$out")
-check "... listed" expect 200 '"staff":"zhou.eng"' "$(call GET "$A")"
+check "... listed" expect 200 '"staff":"zhou.eng"' "$(call GET "$MGR" "$A")"
 away=$(register "$KEY" '{"site":"SH01","channel":"hotline","type":"help","subject":"阳台漏水"}')
 check "a leak while he is away: transferred to engineering, wu.tech holds it" wait_for 10 is_at "$away" "transferred wu.tech engineering"
 check "... the reason says who stood in" contains 'zhou.eng is off duty: wu.tech stands in' "$(why "$away")"
 check "wu.tech, standing in, appoints himself the handler" test "$(act "$(token_for wu.tech)" "$away" accept '{"handler":"wu.tech"}')" = 200
-check "ending the absence: 200" expect 200 '"until":"' "$(call DELETE "$A/$absence")"
-check "... ending it again: 404" expect 404 'no such absence' "$(call DELETE "$A/$absence")"
-check "... no longer listed" expect 200 '"absences":[]' "$(call GET "$A")"
+check "ending the absence: 200" expect 200 '"until":"' "$(call DELETE "$MGR" "$A/$absence")"
+check "... ending it again: 404" expect 404 'no such absence' "$(call DELETE "$MGR" "$A/$absence")"
+check "... no longer listed" expect 200 '"absences":[]' "$(call GET "$MGR" "$A")"
 back=$(register "$KEY" '{"site":"SH01","channel":"hotline","type":"help","subject":"水管爆了"}')
 check "back on duty: the next leak goes to zhou.eng again" wait_for 10 is_at "$back" "transferred zhou.eng engineering"
-check "the supervisor is off duty without a deputy" expect 201 '"deputy":null' "$(call POST "$A" '{"staff":"sun.sup","until":"2099-01-01T00:00"}')"
+check "the supervisor is off duty without a deputy" expect 201 '"deputy":null' "$(call POST "$MGR" "$A" '{"staff":"sun.sup","until":"2099-01-01T00:00"}')"
 nosup=$(register "$KEY" '{"site":"SH01","channel":"hotline","type":"consultation","subject":"请问附近有没有药店"}')
 check "... a case for the supervisor goes to her supervisor, the manager" wait_for 10 is_at "$nosup" "assigned qian.mgr management"
 check "... saying so" contains 'sun.sup is off duty: qian.mgr stands in' "$(why "$nosup")"
