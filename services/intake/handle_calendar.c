@@ -61,32 +61,6 @@ struct site_cal {
     char site_tz[65];
 };
 
-static sw_err fail(PGconn *db, PGresult *r, const char *what, char *err, size_t errlen)
-{
-    sw_err rv = db_fail(db, r, what, err, errlen);
-    PQclear(r);
-    return rv;
-}
-
-/* Runs a statement; *out gets the result when wanted (else it is cleared). */
-static sw_err run(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
-                  PGresult **out, char *err, size_t errlen)
-{
-    if (out != NULL)
-        *out = NULL;
-    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        sw_err rv = fail(db, r, what, err, errlen);
-        return rv != SW_OK ? rv : SW_EDB;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        PQclear(r);
-    return SW_OK;
-}
-
 static uint8_t rest_bits(const char *pg_array)
 {
     uint8_t bits = 0;
@@ -111,16 +85,17 @@ static sw_err site_cal_read(PGconn *db, const struct principal *who, bool lock, 
 {
     const char *v[] = {who->site_id};
     PGresult *r;
-    sw_err rv = run(db, "read the site's calendar",
-                    lock ? "SELECT c.id::text, c.site_id IS NOT DISTINCT FROM s.id, c.name, "
-                           "c.time_zone, c.hours, c.weekend_days::text, s.time_zone FROM "
-                           "core.sites s LEFT JOIN escalation.calendars c ON c.id = s.calendar_id "
-                           "WHERE s.id = $1::uuid FOR NO KEY UPDATE OF s"
-                         : "SELECT c.id::text, c.site_id IS NOT DISTINCT FROM s.id, c.name, "
-                           "c.time_zone, c.hours, c.weekend_days::text, s.time_zone FROM "
-                           "core.sites s LEFT JOIN escalation.calendars c ON c.id = s.calendar_id "
-                           "WHERE s.id = $1::uuid",
-                    1, v, &r, err, errlen);
+    sw_err rv =
+        db_run(db, "read the site's calendar",
+               lock ? "SELECT c.id::text, c.site_id IS NOT DISTINCT FROM s.id, c.name, "
+                      "c.time_zone, c.hours, c.weekend_days::text, s.time_zone FROM "
+                      "core.sites s LEFT JOIN escalation.calendars c ON c.id = s.calendar_id "
+                      "WHERE s.id = $1::uuid FOR NO KEY UPDATE OF s"
+                    : "SELECT c.id::text, c.site_id IS NOT DISTINCT FROM s.id, c.name, "
+                      "c.time_zone, c.hours, c.weekend_days::text, s.time_zone FROM "
+                      "core.sites s LEFT JOIN escalation.calendars c ON c.id = s.calendar_id "
+                      "WHERE s.id = $1::uuid",
+               1, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     if (PQntuples(r) != 1) {
@@ -167,13 +142,13 @@ static sw_err own_calendar(PGconn *db, const struct principal *who, struct site_
     const char *v[] = {who->site_id, name, c->tz, c->hours, arr};
     PGresult *r;
     /* an own calendar of that name that the site no longer uses is taken over */
-    sw_err rv = run(db, "make the site's own calendar",
-                    "INSERT INTO escalation.calendars (site_id, name, time_zone, hours, "
-                    "weekend_days) VALUES ($1::uuid, $2, $3, $4, $5::smallint[]) ON CONFLICT ON "
-                    "CONSTRAINT calendars_name_unique DO UPDATE SET time_zone = "
-                    "EXCLUDED.time_zone, hours = EXCLUDED.hours, weekend_days = "
-                    "EXCLUDED.weekend_days, updated_at = now() RETURNING id::text",
-                    5, v, &r, err, errlen);
+    sw_err rv = db_run(db, "make the site's own calendar",
+                       "INSERT INTO escalation.calendars (site_id, name, time_zone, hours, "
+                       "weekend_days) VALUES ($1::uuid, $2, $3, $4, $5::smallint[]) ON CONFLICT ON "
+                       "CONSTRAINT calendars_name_unique DO UPDATE SET time_zone = "
+                       "EXCLUDED.time_zone, hours = EXCLUDED.hours, weekend_days = "
+                       "EXCLUDED.weekend_days, updated_at = now() RETURNING id::text",
+                       5, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     char id[37];
@@ -181,20 +156,20 @@ static sw_err own_calendar(PGconn *db, const struct principal *who, struct site_
     PQclear(r);
     const char *copy[] = {id, c->id};
     const char *give[] = {id, who->site_id};
-    rv = run(db, "clear the new calendar's days",
-             "DELETE FROM escalation.calendar_days WHERE calendar_id = $1::uuid", 1, copy, NULL,
-             err, errlen);
+    rv = db_run(db, "clear the new calendar's days",
+                "DELETE FROM escalation.calendar_days WHERE calendar_id = $1::uuid", 1, copy, NULL,
+                err, errlen);
     if (rv == SW_OK && c->id[0] != '\0')
-        rv = run(db, "copy the shared calendar's days",
-                 "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) "
-                 "SELECT $1::uuid, day, kind, name, source FROM escalation.calendar_days WHERE "
-                 "calendar_id = $2::uuid",
-                 2, copy, NULL, err, errlen);
+        rv = db_run(db, "copy the shared calendar's days",
+                    "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) "
+                    "SELECT $1::uuid, day, kind, name, source FROM escalation.calendar_days WHERE "
+                    "calendar_id = $2::uuid",
+                    2, copy, NULL, err, errlen);
     if (rv == SW_OK)
-        rv = run(db, "give the site its calendar",
-                 "UPDATE core.sites SET calendar_id = $1::uuid, updated_at = now() WHERE id = "
-                 "$2::uuid",
-                 2, give, NULL, err, errlen);
+        rv = db_run(db, "give the site its calendar",
+                    "UPDATE core.sites SET calendar_id = $1::uuid, updated_at = now() WHERE id = "
+                    "$2::uuid",
+                    2, give, NULL, err, errlen);
     if (rv != SW_OK)
         return rv;
     LOG(LOG_INFO, "CALENDAR-OWN",
@@ -238,11 +213,11 @@ static sw_err flag_members(PGconn *db, const struct site_cal *c, struct buf *b, 
     if (c->id[0] != '\0') {
         const char *v[] = {c->id};
         PGresult *r;
-        rv = run(db, "read the calendar's holidays",
-                 "SELECT (day - date '1970-01-01')::int FROM escalation.calendar_days WHERE "
-                 "calendar_id = $1::uuid AND kind = 'holiday' AND day >= date_trunc('year', "
-                 "now() - interval '1 day')",
-                 1, v, &r, err, errlen);
+        rv = db_run(db, "read the calendar's holidays",
+                    "SELECT (day - date '1970-01-01')::int FROM escalation.calendar_days WHERE "
+                    "calendar_id = $1::uuid AND kind = 'holiday' AND day >= date_trunc('year', "
+                    "now() - interval '1 day')",
+                    1, v, &r, err, errlen);
         if (rv != SW_OK) {
             cal_free(&cal);
             return rv;
@@ -290,10 +265,10 @@ static sw_err calendar_answer(struct job *j, PGconn *db, const struct site_cal *
     if (c->id[0] != '\0') {
         const char *v[] = {c->id};
         PGresult *r;
-        sw_err rv = run(db, "count the calendar's days",
-                        "SELECT count(*) FROM escalation.calendar_days WHERE calendar_id = "
-                        "$1::uuid",
-                        1, v, &r, err, errlen);
+        sw_err rv = db_run(db, "count the calendar's days",
+                           "SELECT count(*) FROM escalation.calendar_days WHERE calendar_id = "
+                           "$1::uuid",
+                           1, v, &r, err, errlen);
         if (rv != SW_OK)
             return rv;
         ndays = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -338,22 +313,9 @@ sw_err calendar_get(struct job *j, PGconn *db, char *err, size_t errlen)
 
 /* ---- PATCH the calendar ------------------------------------------------------------------ */
 
-struct fields {
-    struct field_error fe[INTAKE_MAX_FIELDS];
-    int n;
-};
-
-static void bad(struct fields *f, const char *field, const char *msg)
-{
-    if (f->n < INTAKE_MAX_FIELDS) {
-        snprintf(f->fe[f->n].field, sizeof(f->fe[f->n].field), "%.63s", field);
-        snprintf(f->fe[f->n].message, sizeof(f->fe[f->n].message), "%.159s", msg);
-        f->n++;
-    }
-}
-
 /* Only members of `known` (NULL-terminated). */
-static void known_only(struct fields *f, json_t *o, const char *const *known, const char *what)
+static void known_only(struct field_errors *f, json_t *o, const char *const *known,
+                       const char *what)
 {
     const char *key;
     json_t *val;
@@ -362,33 +324,28 @@ static void known_only(struct fields *f, json_t *o, const char *const *known, co
         bool ok = false;
         for (size_t i = 0; known[i] != NULL && !ok; i++)
             ok = strcmp(key, known[i]) == 0;
-        if (!ok) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "%s has no member \"%.60s\"", what, key);
-            bad(f, key, msg);
-        }
+        if (!ok)
+            field_bad(f, key, "%s has no member \"%.60s\"", what, key);
     }
 }
 
 /* A string member of at most `max` characters; NULL when absent (or wrong: recorded). */
-static const char *str_member(struct fields *f, json_t *o, const char *key, size_t max,
+static const char *str_member(struct field_errors *f, json_t *o, const char *key, size_t max,
                               bool required)
 {
     json_t *v = json_object_get(o, key);
-    char msg[160];
     if (v == NULL || json_is_null(v)) {
         if (required)
-            bad(f, key, "is required");
+            field_bad(f, key, "is required");
         return NULL;
     }
     if (!json_is_string(v)) {
-        bad(f, key, "must be a string");
+        field_bad(f, key, "must be a string");
         return NULL;
     }
     const char *s = json_string_value(v);
     if (blank(s) || utf8_chars(s) > max || strlen(s) != json_string_length(v)) {
-        snprintf(msg, sizeof(msg), "must be 1 to %zu characters, not blank", max);
-        bad(f, key, msg);
+        field_bad(f, key, "must be 1 to %zu characters, not blank", max);
         return NULL;
     }
     return s;
@@ -397,9 +354,9 @@ static const char *str_member(struct fields *f, json_t *o, const char *key, size
 sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     static const char *const known[] = {"name", "time_zone", "hours", "rest_days", NULL};
-    struct fields f = {.n = 0};
+    struct field_errors f = {.n = 0};
     json_t *o = j->json;
-    char why[200], msg[300];
+    char why[200];
     if (o == NULL) {
         job_reply_error(j, 400,
                         "the body must be a JSON object with any of name, time_zone, hours, "
@@ -428,23 +385,19 @@ sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
                 rest |= (uint8_t)(1u << d);
             }
         if (!ok)
-            bad(&f, "rest_days",
-                "must be a list of distinct ISO weekdays, 1 (Monday) to 7 (Sunday): [6, 7]");
+            field_bad(&f, "rest_days",
+                      "must be a list of distinct ISO weekdays, 1 (Monday) to 7 (Sunday): [6, 7]");
         else if (rest == 0xfe)
-            bad(&f, "rest_days", "every weekday is a rest day: at least one must be worked");
+            field_bad(&f, "rest_days", "every weekday is a rest day: at least one must be worked");
     }
     struct cal_period p[CAL_PERIODS_MAX];
     size_t np = 0;
-    if (hours != NULL && cal_parse_hours(hours, p, &np, why, sizeof(why)) != SW_OK) {
-        snprintf(msg, sizeof(msg), "%s", why);
-        bad(&f, "hours", msg);
-    }
+    if (hours != NULL && cal_parse_hours(hours, p, &np, why, sizeof(why)) != SW_OK)
+        field_bad(&f, "hours", "%s", why);
     if (tz != NULL) {
         struct cal_tz *z = NULL;
-        if (cal_tz_load(tz, &z, why, sizeof(why)) != SW_OK) {
-            snprintf(msg, sizeof(msg), "not a time zone of the IANA database: %s", why);
-            bad(&f, "time_zone", msg);
-        }
+        if (cal_tz_load(tz, &z, why, sizeof(why)) != SW_OK)
+            field_bad(&f, "time_zone", "not a time zone of the IANA database: %s", why);
         cal_tz_free(z);
     }
     if (f.n > 0) {
@@ -465,19 +418,20 @@ sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
         cal_format_hours(p, np, canon, sizeof(canon));
     const char *v[] = {c.id, name, tz, hours != NULL ? canon : NULL, rest_given ? arr : NULL};
     PGresult *r;
-    rv = run(db, "change the calendar",
-             "UPDATE escalation.calendars SET name = coalesce($2, name), time_zone = coalesce($3, "
-             "time_zone), hours = coalesce($4, hours), weekend_days = coalesce($5::smallint[], "
-             "weekend_days), updated_at = now() WHERE id = $1::uuid AND NOT EXISTS (SELECT 1 "
-             "FROM escalation.calendars o WHERE o.site_id = escalation.calendars.site_id AND "
-             "o.name = $2 AND o.id <> $1::uuid) RETURNING 1",
-             5, v, &r, err, errlen);
+    rv = db_run(
+        db, "change the calendar",
+        "UPDATE escalation.calendars SET name = coalesce($2, name), time_zone = coalesce($3, "
+        "time_zone), hours = coalesce($4, hours), weekend_days = coalesce($5::smallint[], "
+        "weekend_days), updated_at = now() WHERE id = $1::uuid AND NOT EXISTS (SELECT 1 "
+        "FROM escalation.calendars o WHERE o.site_id = escalation.calendars.site_id AND "
+        "o.name = $2 AND o.id <> $1::uuid) RETURNING 1",
+        5, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     int changed = PQntuples(r);
     PQclear(r);
     if (changed == 0) {
-        bad(&f, "name", "the site has another calendar of that name");
+        field_bad(&f, "name", "the site has another calendar of that name");
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;
     }
@@ -539,11 +493,12 @@ sw_err calendar_days_list(struct job *j, PGconn *db, char *err, size_t errlen)
     snprintf(ys, sizeof(ys), "%d", year);
     const char *v[] = {c.id[0] ? c.id : NULL, year ? ys : NULL};
     PGresult *r;
-    rv = run(db, "read the calendar's days",
-             "SELECT " DAY_COLS " FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND "
-             "($2::int IS NULL OR extract(year FROM day) = $2::int) ORDER BY day "
-             "LIMIT " CALDAYS_LIST_MAX,
-             2, v, &r, err, errlen);
+    rv =
+        db_run(db, "read the calendar's days",
+               "SELECT " DAY_COLS " FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND "
+               "($2::int IS NULL OR extract(year FROM day) = $2::int) ORDER BY day "
+               "LIMIT " CALDAYS_LIST_MAX,
+               2, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     struct buf *b = &j->body;
@@ -575,7 +530,7 @@ static bool date_seg(struct job *j, const char *date)
 sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, size_t errlen)
 {
     static const char *const known[] = {"kind", "name", NULL};
-    struct fields f = {.n = 0};
+    struct field_errors f = {.n = 0};
     if (!date_seg(j, date))
         return SW_OK;
     if (j->json == NULL) {
@@ -586,7 +541,8 @@ sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, 
     known_only(&f, j->json, known, "a calendar day");
     const char *kind = str_member(&f, j->json, "kind", 10, true);
     if (kind != NULL && strcmp(kind, "holiday") != 0 && strcmp(kind, "workday") != 0)
-        bad(&f, "kind",
+        field_bad(
+            &f, "kind",
             "must be holiday (a day off whatever its weekday) or workday (a make-up working day, "
             "补班)");
     const char *name = str_member(&f, j->json, "name", CALDAYS_NAME_CHARS, false);
@@ -600,11 +556,12 @@ sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, 
         return rv;
     const char *v[] = {c.id, date, kind, name};
     PGresult *r;
-    rv = run(db, "save the calendar day",
-             "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) VALUES "
-             "($1::uuid, $2::date, $3, $4, 'api') ON CONFLICT (calendar_id, day) DO UPDATE SET "
-             "kind = EXCLUDED.kind, name = EXCLUDED.name, source = 'api' RETURNING " DAY_COLS,
-             4, v, &r, err, errlen);
+    rv =
+        db_run(db, "save the calendar day",
+               "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) VALUES "
+               "($1::uuid, $2::date, $3, $4, 'api') ON CONFLICT (calendar_id, day) DO UPDATE SET "
+               "kind = EXCLUDED.kind, name = EXCLUDED.name, source = 'api' RETURNING " DAY_COLS,
+               4, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     buf_reset(&j->body);
@@ -633,10 +590,10 @@ sw_err calendar_day_delete(struct job *j, PGconn *db, const char *date, char *er
     /* is there such an entry at all (before a shared calendar is copied for it)? */
     const char *v[] = {c.id, date};
     PGresult *r;
-    rv = run(db, "find the calendar day",
-             "SELECT 1 FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND day = "
-             "$2::date",
-             2, v, &r, err, errlen);
+    rv = db_run(db, "find the calendar day",
+                "SELECT 1 FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND day = "
+                "$2::date",
+                2, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     int found = PQntuples(r);
@@ -649,10 +606,10 @@ sw_err calendar_day_delete(struct job *j, PGconn *db, const char *date, char *er
     if (rv != SW_OK)
         return rv;
     const char *w[] = {c.id, date};
-    rv = run(db, "remove the calendar day",
-             "DELETE FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND day = "
-             "$2::date RETURNING " DAY_COLS,
-             2, w, &r, err, errlen);
+    rv = db_run(db, "remove the calendar day",
+                "DELETE FROM escalation.calendar_days WHERE calendar_id = $1::uuid AND day = "
+                "$2::date RETURNING " DAY_COLS,
+                2, w, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     buf_reset(&j->body);
@@ -745,8 +702,8 @@ static bool source_query(const char *q, char *out, size_t outlen)
 
 sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen)
 {
-    struct fields f = {.n = 0};
-    char source[CALDAYS_SOURCE_MAX], why[200], msg[300];
+    struct field_errors f = {.n = 0};
+    char source[CALDAYS_SOURCE_MAX], why[200];
     json_t *ics = j->json != NULL ? json_object_get(j->json, "ics") : NULL;
     if (!source_query(j->query, source, sizeof(source))) {
         job_reply_error(j, 400,
@@ -761,7 +718,7 @@ sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen)
         return SW_OK;
     }
     if (json_object_size(j->json) != 1) {
-        bad(&f, "ics", "the body holds only \"ics\"");
+        field_bad(&f, "ics", "the body holds only \"ics\"");
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;
     }
@@ -781,14 +738,12 @@ sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen)
     buf_puts(&names, "{");
     sw_err prv = cal_ics_parse(json_string_value(ics), json_string_length(ics), import_one, &im,
                                why, sizeof(why));
-    if (im.too_many) {
-        snprintf(msg, sizeof(msg), "more than %d days in one file", CALDAYS_IMPORT_MAX);
-        bad(&f, "ics", msg);
-    } else if (prv != SW_OK) {
-        bad(&f, "ics", why); /* "line N: reason" */
-    } else if (im.n == 0) {
-        bad(&f, "ics", "the file holds no events: nothing to import");
-    }
+    if (im.too_many)
+        field_bad(&f, "ics", "more than %d days in one file", CALDAYS_IMPORT_MAX);
+    else if (prv != SW_OK)
+        field_bad(&f, "ics", "%s", why); /* "line N: reason" */
+    else if (im.n == 0)
+        field_bad(&f, "ics", "the file holds no events: nothing to import");
     if (f.n > 0) {
         job_reply_fields(j, f.fe, f.n);
         goto out;
@@ -829,12 +784,13 @@ sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen)
     if (rv != SW_OK)
         goto out;
     const char *v[] = {c.id, buf_cstr(&days), buf_cstr(&kinds), buf_cstr(&names), source};
-    rv = run(db, "import the calendar days",
-             "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) SELECT "
-             "$1::uuid, x.d, x.k, nullif(x.n, ''), $5 FROM unnest($2::date[], $3::text[], "
-             "$4::text[]) AS x(d, k, n) ON CONFLICT (calendar_id, day) DO UPDATE SET kind = "
-             "EXCLUDED.kind, name = EXCLUDED.name, source = EXCLUDED.source",
-             5, v, NULL, err, errlen);
+    rv =
+        db_run(db, "import the calendar days",
+               "INSERT INTO escalation.calendar_days (calendar_id, day, kind, name, source) SELECT "
+               "$1::uuid, x.d, x.k, nullif(x.n, ''), $5 FROM unnest($2::date[], $3::text[], "
+               "$4::text[]) AS x(d, k, n) ON CONFLICT (calendar_id, day) DO UPDATE SET kind = "
+               "EXCLUDED.kind, name = EXCLUDED.name, source = EXCLUDED.source",
+               5, v, NULL, err, errlen);
     if (rv != SW_OK)
         goto out;
     int y1, m1, d1, y2, m2, d2;

@@ -47,24 +47,6 @@ struct lim {
     bool working;
 };
 
-struct fields {
-    struct field_error fe[INTAKE_MAX_FIELDS];
-    int n;
-};
-
-__attribute__((format(printf, 3, 4))) static void bad(struct fields *f, const char *field,
-                                                      const char *fmt, ...)
-{
-    va_list ap;
-    if (f->n >= INTAKE_MAX_FIELDS)
-        return;
-    snprintf(f->fe[f->n].field, sizeof(f->fe[f->n].field), "%.63s", field);
-    va_start(ap, fmt);
-    vsnprintf(f->fe[f->n].message, sizeof(f->fe[f->n].message), fmt, ap);
-    va_end(ap);
-    f->n++;
-}
-
 /*
  * "1d2h30m15s" (any of the parts, in that order, at least one) into days
  * and seconds.  Returns NULL, or why it is refused.
@@ -203,7 +185,7 @@ sw_err limits_get(struct job *j, PGconn *db, char *err, size_t errlen)
 static const char *const clocks_list =
     "handoff, appoint, first_contact, resolve, supervisor, manager, callback, emergency_ack";
 
-static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_policy *def,
+static void get_limit(struct field_errors *f, json_t *o, size_t i, const struct clk_policy *def,
                       struct lim *l)
 {
     static const char *const known[] = {"clock", "amount", "basis", "case_type", "urgency", NULL};
@@ -211,9 +193,9 @@ static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_po
     memset(l, 0, sizeof(*l));
     if (!json_is_object(o)) {
         snprintf(fld, sizeof(fld), "limits[%zu]", i);
-        bad(f, fld,
-            "must be an object: {\"clock\", \"amount\", \"basis\", \"case_type\", "
-            "\"urgency\"}");
+        field_bad(f, fld,
+                  "must be an object: {\"clock\", \"amount\", \"basis\", \"case_type\", "
+                  "\"urgency\"}");
         return;
     }
     const char *key;
@@ -225,23 +207,25 @@ static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_po
             ok = strcmp(key, known[k]) == 0;
         if (!ok) {
             snprintf(fld, sizeof(fld), "limits[%zu].%.30s", i, key);
-            bad(f, fld, "unknown member: a limit has clock, amount, basis, case_type, urgency");
+            field_bad(f, fld,
+                      "unknown member: a limit has clock, amount, basis, case_type, urgency");
         }
     }
     json_t *clock = json_object_get(o, "clock");
     snprintf(fld, sizeof(fld), "limits[%zu].clock", i);
     if (!json_is_string(clock) || !clk_kind_parse(json_string_value(clock), &l->clock))
-        bad(f, fld, "must be one of %s", clocks_list);
+        field_bad(f, fld, "must be one of %s", clocks_list);
     json_t *amount = json_object_get(o, "amount");
     snprintf(fld, sizeof(fld), "limits[%zu].amount", i);
     if (json_is_number(amount)) {
-        bad(f, fld, "must be a string such as \"1h\", \"30m\", \"2d\" or \"45s\", not a number");
+        field_bad(f, fld,
+                  "must be a string such as \"1h\", \"30m\", \"2d\" or \"45s\", not a number");
     } else if (!json_is_string(amount)) {
-        bad(f, fld, "is required: a duration such as \"1h\", \"30m\", \"2d\" or \"45s\"");
+        field_bad(f, fld, "is required: a duration such as \"1h\", \"30m\", \"2d\" or \"45s\"");
     } else {
         const char *why = amount_parse(json_string_value(amount), &l->days, &l->secs);
         if (why != NULL)
-            bad(f, fld, "%s", why);
+            field_bad(f, fld, "%s", why);
     }
     json_t *basis = json_object_get(o, "basis");
     snprintf(fld, sizeof(fld), "limits[%zu].basis", i);
@@ -250,7 +234,8 @@ static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_po
     } else if (json_is_string(basis) && strcmp(json_string_value(basis), "working") == 0) {
         l->working = true;
     } else if (!json_is_string(basis) || strcmp(json_string_value(basis), "calendar") != 0) {
-        bad(f, fld,
+        field_bad(
+            f, fld,
             "must be working (working time of the site's calendar) or calendar (elapsed time)");
     }
     json_t *type = json_object_get(o, "case_type");
@@ -258,9 +243,9 @@ static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_po
     Shouwen__V1__CaseType t;
     if (type != NULL && !json_is_null(type)) {
         if (!json_is_string(type) || !wf_case_type_parse(json_string_value(type), &t) || t == 0)
-            bad(f, fld,
-                "must be a request type (consultation, complaint, help, suggestion, repair, "
-                "business, report, emergency) or null for any");
+            field_bad(f, fld,
+                      "must be a request type (consultation, complaint, help, suggestion, repair, "
+                      "business, report, emergency) or null for any");
         else
             l->type = json_string_value(type);
     }
@@ -269,7 +254,7 @@ static void get_limit(struct fields *f, json_t *o, size_t i, const struct clk_po
     Shouwen__V1__Urgency u;
     if (urg != NULL && !json_is_null(urg)) {
         if (!json_is_string(urg) || !wf_urgency_parse(json_string_value(urg), &u) || u == 0)
-            bad(f, fld, "must be normal, urgent, emergency or null for any");
+            field_bad(f, fld, "must be normal, urgent, emergency or null for any");
         else
             l->urgency = json_string_value(urg);
     }
@@ -282,17 +267,17 @@ static bool same_str(const char *a, const char *b)
 
 sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen)
 {
-    struct fields f = {.n = 0};
+    struct field_errors f = {.n = 0};
     json_t *list = j->json != NULL ? json_object_get(j->json, "limits") : NULL;
     if (j->json == NULL || !json_is_array(list)) {
         job_reply_error(j, 400, "the body must be {\"limits\": [ ... ]}: the site's whole set");
         return SW_OK;
     }
     if (json_object_size(j->json) != 1)
-        bad(&f, "limits", "the body holds only \"limits\"");
+        field_bad(&f, "limits", "the body holds only \"limits\"");
     size_t n = json_array_size(list);
     if (n > LIMITS_MAX) {
-        bad(&f, "limits", "at most %d limits per site", LIMITS_MAX);
+        field_bad(&f, "limits", "at most %d limits per site", LIMITS_MAX);
         n = 0;
     }
     struct lim *ls = calloc(n ? n : 1, sizeof(*ls));
@@ -310,7 +295,7 @@ sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen)
                 same_str(ls[k].urgency, ls[i].urgency)) {
                 char fld[40];
                 snprintf(fld, sizeof(fld), "limits[%zu]", i);
-                bad(&f, fld, "the same clock, case_type and urgency as limits[%zu]", k);
+                field_bad(&f, fld, "the same clock, case_type and urgency as limits[%zu]", k);
                 break;
             }
     if (f.n > 0) {

@@ -359,24 +359,6 @@ static char *rows_json(const struct route_rule *rules, size_t n)
     return s;
 }
 
-static sw_err exec_ok(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
-                      PGresult **out, char *err, size_t errlen)
-{
-    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char w[120];
-        snprintf(w, sizeof(w), "could not %s", what);
-        sw_err rv = db_fail(db, r, w, err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    if (out != NULL)
-        *out = r;
-    else
-        PQclear(r);
-    return SW_OK;
-}
-
 sw_err rules_put(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     struct rules_ctx c = {.j = j};
@@ -409,14 +391,14 @@ sw_err rules_put(struct job *j, PGconn *db, char *err, size_t errlen)
 
     /* the site's active departments, and the site locked against a concurrent PUT */
     const char *sv[] = {j->who.site_id};
-    rv = exec_ok(db, "lock the site",
-                 "SELECT 1 FROM core.sites WHERE id = $1::uuid FOR NO KEY UPDATE", 1, sv, NULL, err,
-                 errlen);
+    rv = db_run(db, "lock the site",
+                "SELECT 1 FROM core.sites WHERE id = $1::uuid FOR NO KEY UPDATE", 1, sv, NULL, err,
+                errlen);
     if (rv == SW_OK)
-        rv = exec_ok(db, "read the departments",
-                     "SELECT code FROM core.departments WHERE site_id = $1::uuid AND active "
-                     "ORDER BY code LIMIT 2000",
-                     1, sv, &r, err, errlen);
+        rv = db_run(db, "read the departments",
+                    "SELECT code FROM core.departments WHERE site_id = $1::uuid AND active "
+                    "ORDER BY code LIMIT 2000",
+                    1, sv, &r, err, errlen);
     if (rv != SW_OK)
         goto out;
     const char *depts[RULES_DEPTS_MAX];
@@ -445,10 +427,10 @@ sw_err rules_put(struct job *j, PGconn *db, char *err, size_t errlen)
         goto out;
     }
     const char *v[] = {j->who.site_id, rows};
-    rv = exec_ok(db, "replace the routing rules",
-                 "DELETE FROM routing.rules WHERE site_id = $1::uuid", 1, v, NULL, err, errlen);
+    rv = db_run(db, "replace the routing rules",
+                "DELETE FROM routing.rules WHERE site_id = $1::uuid", 1, v, NULL, err, errlen);
     if (rv == SW_OK)
-        rv = exec_ok(
+        rv = db_run(
             db, "save the routing rules",
             "INSERT INTO routing.rules (site_id, name, priority, case_types, channels, urgencies, "
             "keywords, location_prefix, from_minute, to_minute, target_department_id, "

@@ -14,6 +14,7 @@
  * Errors are JSON: {"error":"..."} and, for 422, "fields":[{field,message}].
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,38 @@ size_t utf8_chars(const char *s)
     for (; *s; s++)
         n += ((unsigned char)*s & 0xC0) != 0x80;
     return n;
+}
+
+sw_err db_run(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
+              PGresult **out, char *err, size_t errlen)
+{
+    if (out != NULL)
+        *out = NULL;
+    PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char w[120];
+        snprintf(w, sizeof(w), "could not %s", what);
+        sw_err rv = db_fail(db, r, w, err, errlen);
+        PQclear(r);
+        return rv != SW_OK ? rv : SW_EDB;
+    }
+    if (out != NULL)
+        *out = r;
+    else
+        PQclear(r);
+    return SW_OK;
+}
+
+void field_bad(struct field_errors *f, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    if (f->n >= INTAKE_MAX_FIELDS)
+        return;
+    snprintf(f->fe[f->n].field, sizeof(f->fe[f->n].field), "%.63s", field);
+    va_start(ap, fmt);
+    vsnprintf(f->fe[f->n].message, sizeof(f->fe[f->n].message), fmt, ap);
+    va_end(ap);
+    f->n++;
 }
 
 bool blank(const char *s)

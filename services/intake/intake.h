@@ -213,6 +213,21 @@ sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen);
 bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zoned);
 
 /* helpers shared by the handlers (http.c) */
+/*
+ * db_run runs a statement in the job's transaction: *out gets the result
+ * when wanted (else it is cleared).  On failure the error says "could not
+ * <what>" and the result is never SW_OK.
+ */
+sw_err db_run(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
+              PGresult **out, char *err, size_t errlen);
+/* The invalid fields of a 422 answer, gathered while a body is checked. */
+struct field_errors {
+    struct field_error fe[INTAKE_MAX_FIELDS];
+    int n;
+};
+/* Adds one (those past INTAKE_MAX_FIELDS are dropped). */
+void field_bad(struct field_errors *f, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Characters (not bytes) of a string already checked as UTF-8. */
 size_t utf8_chars(const char *s);
 /* Only spaces, tabs and line ends (or nothing). */
