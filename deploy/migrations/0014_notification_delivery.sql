@@ -167,3 +167,14 @@ CREATE TRIGGER subscriptions_stamp AFTER INSERT OR UPDATE OR DELETE ON notificat
     FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
 CREATE TRIGGER site_settings_stamp AFTER INSERT OR UPDATE OR DELETE ON notification.site_settings
     FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
+-- who is who (audiences, names, addresses) and the calendar (quiet hours) are kept too
+CREATE TRIGGER staff_notification_stamp AFTER INSERT OR DELETE OR UPDATE ON core.staff
+    FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
+CREATE TRIGGER departments_notification_stamp AFTER INSERT OR DELETE OR UPDATE ON core.departments
+    FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
+CREATE TRIGGER sites_notification_stamp AFTER UPDATE OF calendar_id, time_zone ON core.sites
+    FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
+CREATE TRIGGER calendars_notification_stamp AFTER INSERT OR UPDATE OR DELETE ON escalation.calendars
+    FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();
+CREATE TRIGGER calendar_days_notification_stamp AFTER INSERT OR UPDATE OR DELETE ON escalation.calendar_days
+    FOR EACH STATEMENT EXECUTE FUNCTION notification.bump_settings_stamp();

@@ -9,6 +9,7 @@
 
 #include "escalation.h"
 #include "log.h"
+#include "sitecal.h"
 
 static void site_free(struct esc_site *s)
 {
@@ -41,36 +42,6 @@ sw_err esc_cache_check(struct esc_cache *c, PGconn *db, char *err, size_t errlen
         c->stamp = stamp;
     }
     return SW_OK;
-}
-
-static void cpy(char *dst, size_t cap, const PGresult *r, int row, int col)
-{
-    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
-}
-
-/* The calendar's days, into s->cal. */
-static sw_err load_days(struct esc_site *s, PGconn *db, const char *calendar_id, char *err,
-                        size_t errlen)
-{
-    const char *v[] = {calendar_id};
-    PGresult *r = db_exec_fixed(db,
-                                "SELECT (day - date '1970-01-01')::int, kind FROM "
-                                "escalation.calendar_days WHERE calendar_id = $1 ORDER BY day",
-                                1, v);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sw_err rv = db_fail(db, r, "read a calendar's days", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    sw_err rv = SW_OK;
-    for (int i = 0; rv == SW_OK && i < PQntuples(r); i++)
-        rv = cal_add_exception(&s->cal, (int32_t)atoi(PQgetvalue(r, i, 0)),
-                               strcmp(PQgetvalue(r, i, 1), "workday") == 0 ? CAL_WORKDAY
-                                                                           : CAL_HOLIDAY);
-    PQclear(r);
-    if (rv != SW_OK)
-        snprintf(err, errlen, "out of memory for a calendar's days");
-    return rv;
 }
 
 static sw_err load_limits(struct esc_site *s, PGconn *db, char *err, size_t errlen)
@@ -151,65 +122,11 @@ static sw_err load_people(struct esc_site *s, PGconn *db, char *err, size_t errl
 static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, char *err,
                         size_t errlen)
 {
-    const char *v[] = {code};
-    PGresult *r = db_exec_fixed(db,
-                                "SELECT s.id::text, s.code, s.time_zone, c.id::text, c.time_zone, "
-                                "c.hours, c.weekend_days::text FROM core.sites s LEFT JOIN "
-                                "escalation.calendars c ON c.id = s.calendar_id WHERE s.code = $1",
-                                1, v);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sw_err rv = db_fail(db, r, "read a site", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        snprintf(err, errlen, "no site %s", code);
-        return SW_ENOTFOUND;
-    }
     struct esc_site *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        PQclear(r);
+    if (s == NULL)
         return SW_ENOMEM;
-    }
-    cpy(s->id, sizeof(s->id), r, 0, 0);
-    cpy(s->code, sizeof(s->code), r, 0, 1);
-    cpy(s->tz, sizeof(s->tz), r, 0, 2);
-    char cal_id[37], tz[65], hours[201], rest[64];
-    cpy(cal_id, sizeof(cal_id), r, 0, 3);
-    cpy(tz, sizeof(tz), r, 0, 4);
-    cpy(hours, sizeof(hours), r, 0, 5);
-    cpy(rest, sizeof(rest), r, 0, 6);
-    PQclear(r);
-    char why[200] = "";
-    sw_err rv = SW_EINVAL; /* no calendar of its own: the default below */
-    if (cal_id[0] != '\0') {
-        uint8_t bits = 0;
-        for (const char *p = rest; *p; p++)
-            if (*p >= '1' && *p <= '7')
-                bits |= (uint8_t)(1u << (*p - '0'));
-        rv = cal_init(&s->cal, tz, hours, bits, why, sizeof(why));
-        if (rv == SW_OK)
-            rv = load_days(s, db, cal_id, err, errlen);
-        else if (rv != SW_ENOMEM)
-            /* the API refuses such a calendar; one changed behind its back must not stop
-             * the clocks of the site: they run on the default until it is put right */
-            LOG(LOG_ERROR, "ESCALATION-CALENDAR",
-                "site %s: its calendar cannot be used (%s): Monday to Friday, 09:00-18:00 "
-                "in the site's time zone apply until it is corrected",
-                code, why);
-    }
-    if (rv == SW_EINVAL || rv == SW_ENOTFOUND || rv == SW_EIO) {
-        cal_free(&s->cal);
-        rv = cal_init(&s->cal, s->tz, "09:00-18:00", 1 << 6 | 1 << 7, why, sizeof(why));
-        if (rv != SW_OK && rv != SW_ENOMEM) {
-            LOG(LOG_ERROR, "ESCALATION-CALENDAR", "site %s: %s: UTC applies until it is corrected",
-                code, why);
-            rv = cal_init(&s->cal, "UTC", "09:00-18:00", 1 << 6 | 1 << 7, why, sizeof(why));
-        }
-        if (rv != SW_OK)
-            snprintf(err, errlen, "site %s: no calendar can be built: %s", code, why);
-    }
+    snprintf(s->code, sizeof(s->code), "%s", code);
+    sw_err rv = sitecal_load(db, code, "ESCALATION-CALENDAR", s->id, s->tz, &s->cal, err, errlen);
     if (rv == SW_OK)
         rv = load_limits(s, db, err, errlen);
     if (rv == SW_OK)
