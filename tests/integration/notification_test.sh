@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# The notification service, real: a private PostgreSQL, the demo site, the
+# real shouwen-intake, shouwen-routing and shouwen-notification, a loopback
+# HTTP receiver (tests/notify/receiver.py: a webhook endpoint that checks
+# Standard Webhooks signatures with Python's own hmac, an SMS gateway, the
+# WeCom, DingTalk, Feishu and Slack robots with their signatures) and a real
+# SMTP server (Debian's aiosmtpd, writing a Maildir).  A case registered
+# over HTTP and transferred by routing reaches the receiving department's
+# head on every channel; failures are retried with backoff (503 three
+# times, 429 with Retry-After, a hung server cut by the timeout), a final
+# 4xx is a dead letter at once, max_attempts bounds the rest; every attempt
+# is recorded; rate limits, the daily SMS cap and the host allow-list hold;
+# SIGKILL in the middle of a burst and a replay of every event send nothing
+# twice that was recorded as sent.
+set -uo pipefail
+
+name=notification
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+routing_pid=""
+ntf_pid=""
+recv_pid=""
+smtp_pid=""
+cleanup() {
+    for p in "$routing_pid" "$ntf_pid" "$recv_pid" "$smtp_pid"; do
+        [ -z "$p" ] || kill -KILL "$p" 2>/dev/null
+    done
+    intake_cleanup
+}
+trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/cases.sh"
+
+SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
+ports=$(free_ports 5)
+rport=$ports
+sport=$((ports + 1))
+radmin=127.0.0.1:$((ports + 2))
+nadmin=127.0.0.1:$((ports + 3))
+hook=http://127.0.0.1:$rport
+# received PATH [JQ-ish python expression over r]: how many requests to PATH (matching)
+received() {
+    python3 - "$tmp/received.log" "$1" "${2:-True}" <<'PY'
+import json, sys
+log, path, cond = sys.argv[1], sys.argv[2], sys.argv[3]
+n = 0
+try:
+    for line in open(log):
+        r = json.loads(line)
+        if r["path"] == path and eval(cond):
+            n += 1
+except FileNotFoundError:
+    pass
+print(n)
+PY
+}
+eq() { local want=$1; shift; test "$("$@")" = "$want"; }
+ge() { local want=$1; shift; test "$("$@")" -ge "$want"; }
+dl() { q "SELECT $1 FROM notification.deliveries d JOIN notification.channels c ON c.id = d.channel_id WHERE ${2:-true}"; }
+metric() { curl -s "http://$nadmin/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
+
+routing_start() {
+    env SHOUWEN_ROUTING_ADMIN_ADDR="$radmin" SHOUWEN_ROUTING_PUB_URL="ipc://$tmp/routing.pub" \
+        SHOUWEN_ROUTING_SUB_URLS="ipc://$tmp/intake.pub" "$bin/shouwen-routing" 2>>"$tmp/routing.log" &
+    routing_pid=$!
+    check "routing ready" wait_for 10 curl -fs "http://$radmin/readyz"
+}
+ntf_start() {
+    env SHOUWEN_NOTIFICATION_ADMIN_ADDR="$nadmin" SHOUWEN_NOTIFICATION_PUB_URL="ipc://$tmp/notification.pub" \
+        SHOUWEN_NOTIFICATION_SUB_URLS="ipc://$tmp/intake.pub,ipc://$tmp/routing.pub" \
+        SHOUWEN_NOTIFICATION_RETRY_BASE=300ms SHOUWEN_NOTIFICATION_RETRY_CAP=5s "$@" \
+        "$bin/shouwen-notification" 2>>"$tmp/notification.log" &
+    ntf_pid=$!
+    check "notification ready" wait_for 10 curl -fs "http://$nadmin/readyz"
+}
+ntf_stop() {
+    kill -TERM "$ntf_pid"
+    wait "$ntf_pid"
+    check "notification: SIGTERM, exit 0" test $? = 0
+    ntf_pid=""
+}
+
+echo "== setup"
+intake_setup
+/usr/bin/python3 "$top/tests/notify/receiver.py" "$rport" "$tmp/received.log" "$SECRET" 2>"$tmp/receiver.log" &
+recv_pid=$!
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$sport" -c aiosmtpd.handlers.Mailbox "$tmp/mail" 2>"$tmp/smtp.log" &
+smtp_pid=$!
+check "receiver and SMTP server up" wait_for 10 python3 -c "
+import socket
+for p in ($rport, $sport): socket.create_connection(('127.0.0.1', p), 1).close()"
+
+# channels, subscriptions and addresses of the demo site (SQL until the API has them)
+site="(SELECT id FROM core.sites WHERE code = 'SH01')"
+channel() { # NAME KIND URL SECRET [SETTINGS [more columns=values]]
+    q "INSERT INTO notification.channels (site_id, name, kind, url, secret, settings) VALUES ($site, '$1', '$2', '$3', nullif('$4', ''), '${5:-{\}}') RETURNING id" | head -1
+}
+subscribe() { # EVENT CHANNEL AUDIENCE
+    q "INSERT INTO notification.subscriptions (site_id, event_type, channel_id, audience) SELECT $site, '$1', id, '$3' FROM notification.channels WHERE name = '$2'" >/dev/null
+}
+check "channels" true \
+    "$(channel hook webhook "$hook/hook/ok" "$SECRET")" \
+    "$(channel mail email "smtp://127.0.0.1:$sport" "" '{"from":"desk@sh01.example"}')" \
+    "$(channel sms sms "$hook/sms" "Bearer $SECRET" '{"auth_header":"Authorization"}')" \
+    "$(channel wecom wecom "$hook/wecom?key=k1" "")" \
+    "$(channel dingtalk dingtalk "$hook/dingtalk?access_token=t1" "$SECRET")" \
+    "$(channel feishu feishu "$hook/feishu" "$SECRET")" \
+    "$(channel slack slack "$hook/slack" "")" \
+    "$(channel fail3 webhook "$hook/hook/fail3" "$SECRET")" \
+    "$(channel too-many webhook "$hook/hook/fail3" "$SECRET")" \
+    "$(channel busy webhook "$hook/hook/429" "$SECRET")" \
+    "$(channel hang webhook "$hook/hook/hang" "$SECRET")" \
+    "$(channel refuse webhook "$hook/hook/400" "$SECRET")" \
+    "$(channel burst webhook "$hook/hook/burst" "$SECRET")"
+q "UPDATE notification.channels SET timeout_ms = 1000 WHERE name = 'hang'; UPDATE notification.channels SET max_attempts = 2 WHERE name = 'too-many'; UPDATE notification.channels SET locale = 'en' WHERE name = 'slack'" >/dev/null
+q "UPDATE core.staff SET email = 'zhou@sh01.example' WHERE code = 'zhou.eng'" >/dev/null
+q "INSERT INTO notification.site_settings (site_id, quiet_hours) VALUES ($site, false)" >/dev/null
+for c in hook mail sms wecom dingtalk feishu slack; do subscribe case.transferred "$c" receiving_head; done
+subscribe case.transferred hook channel
+for c in fail3 too-many busy hang refuse burst; do subscribe case.registered "$c" channel; done
+
+intake_start
+routing_start
+ntf_start
+
+echo "== a transfer reaches the receiving department's head on every channel"
+case1=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"repair","urgency":"normal","subject":"3号楼电梯异响","customer":{"name":"张三","phone":"13800001234","address":"3-2-501"}}')
+check "a case registered" test -n "$case1"
+number=$(q "SELECT number FROM core.cases WHERE id = '$case1'")
+check "routing transferred it to engineering" wait_for 10 eq 1 q "SELECT count(*) FROM bus.events WHERE case_id = '$case1' AND type = 'case.transferred'"
+check "webhook: one request, signature verified by the receiver" wait_for 10 eq 1 received /hook/ok "r['sig_ok'] and '$number' in r['body']"
+body=$(python3 -c "
+import json,sys
+for l in open('$tmp/received.log'):
+    r=json.loads(l)
+    if r['path']=='/hook/ok': print(r['body'])" | head -1)
+check "webhook: Standard Webhooks payload (type, timestamp, data) naming the head" python3 -c "
+import json,sys
+b = json.loads(sys.argv[1])
+assert b['type'] == 'case.transferred' and b['timestamp'].endswith('Z'), b
+d = b['data']
+assert d['case_number'] == '$number' and d['recipients'][0]['staff'] == 'zhou.eng', d
+assert '转办' in d['title'] and '3号楼电梯异响' in d['text'], d
+assert '138****1234' in d['text'] and '13800001234' not in d['text'], 'a group channel sees the phone masked: ' + d['text']
+" "$body"
+check "email: a real message in the SMTP server's Maildir, UTF-8 subject" wait_for 10 python3 - "$tmp/mail" "$number" <<'PY'
+import mailbox, sys, email.header
+msgs = list(mailbox.Maildir(sys.argv[1], create=False))
+assert len(msgs) == 1, len(msgs)
+m = msgs[0]
+subject = str(email.header.make_header(email.header.decode_header(m["Subject"])))
+assert m["To"] == "zhou@sh01.example" and subject == "转办 " + sys.argv[2], (m["To"], subject)
+text = m.get_payload(decode=True).decode("utf-8")
+assert "3号楼电梯异响" in text and "13800001234" in text, text  # the head works the case: full number
+PY
+check "SMS: the gateway got the head's number and the text, with its auth header" wait_for 10 eq 1 received /sms "r['sig_ok'] and '13900000005' in r['body'] and '$number' in r['body']"
+check "WeCom robot" wait_for 10 eq 1 received /wecom "'@' in r['body'] and '$number' in r['body']"
+check "DingTalk robot: signed URL checked by the receiver" wait_for 10 eq 1 received /dingtalk "r['sig_ok']"
+check "Feishu robot: signature checked by the receiver" wait_for 10 eq 1 received /feishu "r['sig_ok']"
+check "Slack-compatible webhook, in English" wait_for 10 eq 1 received /slack "'Transfer' in r['body'] or 'transferred' in r['body']"
+check "every delivery of the transfer recorded delivered, one attempt each" wait_for 10 eq "7 7 7" dl "count(*) FILTER (WHERE d.status = 'delivered') || ' ' || sum(d.attempts) || ' ' || (SELECT count(*) FROM notification.attempts a WHERE a.delivery_id IN (SELECT id FROM notification.deliveries WHERE event_type = 'case.transferred'))" "d.event_type = 'case.transferred'"
+check "... and announced: one notification.delivered per delivery" wait_for 5 eq t q "SELECT count(*) >= 7 AND count(*) = (SELECT count(*) FROM notification.deliveries WHERE case_id = '$case1' AND status = 'delivered') FROM bus.events WHERE type = 'notification.delivered' AND case_id = '$case1'"
+
+echo "== retries, backoff, Retry-After, timeouts, dead letters"
+# attempts CHANNEL COLUMNS: the attempts of case1's delivery over CHANNEL, in order
+attempts() { q "SELECT string_agg($2, ',' ORDER BY a.attempt) FROM notification.attempts a JOIN notification.deliveries d ON d.id = a.delivery_id JOIN notification.channels c ON c.id = d.channel_id WHERE c.name = '$1' AND d.case_id = '$case1'"; }
+one() { dl "$1" "c.name = '$2' AND d.case_id = '$case1'"; }
+check "503 three times, then delivered" wait_for 15 eq delivered one d.status fail3
+mid=$(one d.message_id fail3)
+check "... 4 requests, all with the same webhook-id" eq 4 received /hook/fail3 "r['id'] == '$mid'"
+check "... 4 attempts recorded (3 retry with 503, then delivered)" eq "retry:503,retry:503,retry:503,delivered:200" attempts fail3 "a.outcome || ':' || a.response_code"
+gaps=$(attempts fail3 "(extract(epoch FROM a.started_at) * 1000)::bigint::text")
+check "... with growing waits between them (backoff and jitter: base 300 ms)" python3 -c "
+t=[int(x) for x in '$gaps'.split(',')]
+g=[b - a for a, b in zip(t, t[1:])]
+assert len(g) == 3 and 150 <= g[0] <= 400 and 300 <= g[1] <= 700 and 600 <= g[2] <= 1300, g"
+check "max_attempts 2: dead after the second 503" wait_for 15 eq "dead 2" one "d.status || ' ' || d.attempts" too-many
+check "... the error says why" eq 1 dl "count(*)" "c.name = 'too-many' AND d.case_id = '$case1' AND d.last_error LIKE '%attempt 2 of 2: giving up%'"
+check "429 with Retry-After: 2: the retry waits at least 2 s" wait_for 15 eq delivered one d.status busy
+check "... (measured between the receiver's two requests)" python3 -c "
+import json
+t=[json.loads(l)['time'] for l in open('$tmp/received.log') if json.loads(l)['path']=='/hook/429']
+assert len(t) == 2 and t[1] - t[0] >= 1.9, t"
+check "a hung server: cut at the channel's 1 s timeout, then delivered" wait_for 15 eq delivered one d.status hang
+check "... the first attempt recorded as a timeout" eq "retry timed-out 1s,delivered " attempts hang "a.outcome || ' ' || CASE WHEN a.error LIKE '%timed out%' THEN 'timed-out ' || round(a.latency_ms / 1000.0) || 's' ELSE '' END"
+check "400: a final answer, dead at once, no retry" wait_for 10 eq "dead 1" one "d.status || ' ' || d.attempts" refuse
+check "... the receiver saw it once" eq 1 received /hook/400 "r['id'] == '$(one d.message_id refuse)'"
+check "... announced by notification.failed naming the error" wait_for 5 eq 2 q "SELECT count(*) FROM bus.events WHERE type = 'notification.failed' AND case_id = '$case1'"
+check "dead letters counted in /metrics" eq 2 metric shouwen_notification_dead_total
+
+echo "== rate limit, daily SMS cap, allow-list"
+q "UPDATE notification.channels SET rate_per_s = 2, burst = 1 WHERE name = 'hook'; UPDATE notification.site_settings SET sms_daily_cap = 2" >/dev/null
+for i in 1 2 3 4 5; do
+    register "$TOKEN" "{\"site\":\"SH01\",\"channel\":\"phone\",\"type\":\"repair\",\"urgency\":\"normal\",\"subject\":\"漏水 $i\",\"customer\":{\"name\":\"李四\",\"phone\":\"1380000000$i\"}}" >/dev/null
+done
+check "5 more transfers: 6 webhook requests in all" wait_for 20 eq 6 received /hook/ok
+check "... at most 2 a second after the burst of 1 (token bucket)" python3 -c "
+import json
+t=sorted(json.loads(l)['time'] for l in open('$tmp/received.log') if json.loads(l)['path']=='/hook/ok')[1:]
+assert t[-1] - t[0] >= 1.8, t"
+check "... rate-limited sends counted" ge 1 metric shouwen_notification_rate_limited_total
+check "daily SMS cap 2: the first 2 SMS of the day sent, the rest dead with the reason" wait_for 10 eq "2 4" dl "count(*) FILTER (WHERE d.status = 'delivered') || ' ' || count(*) FILTER (WHERE d.status = 'dead' AND d.last_error LIKE '%daily SMS cap (2)%')" "c.name = 'sms'"
+check "... the gateway saw 2" eq 2 received /sms
+ntf_stop
+ntf_start SHOUWEN_NOTIFICATION_ALLOW_HOSTS=hooks.example.org
+case2=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"repair","urgency":"normal","subject":"allow-list"}')
+check "allow-list: a host not on it gets nothing; the delivery is dead with the reason" wait_for 10 eq 1 dl "count(*)" "d.case_id = '$case2' AND c.name = 'hook' AND d.status = 'dead' AND d.last_error LIKE '%ALLOW_HOSTS%'"
+check "... the receiver saw nothing of it" eq 6 received /hook/ok
+ntf_stop
+
+echo "== SIGKILL in the middle of a burst, then a replay of every event"
+ntf_start
+before=$(received /hook/burst)
+burst() { # FROM TO: registrations, 10 at a time
+    local i jobs=()
+    for i in $(seq "$1" "$2"); do
+        register "$TOKEN" "{\"site\":\"SH01\",\"channel\":\"web\",\"type\":\"consultation\",\"urgency\":\"normal\",\"subject\":\"burst $i\"}" >/dev/null &
+        jobs+=($!)
+        if [ ${#jobs[@]} = 10 ]; then wait "${jobs[@]}"; jobs=(); fi
+    done
+    [ ${#jobs[@]} = 0 ] || wait "${jobs[@]}"
+}
+burst 1 60
+kill -KILL "$ntf_pid"
+wait "$ntf_pid" 2>/dev/null
+ntf_pid=""
+burst 61 150
+ntf_start
+check "every registration delivered once in the record" wait_for 30 eq $((before + 150)) dl "count(*)" "c.name = 'burst' AND d.status = 'delivered'"
+check "... none pending, none dead (but the one the allow-list stopped)" eq "$case2" dl "string_agg(d.case_id::text, ',')" "c.name = 'burst' AND d.status <> 'delivered'"
+check "... one delivered attempt each" eq 0 q "SELECT count(*) FROM (SELECT delivery_id FROM notification.attempts WHERE outcome = 'delivered' GROUP BY delivery_id HAVING count(*) > 1) x"
+check "... one notification.delivered each" eq "$(dl "count(*)" "d.status = 'delivered'")" q "SELECT count(*) FROM bus.events WHERE type = 'notification.delivered'"
+check "... the receiver got every webhook-id (a resend after the kill has the same id)" eq $((before + 150)) python3 -c "
+import json
+print(len({json.loads(l)['id'] for l in open('$tmp/received.log') if json.loads(l)['path']=='/hook/burst'}))"
+got=$(received /hook/burst)
+ntf_stop
+q "DELETE FROM bus.cursors WHERE consumer = 'notification'" >/dev/null
+made=$(dl "count(*)")
+ntf_start
+wanted=$(q "SELECT count(*) FROM bus.events WHERE type LIKE 'case.%' OR type LIKE 'emergency.%' OR type LIKE 'review.%' OR type LIKE 'violation.%'")
+check "replay: every event read again from the start ($wanted)" wait_for 30 ge "$wanted" metric shouwen_bus_recovered_total
+sleep 1
+check "... no new delivery made" eq "$made" dl "count(*)"
+check "... nothing sent again" eq "$got" received /hook/burst
+ntf_stop
+finish
