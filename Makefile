@@ -15,6 +15,8 @@
 #                        and registered-to-routed latency at 1,000 cases/s
 #   make bench-escalation  at 1,000,000 open cases: start to ready, memory, firing delay,
 #                        breaches per second (against PostgreSQL doing the same rows alone)
+#   make bench-notify    webhook deliveries per second to a loopback receiver, and
+#                        event-to-delivered latency at 500 events/s (against plain HTTP)
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -64,7 +66,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: bench-bus bench-intake bench-routing bench-escalation all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench-bus bench-intake bench-routing bench-escalation bench-notify all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
         fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -129,6 +131,10 @@ $(B)/tests/route_bench: $(B)/obj/tests/bench/route_bench.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(B)/tests/http_load: $(B)/obj/tests/bench/http_load.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@
+
+$(B)/tests/http_sink: $(B)/obj/tests/bench/http_sink.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@
 
@@ -217,6 +223,11 @@ bench-routing: bootstrap
 bench-escalation: bootstrap
 	@$(MAKE) --no-print-directory all
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin bash tests/bench/escalation_bench.sh | tee $(B)/escalation_bench.out
+
+bench-notify: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/bus_driver $(B)/tests/http_load $(B)/tests/http_sink
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	    bash tests/bench/notify_bench.sh | tee $(B)/notify_bench.out
 
 # --- running ------------------------------------------------------------------
 run: bootstrap
