@@ -33,6 +33,8 @@
  *   POST   /v1/sites/{code}/calendar/import           an iCalendar (.ics) file
  *   GET    /v1/sites/{code}/limits                    the time limits (handle_limits.c)
  *   PUT    /v1/sites/{code}/limits                    replace them
+ *   ...    /v1/sites/{code}/notification/...         channels, subscriptions, templates,
+ *                                                    settings, deliveries (handle_notify.c)
  *
  * Who may: an API key of role admin administers everything of its own
  * site and may create sites; a manager's staff token administers its own
@@ -1782,6 +1784,33 @@ static sw_err cal_import(struct ctx *x)
     return calendar_import(x->j, x->db, x->err, x->errlen);
 }
 
+/* /v1/sites/{code}/notification/{what}[/{item}] (handle_notify.c) */
+static sw_err notify_route(struct ctx *x)
+{
+    const char *what = x->seg[3], *m = x->j->method, *item = x->nseg == 5 ? x->seg[4] : NULL;
+    bool get = strcmp(m, "GET") == 0, del = strcmp(m, "DELETE") == 0;
+    struct job *j = x->j;
+    if (strcmp(what, "channels") == 0)
+        return item == NULL ? (get ? ntf_channels_list(j, x->db, x->err, x->errlen)
+                                   : ntf_channel_create(j, x->db, x->err, x->errlen))
+               : get        ? ntf_channel_get(j, x->db, item, x->err, x->errlen)
+               : del        ? ntf_channel_delete(j, x->db, item, x->err, x->errlen)
+                            : ntf_channel_patch(j, x->db, item, x->err, x->errlen);
+    if (strcmp(what, "subscriptions") == 0)
+        return item != NULL ? ntf_sub_delete(j, x->db, item, x->err, x->errlen)
+               : get        ? ntf_subs_list(j, x->db, x->err, x->errlen)
+                            : ntf_sub_create(j, x->db, x->err, x->errlen);
+    if (strcmp(what, "templates") == 0)
+        return item != NULL ? ntf_template_delete(j, x->db, item, x->err, x->errlen)
+               : get        ? ntf_templates_list(j, x->db, x->err, x->errlen)
+                            : ntf_template_put(j, x->db, x->err, x->errlen);
+    if (strcmp(what, "settings") == 0)
+        return get ? ntf_settings_get(j, x->db, x->err, x->errlen)
+                   : ntf_settings_patch(j, x->db, x->err, x->errlen);
+    return item != NULL ? ntf_delivery_get(j, x->db, item, x->err, x->errlen)
+                        : ntf_deliveries_list(j, x->db, x->err, x->errlen);
+}
+
 static sw_err site_limits_get(struct ctx *x)
 {
     return limits_get(x->j, x->db, x->err, x->errlen);
@@ -1870,6 +1899,35 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
         allow = "GET /v1/sites/{code}/limits reads the time limits, PUT replaces them all";
         fn = get ? site_limits_get : put ? site_limits_put : NULL;
         need = get ? NEED_READ : NEED_DIRECTORY;
+    } else if (strcmp(coll, "notification") == 0 && (n == 4 || n == 5)) {
+        const char *w = x.seg[3];
+        bool one = n == 5;
+        if (strcmp(w, "channels") == 0) {
+            allow = one ? "GET, PATCH or DELETE /v1/sites/{code}/notification/channels/{name}"
+                        : "GET /v1/sites/{code}/notification/channels lists them, POST adds one";
+            fn = (one ? get || patch || del : get || post) ? notify_route : NULL;
+        } else if (strcmp(w, "subscriptions") == 0) {
+            allow = one ? "DELETE /v1/sites/{code}/notification/subscriptions/{id} removes one"
+                        : "GET /v1/sites/{code}/notification/subscriptions lists them, POST adds "
+                          "one";
+            fn = (one ? del : get || post) ? notify_route : NULL;
+        } else if (strcmp(w, "templates") == 0) {
+            allow = one ? "DELETE /v1/sites/{code}/notification/templates/{id} removes one"
+                        : "GET /v1/sites/{code}/notification/templates lists them, PUT sets one";
+            fn = (one ? del : get || put) ? notify_route : NULL;
+            need = get ? NEED_READ : NEED_DIRECTORY;
+        } else if (strcmp(w, "settings") == 0 && !one) {
+            allow = "GET /v1/sites/{code}/notification/settings reads them, PATCH changes them";
+            fn = get || patch ? notify_route : NULL;
+            need = get ? NEED_READ : NEED_DIRECTORY;
+        } else if (strcmp(w, "deliveries") == 0) {
+            allow = one ? "GET /v1/sites/{code}/notification/deliveries/{id} reads one"
+                        : "GET /v1/sites/{code}/notification/deliveries lists them";
+            fn = get ? notify_route : NULL;
+        } else {
+            job_reply_error(j, 404, "no such resource");
+            return SW_OK;
+        }
     } else if (keys && n == 3) {
         allow = "GET /v1/sites/{code}/api-keys lists them, POST makes one";
         fn = get ? keys_list : post ? key_create : NULL;

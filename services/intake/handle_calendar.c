@@ -313,44 +313,6 @@ sw_err calendar_get(struct job *j, PGconn *db, char *err, size_t errlen)
 
 /* ---- PATCH the calendar ------------------------------------------------------------------ */
 
-/* Only members of `known` (NULL-terminated). */
-static void known_only(struct field_errors *f, json_t *o, const char *const *known,
-                       const char *what)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(o, key, val)
-    {
-        bool ok = false;
-        for (size_t i = 0; known[i] != NULL && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok)
-            field_bad(f, key, "%s has no member \"%.60s\"", what, key);
-    }
-}
-
-/* A string member of at most `max` characters; NULL when absent (or wrong: recorded). */
-static const char *str_member(struct field_errors *f, json_t *o, const char *key, size_t max,
-                              bool required)
-{
-    json_t *v = json_object_get(o, key);
-    if (v == NULL || json_is_null(v)) {
-        if (required)
-            field_bad(f, key, "is required");
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        field_bad(f, key, "must be a string");
-        return NULL;
-    }
-    const char *s = json_string_value(v);
-    if (blank(s) || utf8_chars(s) > max || strlen(s) != json_string_length(v)) {
-        field_bad(f, key, "must be 1 to %zu characters, not blank", max);
-        return NULL;
-    }
-    return s;
-}
-
 sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     static const char *const known[] = {"name", "time_zone", "hours", "rest_days", NULL};
@@ -363,10 +325,10 @@ sw_err calendar_patch(struct job *j, PGconn *db, char *err, size_t errlen)
                         "rest_days");
         return SW_OK;
     }
-    known_only(&f, o, known, "a calendar");
-    const char *name = str_member(&f, o, "name", 100, false);
-    const char *tz = str_member(&f, o, "time_zone", CAL_TZ_NAME_MAX, false);
-    const char *hours = str_member(&f, o, "hours", 200, false);
+    members_only(&f, o, known, "a calendar");
+    const char *name = json_str_member(&f, o, "name", 100, false);
+    const char *tz = json_str_member(&f, o, "time_zone", CAL_TZ_NAME_MAX, false);
+    const char *hours = json_str_member(&f, o, "hours", 200, false);
     json_t *rd = json_object_get(o, "rest_days");
     uint8_t rest = 0;
     bool rest_given = rd != NULL && !json_is_null(rd);
@@ -538,14 +500,14 @@ sw_err calendar_day_put(struct job *j, PGconn *db, const char *date, char *err, 
                         "the body must be {\"kind\": \"holiday\" or \"workday\", \"name\"}");
         return SW_OK;
     }
-    known_only(&f, j->json, known, "a calendar day");
-    const char *kind = str_member(&f, j->json, "kind", 10, true);
+    members_only(&f, j->json, known, "a calendar day");
+    const char *kind = json_str_member(&f, j->json, "kind", 10, true);
     if (kind != NULL && strcmp(kind, "holiday") != 0 && strcmp(kind, "workday") != 0)
         field_bad(
             &f, "kind",
             "must be holiday (a day off whatever its weekday) or workday (a make-up working day, "
             "补班)");
-    const char *name = str_member(&f, j->json, "name", CALDAYS_NAME_CHARS, false);
+    const char *name = json_str_member(&f, j->json, "name", CALDAYS_NAME_CHARS, false);
     if (f.n > 0) {
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;

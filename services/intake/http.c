@@ -728,3 +728,40 @@ void intake_http_close(struct intake *in)
     nng_http_server_release(in->srv);
     in->srv = NULL;
 }
+
+/* Only members of `known` (NULL-terminated). */
+void members_only(struct field_errors *f, json_t *o, const char *const *known, const char *what)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        bool ok = false;
+        for (size_t i = 0; known[i] != NULL && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok)
+            field_bad(f, key, "%s has no member \"%.60s\"", what, key);
+    }
+}
+
+/* A string member of at most `max` characters; NULL when absent (or wrong: recorded). */
+const char *json_str_member(struct field_errors *f, json_t *o, const char *key, size_t max,
+                            bool required)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            field_bad(f, key, "is required");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        field_bad(f, key, "must be a string");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (blank(s) || utf8_chars(s) > max || strlen(s) != json_string_length(v)) {
+        field_bad(f, key, "must be 1 to %zu characters, not blank", max);
+        return NULL;
+    }
+    return s;
+}

@@ -205,6 +205,23 @@ sw_err calendar_import(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err limits_get(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err limits_put(struct job *j, PGconn *db, char *err, size_t errlen);
 
+/* Who hears what (handle_notify.c), through admin_run. */
+sw_err ntf_channels_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_channel_create(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_channel_get(struct job *j, PGconn *db, const char *name, char *err, size_t errlen);
+sw_err ntf_channel_patch(struct job *j, PGconn *db, const char *name, char *err, size_t errlen);
+sw_err ntf_channel_delete(struct job *j, PGconn *db, const char *name, char *err, size_t errlen);
+sw_err ntf_subs_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_sub_delete(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
+sw_err ntf_templates_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_template_put(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_template_delete(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
+sw_err ntf_settings_get(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_settings_patch(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err ntf_delivery_get(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
+
 /*
  * parse_time (handle_action.c) reads "YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]":
  * the wall time as "YYYY-MM-DD HH:MM:SS.ffffff" into `local` and, when an
@@ -228,6 +245,11 @@ struct field_errors {
 /* Adds one (those past INTAKE_MAX_FIELDS are dropped). */
 void field_bad(struct field_errors *f, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Members of the JSON object o outside `known` (NULL-terminated) are refused, naming `what`. */
+void members_only(struct field_errors *f, json_t *o, const char *const *known, const char *what);
+/* A string member of at most `max` characters; NULL when absent (or wrong: recorded). */
+const char *json_str_member(struct field_errors *f, json_t *o, const char *key, size_t max,
+                            bool required);
 /* Characters (not bytes) of a string already checked as UTF-8. */
 size_t utf8_chars(const char *s);
 /* Only spaces, tabs and line ends (or nothing). */

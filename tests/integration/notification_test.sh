@@ -88,36 +88,55 @@ check "receiver and SMTP server up" wait_for 10 python3 -c "
 import socket
 for p in ($rport, $sport): socket.create_connection(('127.0.0.1', p), 1).close()"
 
-# channels, subscriptions and addresses of the demo site (SQL until the API has them)
-site="(SELECT id FROM core.sites WHERE code = 'SH01')"
-channel() { # NAME KIND URL SECRET [SETTINGS [more columns=values]]
-    q "INSERT INTO notification.channels (site_id, name, kind, url, secret, settings) VALUES ($site, '$1', '$2', '$3', nullif('$4', ''), '${5:-{\}}') RETURNING id" | head -1
+intake_start
+MGR=$(token_for qian.mgr)
+N=/v1/sites/SH01/notification
+
+echo "== the API: channels, subscriptions, templates, settings; bad ones refused"
+channel() { # NAME KIND URL SECRET [SETTINGS-JSON [MORE-MEMBERS]]: adds it through the API
+    local sec=null
+    [ -z "$4" ] || sec="\"$4\""
+    expect 201 "\"name\":\"$1\"" "$(call POST "$MGR" $N/channels "{\"name\":\"$1\",\"kind\":\"$2\",\"url\":\"$3\",\"secret\":$sec,\"settings\":${5:-{\}}${6:+,$6}}")"
 }
 subscribe() { # EVENT CHANNEL AUDIENCE
-    q "INSERT INTO notification.subscriptions (site_id, event_type, channel_id, audience) SELECT $site, '$1', id, '$3' FROM notification.channels WHERE name = '$2'" >/dev/null
+    expect 201 "\"audience\":\"$3\"" "$(call POST "$MGR" $N/subscriptions "{\"event_type\":\"$1\",\"channel\":\"$2\",\"audience\":\"$3\"}")"
 }
-check "channels" true \
-    "$(channel hook webhook "$hook/hook/ok" "$SECRET")" \
-    "$(channel mail email "smtp://127.0.0.1:$sport" "" '{"from":"desk@sh01.example"}')" \
-    "$(channel sms sms "$hook/sms" "Bearer $SECRET" '{"auth_header":"Authorization"}')" \
-    "$(channel wecom wecom "$hook/wecom?key=k1" "")" \
-    "$(channel dingtalk dingtalk "$hook/dingtalk?access_token=t1" "$SECRET")" \
-    "$(channel feishu feishu "$hook/feishu" "$SECRET")" \
-    "$(channel slack slack "$hook/slack" "")" \
-    "$(channel fail3 webhook "$hook/hook/fail3" "$SECRET")" \
-    "$(channel too-many webhook "$hook/hook/fail3" "$SECRET")" \
-    "$(channel busy webhook "$hook/hook/429" "$SECRET")" \
-    "$(channel hang webhook "$hook/hook/hang" "$SECRET")" \
-    "$(channel refuse webhook "$hook/hook/400" "$SECRET")" \
-    "$(channel burst webhook "$hook/hook/burst" "$SECRET")"
-q "UPDATE notification.channels SET timeout_ms = 1000 WHERE name = 'hang'; UPDATE notification.channels SET max_attempts = 2 WHERE name = 'too-many'; UPDATE notification.channels SET locale = 'en' WHERE name = 'slack'" >/dev/null
+check "webhook channel" channel hook webhook "$hook/hook/ok" "$SECRET"
+check "email channel (SMTP relay)" channel mail email "smtp://127.0.0.1:$sport" "" '{"from":"desk@sh01.example"}'
+check "SMS gateway" channel sms sms "$hook/sms" "Bearer $SECRET" '{"auth_header":"Authorization"}'
+check "WeCom robot" channel wecom wecom "$hook/wecom?key=k1" ""
+check "DingTalk robot" channel dingtalk dingtalk "$hook/dingtalk?access_token=t1" "$SECRET"
+check "Feishu bot" channel feishu feishu "$hook/feishu" "$SECRET"
+check "Slack-compatible webhook, in English" channel slack slack "$hook/slack" "" "" '"locale":"en"'
+check "webhook failing 3 times" channel fail3 webhook "$hook/hook/fail3" "$SECRET"
+check "webhook with max_attempts 2" channel too-many webhook "$hook/hook/fail3" "$SECRET" "" '"max_attempts":2'
+check "webhook answering 429" channel busy webhook "$hook/hook/429" "$SECRET"
+check "webhook that hangs, timeout 1 s" channel hang webhook "$hook/hook/hang" "$SECRET" "" '"timeout_ms":1000'
+check "webhook answering 400" channel refuse webhook "$hook/hook/400" "$SECRET"
+check "webhook for the kill test" channel burst webhook "$hook/hook/burst" "$SECRET"
+check "a channel shows no secret and hides its URL's query values" expect 200 '"url":"'"$hook"'/wecom?key=***","has_secret":false' "$(call GET "$MGR" $N/channels/wecom)"
+check "... nor a webhook's" expect 200 '"has_secret":true' "$(call GET "$MGR" $N/channels/hook)"
+out=$(call GET "$MGR" $N/channels/hook)
+check "... (its secret is nowhere in the answer)" test "${out/$SECRET/}" = "$out"
+check "refused: a webhook without a Standard Webhooks secret" expect 422 '"field":"secret"' "$(call POST "$MGR" $N/channels '{"name":"x","kind":"webhook","url":"http://127.0.0.1:1/x","secret":"hunter2"}')"
+check "refused: an email channel with an http URL and no sender" expect 422 'smtp://host:port' "$(call POST "$MGR" $N/channels '{"name":"x","kind":"email","url":"http://mail.example.org"}')"
+check "refused: an unknown kind, a bad name, an unknown member" expect 422 '"field":"kind"' "$(call POST "$MGR" $N/channels '{"name":"Bad Name","kind":"fax","url":"http://x","colour":1}')"
+check "refused: an SMS body without {{phone}}" expect 422 'settings.body' "$(call POST "$MGR" $N/channels '{"name":"x","kind":"sms","url":"http://127.0.0.1:1/s","settings":{"body":"{{text}}"}}')"
+check "refused: the same name twice" expect 409 'exists already' "$(call POST "$MGR" $N/channels '{"name":"hook","kind":"slack","url":"http://127.0.0.1:1/s"}')"
+check "refused: a receptionist changing channels" expect 403 '' "$(call POST "$TOKEN" $N/channels '{"name":"y","kind":"slack","url":"http://127.0.0.1:1/s"}')"
+check "refused: a subscription to an unknown event, channel and audience" expect 422 '"field":"event_type"' "$(call POST "$MGR" $N/subscriptions '{"event_type":"case.teleported","channel":"nope","audience":"everyone"}')"
+check "refused: receipts to customers (no consent is recorded yet)" expect 422 'consent' "$(call POST "$MGR" $N/subscriptions '{"event_type":"case.resolved","channel":"sms","audience":"customer"}')"
+check "refused: a template naming an unknown variable" expect 422 'unknown variable {{case_no}}' "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","channel_kind":"sms","body":"案件 {{case_no}}"}')"
+check "refused: a template that does not parse" expect 422 "'{{' without '}}'" "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","body":"案件 {{case_number"}')"
+check "a site's own SMS wording, checked and saved" expect 200 '"channel_kind":"sms"' "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","channel_kind":"sms","body":"【首问】{{case_number}} 转至{{department}}，请指派。客户 {{customer_phone}}"}')"
+check "settings: quiet hours off for this test" expect 200 '"quiet_hours":false' "$(call PATCH "$MGR" $N/settings '{"quiet_hours":false}')"
+check "settings: a negative cap refused" expect 422 'sms_daily_cap' "$(call PATCH "$MGR" $N/settings '{"sms_daily_cap":-1}')"
 q "UPDATE core.staff SET email = 'zhou@sh01.example' WHERE code = 'zhou.eng'" >/dev/null
-q "INSERT INTO notification.site_settings (site_id, quiet_hours) VALUES ($site, false)" >/dev/null
-for c in hook mail sms wecom dingtalk feishu slack; do subscribe case.transferred "$c" receiving_head; done
-subscribe case.transferred hook channel
-for c in fail3 too-many busy hang refuse burst; do subscribe case.registered "$c" channel; done
+for c in hook mail sms wecom dingtalk feishu slack; do check "subscribe $c to transfers" subscribe case.transferred "$c" receiving_head; done
+check "subscribe hook itself to transfers" subscribe case.transferred hook channel
+for c in fail3 too-many busy hang refuse burst; do check "subscribe $c to registrations" subscribe case.registered "$c" channel; done
+check "subscriptions listed" expect 200 '"channel":"burst"' "$(call GET "$MGR" $N/subscriptions)"
 
-intake_start
 routing_start
 ntf_start
 
@@ -151,7 +170,7 @@ assert m["To"] == "zhou@sh01.example" and subject == "转办 " + sys.argv[2], (m
 text = m.get_payload(decode=True).decode("utf-8")
 assert "3号楼电梯异响" in text and "13800001234" in text, text  # the head works the case: full number
 PY
-check "SMS: the gateway got the head's number and the text, with its auth header" wait_for 10 eq 1 received /sms "r['sig_ok'] and '13900000005' in r['body'] and '$number' in r['body']"
+check "SMS: the gateway got the head's number and the site's own wording, with its auth header" wait_for 10 eq 1 received /sms "r['sig_ok'] and '13900000005' in r['body'] and '【首问】$number' in r['body']"
 check "WeCom robot" wait_for 10 eq 1 received /wecom "'@' in r['body'] and '$number' in r['body']"
 check "DingTalk robot: signed URL checked by the receiver" wait_for 10 eq 1 received /dingtalk "r['sig_ok']"
 check "Feishu robot: signature checked by the receiver" wait_for 10 eq 1 received /feishu "r['sig_ok']"
@@ -185,9 +204,14 @@ check "400: a final answer, dead at once, no retry" wait_for 10 eq "dead 1" one 
 check "... the receiver saw it once" eq 1 received /hook/400 "r['id'] == '$(one d.message_id refuse)'"
 check "... announced by notification.failed naming the error" wait_for 5 eq 2 q "SELECT count(*) FROM bus.events WHERE type = 'notification.failed' AND case_id = '$case1'"
 check "dead letters counted in /metrics" eq 2 metric shouwen_notification_dead_total
+did=$(one d.id fail3)
+check "the API lists a case's deliveries" expect 200 '"channel":"fail3"' "$(call GET "$MGR" "$N/deliveries?case=$case1&status=delivered")"
+check "... and one delivery with every attempt" expect 200 '"outcome":"retry","response_code":503' "$(call GET "$MGR" "$N/deliveries/$did")"
+check "... a bad filter refused" expect 422 '"field":"status"' "$(call GET "$MGR" "$N/deliveries?status=lost")"
 
 echo "== rate limit, daily SMS cap, allow-list"
-q "UPDATE notification.channels SET rate_per_s = 2, burst = 1 WHERE name = 'hook'; UPDATE notification.site_settings SET sms_daily_cap = 2" >/dev/null
+check "rate limit 2/s, burst 1, through the API" expect 200 '"rate_per_s":2,"burst":1' "$(call PATCH "$MGR" $N/channels/hook '{"rate_per_s":2,"burst":1}')"
+check "daily SMS cap 2, through the API" expect 200 '"sms_daily_cap":2' "$(call PATCH "$MGR" $N/settings '{"sms_daily_cap":2}')"
 for i in 1 2 3 4 5; do
     register "$TOKEN" "{\"site\":\"SH01\",\"channel\":\"phone\",\"type\":\"repair\",\"urgency\":\"normal\",\"subject\":\"漏水 $i\",\"customer\":{\"name\":\"李四\",\"phone\":\"1380000000$i\"}}" >/dev/null
 done
