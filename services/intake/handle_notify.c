@@ -513,8 +513,11 @@ sw_err ntf_channel_delete(struct job *j, PGconn *db, const char *name, char *err
         return channel_answer(j, db, name, 404, err, errlen);
     LOG(LOG_INFO, "NOTIFICATION-CHANNEL", "channel %s of site %s removed by %s %s", name,
         j->who.site, j->who.kind == 'k' ? "api key" : "staff", j->who.name);
-    j->status = 204;
     buf_reset(&j->body);
+    buf_puts(&j->body, "{\"removed\":");
+    buf_json_string(&j->body, name);
+    buf_puts(&j->body, "}");
+    j->status = 200;
     return SW_OK;
 }
 
@@ -649,8 +652,11 @@ static sw_err delete_by_id(struct job *j, PGconn *db, const char *sql, const cha
         job_reply_error(j, 404, msg);
         return SW_OK;
     }
-    j->status = 204;
     buf_reset(&j->body);
+    buf_puts(&j->body, "{\"removed\":");
+    buf_json_string(&j->body, id);
+    buf_puts(&j->body, "}");
+    j->status = 200;
     return SW_OK;
 }
 

@@ -545,7 +545,8 @@ check "a case to use: 201" answer reg 201 POST "$KEY" /v1/cases "$BODY"
 id=$(jget reg '["id"]' 2>/dev/null || echo 00000000-0000-4000-8000-000000000000)
 token_id=$(q "SELECT t.id FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id WHERE s.code = 'li.desk' LIMIT 1")
 key_id=$(q "SELECT id FROM core.api_keys WHERE name = 'demo-hotline'")
-values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1 date=2026-12-31)
+values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1 date=2026-12-31 channel=ops-hook \
+    subscription=00000000-0000-4000-8000-000000000000 template=00000000-0000-4000-8000-000000000000 delivery=1)
 
 echo "== every path and method of the document is served (the demo token; not 404 \"no such resource\", not 405)"
 ops=$(oa list-ops "$doc" 2>/dev/null)
@@ -596,6 +597,21 @@ routes=(
     "POST /v1/sites/{code}/calendar/import"
     "GET /v1/sites/{code}/limits"
     "PUT /v1/sites/{code}/limits"
+    "GET /v1/sites/{code}/notification/channels"
+    "POST /v1/sites/{code}/notification/channels"
+    "GET /v1/sites/{code}/notification/channels/{name}"
+    "PATCH /v1/sites/{code}/notification/channels/{name}"
+    "DELETE /v1/sites/{code}/notification/channels/{name}"
+    "GET /v1/sites/{code}/notification/subscriptions"
+    "POST /v1/sites/{code}/notification/subscriptions"
+    "DELETE /v1/sites/{code}/notification/subscriptions/{id}"
+    "GET /v1/sites/{code}/notification/templates"
+    "PUT /v1/sites/{code}/notification/templates"
+    "DELETE /v1/sites/{code}/notification/templates/{id}"
+    "GET /v1/sites/{code}/notification/settings"
+    "PATCH /v1/sites/{code}/notification/settings"
+    "GET /v1/sites/{code}/notification/deliveries"
+    "GET /v1/sites/{code}/notification/deliveries/{id}"
 )
 for r in "${routes[@]}"; do
     check "documented: $r" oa documented "$doc" "$r"
