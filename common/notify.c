@@ -200,7 +200,9 @@ sw_err ntf_webhook_signature(const char *secret, const char *id, int64_t timesta
         return SW_EINVAL;
     if (outlen < 4)
         return SW_ETOOBIG;
-    memcpy(out, "v1,", 3);
+    out[0] = 'v';
+    out[1] = '1';
+    out[2] = ',';
     return ntf_base64(mac, sizeof(mac), out + 3, outlen - 3);
 }
 

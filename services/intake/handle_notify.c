@@ -296,7 +296,7 @@ static void channel_fields(struct field_errors *f, json_t *o, struct chan *c, bo
     int_member(f, o, "burst", 1, 100000, &c->burst);
     int_member(f, o, "timeout_ms", 100, 120000, &c->timeout);
     int_member(f, o, "max_attempts", 1, 50, &c->attempts);
-    int_member(f, o, "max_age_s", 1, 30 * 86400, &c->age);
+    int_member(f, o, "max_age_s", 1, 30L * 86400, &c->age);
     json_t *a = json_object_get(o, "active");
     if (a != NULL && !json_is_boolean(a))
         field_bad(f, "active", "must be true or false");
@@ -850,16 +850,16 @@ sw_err ntf_settings_patch(struct job *j, PGconn *db, char *err, size_t errlen)
 static bool query_get(const char *q, const char *name, char *out, size_t outlen)
 {
     size_t n = strlen(name);
-    for (const char *p = q; p != NULL && *p != '\0';) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    for (const char *p = q;;) {
+        size_t len = strcspn(p, "&");
         if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
             snprintf(out, outlen, "%.*s", (int)(len - n - 1), p + n + 1);
             return true;
         }
-        p = amp ? amp + 1 : NULL;
+        if (p[len] == '\0')
+            return false;
+        p += len + 1;
     }
-    return false;
 }
 
 sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen)

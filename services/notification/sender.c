@@ -210,6 +210,7 @@ static bool heap_push(struct ntf_sender *s, struct ntf_delivery *d)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         struct ntf_delivery **p = realloc(s->heap, cap * sizeof(*p));
         if (p == NULL)
             return false;
@@ -294,7 +295,7 @@ static sw_err load(struct ntf_sender *s, PGconn *db, char *err, size_t errlen)
     if (np == 0)
         return SW_OK;
     struct buf pa, busy;
-    buf_init(&pa, 16 * BUS_PARTITIONS_MAX);
+    buf_init(&pa, (size_t)16 * BUS_PARTITIONS_MAX);
     buf_init(&busy, 1 << 24);
     sw_err rv = buf_puts(&pa, "{");
     for (size_t i = 0; rv == SW_OK && i < np; i++)
@@ -1196,6 +1197,7 @@ sw_err ntf_sender_start(struct ntf_sender **out, const struct ntf_sender_config 
         return SW_ENOMEM;
     s->cfg = *cfg;
     s->cache.stamp = -1;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     s->active = calloc((size_t)cfg->concurrency + 1, sizeof(*s->active));
     if (s->active == NULL) {
         free(s);

@@ -39,6 +39,7 @@ struct rec {
 };
 
 static volatile sig_atomic_t stop;
+static struct conn *conns[65536]; /* by descriptor: the open connections */
 static struct rec *recs;
 static size_t nrecs, caprecs;
 
@@ -118,7 +119,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(argv[1])),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 1024) != 0) {
         perror("http_sink: listen");
@@ -135,16 +137,21 @@ int main(int argc, char **argv)
             if (c == NULL) {
                 int fd;
                 while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-                    struct conn *nc = malloc(sizeof(*nc));
+                    struct conn *nc = fd < 65536 ? malloc(sizeof(*nc)) : NULL;
                     if (nc == NULL) {
                         close(fd);
                         continue;
                     }
+                    conns[fd] = nc;
                     nc->fd = fd;
                     nc->len = 0;
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                     struct epoll_event ce = {.events = EPOLLIN, .data.ptr = nc};
-                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
+                    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce) != 0) {
+                        conns[fd] = NULL;
+                        close(fd);
+                        free(nc);
+                    }
                 }
                 continue;
             }
@@ -158,6 +165,7 @@ int main(int argc, char **argv)
                 }
             }
             if (done || r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                conns[c->fd] = NULL;
                 close(c->fd); /* closing removes it from the epoll set */
                 free(c);
             }
