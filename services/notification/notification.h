@@ -205,6 +205,8 @@ void ntf_sender_stop(struct ntf_sender *s);
 /* Deliveries just committed by the consumer: the sender takes them over (and frees them). */
 void ntf_sender_push(struct ntf_sender *s, struct ntf_delivery *d, size_t n);
 bool ntf_sender_ready(const struct ntf_sender *s);
+/* The consumer saw the settings change: the sender reads them again before its next send. */
+void ntf_sender_recheck(struct ntf_sender *s);
 
 int64_t ntf_now_us(void);
 

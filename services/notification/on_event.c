@@ -536,6 +536,8 @@ sw_err ntf_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
     sw_err rv = ntf_cache_check(&nt->cache, tx, &changed, err, errlen);
     if (rv != SW_OK)
         return rv;
+    if (changed)
+        ntf_sender_recheck(__atomic_load_n(&nt->sender, __ATOMIC_ACQUIRE));
     /* the cases of the events someone subscribed to */
     struct buf ids;
     buf_init(&ids, ARRAY_MAX);

@@ -37,10 +37,11 @@
 #include "notification.h"
 #include "workflow.h"
 
-#define RESPONSE_MAX  65536
-#define RESULTS_MAX   20000 /* results waiting to be recorded before new sends pause */
-#define RECORD_MAX    2000  /* results recorded in one transaction */
-#define LOAD_RETRY_MS 500
+#define RESPONSE_MAX   65536
+#define RESULTS_MAX    20000 /* results waiting to be recorded before new sends pause */
+#define RECORD_MAX     2000  /* results recorded in one transaction */
+#define LOAD_RETRY_MS  500
+#define STAMP_CHECK_MS 200 /* how often the settings stamp is read */
 
 int64_t ntf_now_us(void)
 {
@@ -185,6 +186,8 @@ struct ntf_sender {
     struct result *results;
     size_t nresults, capresults;
     uint64_t gen;
+    int64_t next_stamp_check;
+    atomic_bool recheck; /* the consumer saw the settings change */
     bool loaded, overflow;
     atomic_bool ready;
     struct ntf_cache cache;
@@ -1152,7 +1155,14 @@ static void *run(void *arg)
             continue;
         }
         bool changed = false;
-        sw_err rv = ntf_cache_check(&s->cache, db, &changed, err, sizeof(err));
+        sw_err rv = SW_OK;
+        /* what the consumer pushed is taken first: a settings change it saw before making
+         * those deliveries is then seen here too, before any of them is sent */
+        take_pushed(s);
+        if (now >= s->next_stamp_check || atomic_exchange(&s->recheck, false)) {
+            rv = ntf_cache_check(&s->cache, db, &changed, err, sizeof(err));
+            s->next_stamp_check = now + (int64_t)STAMP_CHECK_MS * 1000;
+        }
         uint64_t gen = bus_consumer_generation(s->cfg.consumer);
         if (rv == SW_OK &&
             (!s->loaded || gen != s->gen || (s->overflow && s->n < s->cfg.queue_max / 2))) {
@@ -1168,7 +1178,6 @@ static void *run(void *arg)
                 atomic_store(&s->ready, true);
         }
         if (rv == SW_OK) {
-            take_pushed(s);
             int64_t next = start_due(s, db);
             if (s->nresults > 0)
                 next = ntf_now_us(); /* record soon, but let transfers run first */
@@ -1281,6 +1290,12 @@ void ntf_sender_push(struct ntf_sender *s, struct ntf_delivery *d, size_t n)
     s->nin += n;
     pthread_mutex_unlock(&s->mu);
     curl_multi_wakeup(s->multi);
+}
+
+void ntf_sender_recheck(struct ntf_sender *s)
+{
+    if (s != NULL)
+        atomic_store(&s->recheck, true);
 }
 
 bool ntf_sender_ready(const struct ntf_sender *s)

@@ -265,5 +265,24 @@ check "replay: every event read again from the start ($wanted)" wait_for 30 ge "
 sleep 1
 check "... no new delivery made" eq "$made" dl "count(*)"
 check "... nothing sent again" eq "$got" received /hook/burst
+
+echo "== quiet hours: people wait for the next working period; machines and emergencies do not"
+# the site works one hour a day, twelve hours from now (site time)
+h=$(((10#$(TZ=Asia/Shanghai date +%H) + 12) % 24))
+hours=$(printf '%02d:00-%02d:59' "$h" "$h")
+check "the site's hours: $hours only" expect 200 "\"hours\":\"$hours\"" "$(call PATCH "$MGR" /v1/sites/SH01/calendar "{\"hours\":\"$hours\"}")"
+check "quiet hours on" expect 200 '"quiet_hours":true' "$(call PATCH "$MGR" $N/settings '{"quiet_hours":true}')"
+q "UPDATE core.staff SET email = replace(code, '.', '-') || '@sh01.example' WHERE email IS NULL" >/dev/null
+mails=$(ls "$tmp/mail/new" | wc -l)
+quiet=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"repair","urgency":"normal","subject":"quiet hours"}')
+loud=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"repair","urgency":"emergency","subject":"burst pipe, emergency"}')
+# held CASE CHANNEL [EVENT]: "status held later-than-an-hour" of the case's delivery over CHANNEL
+held() { dl "d.status || ' ' || d.held || ' ' || (d.next_attempt_at > now() + interval '1 hour')" "d.case_id = '$1' AND c.name = '$2' AND d.event_type = '${3:-case.transferred}'"; }
+check "the head's mail about a normal transfer is held for the working period" wait_for 10 eq "pending true true" held "$quiet" mail
+check "... and counted" ge 1 metric shouwen_notification_held_total
+check "a webhook that is itself the recipient (a machine) is not held" wait_for 10 eq "delivered false false" held "$quiet" burst case.registered
+check "an emergency's mail goes at once" wait_for 10 eq "delivered false false" held "$loud" mail
+sent=$(dl "count(*)" "d.case_id = '$loud' AND c.name = 'mail' AND d.status = 'delivered'")
+check "... at the SMTP server: the emergency's mails, and not the held one" eq $((mails + sent)) bash -c "ls '$tmp/mail/new' | wc -l"
 ntf_stop
 finish
