@@ -72,6 +72,26 @@ static void reply_json_row(struct job *j, PGresult *r, uint16_t status)
     j->status = status;
 }
 
+/*
+ * Runs `sql`, whose first column of its first row is the answer's JSON, and
+ * answers it with `status`; no row: 404 `missing`.
+ */
+static sw_err answer_query(struct job *j, PGconn *db, const char *what, const char *sql, int n,
+                           const char *const *v, uint16_t status, const char *missing, char *err,
+                           size_t errlen)
+{
+    PGresult *r;
+    sw_err rv = db_run(db, what, sql, n, v, &r, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    if (PQntuples(r) == 0)
+        job_reply_error(j, 404, missing);
+    else
+        reply_json_row(j, r, status);
+    PQclear(r);
+    return SW_OK;
+}
+
 /* ---- channels ------------------------------------------------------------------------------ */
 
 #define CHANNEL_JSON                                                                               \
@@ -85,39 +105,23 @@ static void reply_json_row(struct job *j, PGresult *r, uint16_t status)
 sw_err ntf_channels_list(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     const char *v[] = {j->who.site_id};
-    PGresult *r;
-    sw_err rv = db_run(db, "read the channels",
-                       "SELECT json_build_object('channels', coalesce(json_agg(" CHANNEL_JSON
-                       " ORDER BY c.name), '[]')) FROM notification.channels c WHERE c.site_id = "
-                       "$1::uuid",
-                       1, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    reply_json_row(j, r, 200);
-    PQclear(r);
-    return SW_OK;
+    return answer_query(j, db, "read the channels",
+                        "SELECT json_build_object('channels', coalesce(json_agg(" CHANNEL_JSON
+                        " ORDER BY c.name), '[]')) FROM notification.channels c WHERE c.site_id = "
+                        "$1::uuid",
+                        1, v, 200, "not found", err, errlen);
 }
 
 static sw_err channel_answer(struct job *j, PGconn *db, const char *name, uint16_t status,
                              char *err, size_t errlen)
 {
     const char *v[] = {j->who.site_id, name};
-    PGresult *r;
-    sw_err rv = db_run(db, "read the channel",
-                       "SELECT " CHANNEL_JSON " FROM notification.channels c WHERE c.site_id = "
-                       "$1::uuid AND c.name = $2",
-                       2, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    if (PQntuples(r) == 0) {
-        char msg[120];
-        snprintf(msg, sizeof(msg), "no such channel: %.64s", name);
-        job_reply_error(j, 404, msg);
-    } else {
-        reply_json_row(j, r, status);
-    }
-    PQclear(r);
-    return SW_OK;
+    char missing[120];
+    snprintf(missing, sizeof(missing), "no such channel: %.64s", name);
+    return answer_query(j, db, "read the channel",
+                        "SELECT " CHANNEL_JSON " FROM notification.channels c WHERE c.site_id = "
+                        "$1::uuid AND c.name = $2",
+                        2, v, status, missing, err, errlen);
 }
 
 sw_err ntf_channel_get(struct job *j, PGconn *db, const char *name, char *err, size_t errlen)
@@ -530,19 +534,13 @@ sw_err ntf_channel_delete(struct job *j, PGconn *db, const char *name, char *err
 sw_err ntf_subs_list(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     const char *v[] = {j->who.site_id};
-    PGresult *r;
-    sw_err rv = db_run(db, "read the subscriptions",
-                       "SELECT json_build_object('subscriptions', coalesce(json_agg(" SUB_JSON
-                       " ORDER BY b.event_type, c.name, b.audience), '[]')) FROM "
-                       "notification.subscriptions b JOIN notification.channels c ON c.id = "
-                       "b.channel_id LEFT JOIN core.departments d ON d.id = b.department_id WHERE "
-                       "b.site_id = $1::uuid",
-                       1, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    reply_json_row(j, r, 200);
-    PQclear(r);
-    return SW_OK;
+    return answer_query(j, db, "read the subscriptions",
+                        "SELECT json_build_object('subscriptions', coalesce(json_agg(" SUB_JSON
+                        " ORDER BY b.event_type, c.name, b.audience), '[]')) FROM "
+                        "notification.subscriptions b JOIN notification.channels c ON c.id = "
+                        "b.channel_id LEFT JOIN core.departments d ON d.id = b.department_id WHERE "
+                        "b.site_id = $1::uuid",
+                        1, v, 200, "not found", err, errlen);
 }
 
 sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen)
@@ -615,16 +613,11 @@ sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen)
         return SW_OK;
     }
     const char *w[] = {id};
-    rv = db_run(db, "read the subscription",
-                "SELECT " SUB_JSON " FROM notification.subscriptions b JOIN "
-                "notification.channels c ON c.id = b.channel_id LEFT JOIN core.departments d ON "
-                "d.id = b.department_id WHERE b.id = $1::uuid",
-                1, w, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    reply_json_row(j, r, 201);
-    PQclear(r);
-    return SW_OK;
+    return answer_query(j, db, "read the subscription",
+                        "SELECT " SUB_JSON " FROM notification.subscriptions b JOIN "
+                        "notification.channels c ON c.id = b.channel_id LEFT JOIN "
+                        "core.departments d ON d.id = b.department_id WHERE b.id = $1::uuid",
+                        1, w, 201, "no such subscription", err, errlen);
 }
 
 /* DELETE of a row of `table` by id within the site: 204, or 404 naming `what`. */
@@ -769,21 +762,16 @@ sw_err ntf_template_delete(struct job *j, PGconn *db, const char *id, char *err,
 static sw_err settings_answer(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     const char *v[] = {j->who.site_id};
-    PGresult *r;
-    sw_err rv = db_run(db, "read the notification settings",
-                       "SELECT json_build_object('quiet_hours', coalesce(s.quiet_hours, true), "
-                       "'sms_daily_cap', coalesce(s.sms_daily_cap, 500), 'customer_notices', "
-                       "coalesce(s.customer_notices, false), 'sms_sent_today', coalesce((SELECT "
-                       "k.sent FROM notification.daily_counts k JOIN core.sites x ON x.id = "
-                       "k.site_id WHERE k.site_id = $1::uuid AND k.kind = 'sms' AND k.day = (now() "
-                       "AT TIME ZONE x.time_zone)::date), 0)) FROM (SELECT 1) one LEFT JOIN "
-                       "notification.site_settings s ON s.site_id = $1::uuid",
-                       1, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    reply_json_row(j, r, 200);
-    PQclear(r);
-    return SW_OK;
+    return answer_query(
+        j, db, "read the notification settings",
+        "SELECT json_build_object('quiet_hours', coalesce(s.quiet_hours, true), "
+        "'sms_daily_cap', coalesce(s.sms_daily_cap, 500), 'customer_notices', "
+        "coalesce(s.customer_notices, false), 'sms_sent_today', coalesce((SELECT "
+        "k.sent FROM notification.daily_counts k JOIN core.sites x ON x.id = "
+        "k.site_id WHERE k.site_id = $1::uuid AND k.kind = 'sms' AND k.day = (now() "
+        "AT TIME ZONE x.time_zone)::date), 0)) FROM (SELECT 1) one LEFT JOIN "
+        "notification.site_settings s ON s.site_id = $1::uuid",
+        1, v, 200, "not found", err, errlen);
 }
 
 sw_err ntf_settings_get(struct job *j, PGconn *db, char *err, size_t errlen)
@@ -895,20 +883,15 @@ sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen)
     }
     const char *v[] = {j->who.site_id, has_case ? cs : NULL, has_status ? st : NULL,
                        has_channel ? ch : NULL, lim};
-    PGresult *r;
-    sw_err rv = db_run(db, "read the deliveries",
-                       "SELECT json_build_object('deliveries', coalesce(json_agg(x.j ORDER BY "
-                       "x.id DESC), '[]')) FROM (SELECT d.id, " DELIVERY_JSON
-                       ") AS j FROM notification.deliveries d JOIN notification.channels c ON c.id "
-                       "= d.channel_id WHERE d.site_id = $1::uuid AND ($2::uuid IS NULL OR "
-                       "d.case_id = $2::uuid) AND ($3::text IS NULL OR d.status = $3) AND "
-                       "($4::text IS NULL OR c.name = $4) ORDER BY d.id DESC LIMIT $5::int) x",
-                       5, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    reply_json_row(j, r, 200);
-    PQclear(r);
-    return SW_OK;
+    return answer_query(
+        j, db, "read the deliveries",
+        "SELECT json_build_object('deliveries', coalesce(json_agg(x.j ORDER BY "
+        "x.id DESC), '[]')) FROM (SELECT d.id, " DELIVERY_JSON
+        ") AS j FROM notification.deliveries d JOIN notification.channels c ON c.id "
+        "= d.channel_id WHERE d.site_id = $1::uuid AND ($2::uuid IS NULL OR "
+        "d.case_id = $2::uuid) AND ($3::text IS NULL OR d.status = $3) AND "
+        "($4::text IS NULL OR c.name = $4) ORDER BY d.id DESC LIMIT $5::int) x",
+        5, v, 200, "not found", err, errlen);
 }
 
 sw_err ntf_delivery_get(struct job *j, PGconn *db, const char *id, char *err, size_t errlen)
@@ -918,22 +901,13 @@ sw_err ntf_delivery_get(struct job *j, PGconn *db, const char *id, char *err, si
         return SW_OK;
     }
     const char *v[] = {j->who.site_id, id};
-    PGresult *r;
-    sw_err rv = db_run(
-        db, "read the delivery",
+    return answer_query(
+        j, db, "read the delivery",
         "SELECT " DELIVERY_JSON ", 'body', d.body, 'attempt_list', (SELECT coalesce(json_agg("
         "json_build_object('attempt', a.attempt, 'started_at', a.started_at, 'latency_ms', "
         "a.latency_ms, 'outcome', a.outcome, 'response_code', a.response_code, 'error', a.error) "
         "ORDER BY a.attempt), '[]') FROM notification.attempts a WHERE a.delivery_id = d.id)) FROM "
         "notification.deliveries d JOIN notification.channels c ON c.id = d.channel_id WHERE "
         "d.site_id = $1::uuid AND d.id = $2::bigint",
-        2, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    if (PQntuples(r) == 0)
-        job_reply_error(j, 404, "no such delivery");
-    else
-        reply_json_row(j, r, 200);
-    PQclear(r);
-    return SW_OK;
+        2, v, 200, "no such delivery", err, errlen);
 }
