@@ -61,7 +61,8 @@ sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox 
         "c.customer_address, fr.code, o.code, d.code, c.escalation_level, c.external_ref, "
         "c.source, c.version::text, to_char(c.created_at AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), c.result, c.satisfaction, "
-        "array_to_json(c.required_documents)::text, c.customer_room, c.customer_email "
+        "array_to_json(c.required_documents)::text, c.customer_room, c.customer_email, "
+        "c.customer_consent "
         "FROM core.cases c LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
         "LEFT JOIN core.staff o ON o.id = c.owner_id "
         "LEFT JOIN core.departments d ON d.id = c.department_id "
@@ -130,6 +131,7 @@ sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox 
         buf_puts(b, ",\"email\":\"***\""); /* as confidential as the phone */
     else
         member(b, "email", r, 25, false);
+    buf_printf(b, ",\"consent\":%s", PQgetvalue(r, 0, 26)[0] == 't' ? "true" : "false");
     buf_puts(b, "}}");
     snprintf(j->etag, sizeof(j->etag), "\"%s\"", PQgetvalue(r, 0, 19));
     PQclear(r);

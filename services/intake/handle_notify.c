@@ -40,8 +40,10 @@
 static const char *const kinds[] = {"webhook",  "email",  "sms",   "wecom",
                                     "dingtalk", "feishu", "slack", NULL};
 static const char *const audiences[] = {
-    "channel", "receiving_head", "handler", "owner",  "first_responder", "qa",
-    "ladder",  "supervisor",     "manager", "leader", "reviewers",       NULL};
+    "channel",    "receiving_head", "handler", "owner",     "first_responder", "qa", "ladder",
+    "supervisor", "manager",        "leader",  "reviewers", "customer",        NULL};
+static const char *const customer_events[] = {"case.registered", "case.progress", "case.resolved",
+                                              "case.resolved_on_spot", NULL};
 
 static bool one_of(const char *s, const char *const *list)
 {
@@ -565,14 +567,14 @@ sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen)
         field_bad(&f, "event_type",
                   "not an event type of shouwen (case.transferred, "
                   "emergency.alerted, review.requested, ...)");
-    if (au != NULL && strcmp(au, "customer") == 0)
-        field_bad(&f, "audience",
-                  "receipts to customers are not available yet: intake does not record a "
-                  "customer's consent");
-    else if (au != NULL && !one_of(au, audiences))
+    if (au != NULL && !one_of(au, audiences))
         field_bad(&f, "audience",
                   "must be channel, receiving_head, handler, owner, first_responder, qa, ladder, "
-                  "supervisor, manager, leader or reviewers");
+                  "supervisor, manager, leader, reviewers or customer");
+    if (au != NULL && strcmp(au, "customer") == 0 && ev != NULL && !one_of(ev, customer_events))
+        field_bad(&f, "event_type",
+                  "customers hear of case.registered (a receipt), case.progress, case.resolved "
+                  "and case.resolved_on_spot (the result and a survey) only");
     if (urg != NULL && strcmp(urg, "normal") != 0 && strcmp(urg, "urgent") != 0 &&
         strcmp(urg, "emergency") != 0)
         field_bad(&f, "min_urgency", "must be normal, urgent or emergency");
@@ -796,10 +798,6 @@ sw_err ntf_settings_patch(struct job *j, PGconn *db, char *err, size_t errlen)
         field_bad(&f, "quiet_hours", "must be true or false");
     if (cn != NULL && !json_is_boolean(cn))
         field_bad(&f, "customer_notices", "must be true or false");
-    if (json_is_true(cn))
-        field_bad(&f, "customer_notices",
-                  "receipts to customers are not available yet: intake does not record a "
-                  "customer's consent");
     long cap = -1;
     int_member(&f, j->json, "sms_daily_cap", 0, 1000000, &cap);
     if (f.n > 0) {

@@ -40,6 +40,7 @@ struct reg {
     int channel, type, urgency; /* protobuf enum values */
     char *subject, *description, *category;
     char *name, *phone, *unit, *address, *room, *email;
+    bool consent; /* customer.consent: receipts and updates may be sent */
     char *docs[REG_MAX_DOCS];
     int ndocs;
     char first_responder[33];
@@ -195,7 +196,8 @@ int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field
     if (cust != NULL && !json_is_null(cust) && !json_is_object(cust)) {
         bad(&c, "customer", "must be an object%s", "");
     } else if (cust != NULL && json_is_object(cust)) {
-        static const char *const ckeys[] = {"name", "phone", "unit", "address", "room", "email"};
+        static const char *const ckeys[] = {"name", "phone", "unit",   "address",
+                                            "room", "email", "consent"};
         json_object_foreach(cust, key, v)
         {
             bool ok = false;
@@ -220,6 +222,13 @@ int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field
         r->email = str(&c, cust, "email", "customer.email", 3, 254, false);
         if (r->email != NULL && strchr(r->email, '@') == NULL)
             bad(&c, "customer.email", "must be an e-mail address%s", "");
+        json_t *consent = json_object_get(cust, "consent");
+        if (consent != NULL && !json_is_null(consent) && !json_is_boolean(consent))
+            bad(&c, "customer.consent", "must be true or false%s", "");
+        r->consent = json_is_true(consent);
+        if (r->consent && r->phone == NULL && r->email == NULL)
+            bad(&c, "customer.consent",
+                "needs a phone number or an e-mail address to send the notices to%s", "");
     }
     json_t *docs = json_object_get(body, "required_documents");
     if (docs != NULL && !json_is_null(docs)) {
@@ -423,6 +432,7 @@ static sw_err stage_event(struct job *j, struct bus_outbox *ob, int64_t t)
     cu.address = S(r->address);
     cu.room = S(r->room);
     cu.email = S(r->email);
+    cu.consent = r->consent;
     ev.number = r->number;
     ev.channel = (Shouwen__V1__Channel)r->channel;
     ev.case_type = (Shouwen__V1__CaseType)r->type;
@@ -622,7 +632,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
     }
     /* the cases */
     {
-        enum { COLS = 21 };
+        enum { COLS = 22 };
         struct buf sql;
         const char **v = calloc((size_t)nl * COLS, sizeof(*v));
         struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
@@ -638,7 +648,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
                  "owner_id, department_id, type, channel, urgency, category, subject, description, "
                  "customer_name, customer_phone, customer_unit, customer_address, "
                  "required_documents, source, external_ref, request_sha256, customer_room, "
-                 "customer_email) VALUES ");
+                 "customer_email, customer_consent) VALUES ");
         for (int i = 0; i < nl; i++) {
             struct job *j = live[i];
             struct reg *g = j->reg;
@@ -659,10 +669,10 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             buf_printf(&sql,
                        "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,"
                        "$%d,coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,"
-                       "decode($%d,'hex'),$%d,$%d)",
+                       "decode($%d,'hex'),$%d,$%d,$%d::bool)",
                        i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 4, b + 5, b + 6, b + 7, b + 8,
                        b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
-                       b + 18, b + 19, b + 20, b + 21);
+                       b + 18, b + 19, b + 20, b + 21, b + 22);
             p[0] = g->case_id;
             p[1] = j->who.site_id;
             p[2] = g->number;
@@ -684,6 +694,7 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             p[18] = g->sha;
             p[19] = g->room;
             p[20] = g->email;
+            p[21] = g->consent ? "true" : "false";
         }
         buf_puts(&sql,
                  " ON CONFLICT ON CONSTRAINT cases_idempotency DO NOTHING RETURNING id::text");

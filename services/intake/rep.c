@@ -140,7 +140,7 @@ int rep_submit_to_reg(const Shouwen__V1__SubmitCase *m, struct reg **out, struct
     /* a customer with every field empty is no customer, so that it cannot change the body hash */
     if (cu != NULL && ((cu->name && cu->name[0]) || (cu->phone && cu->phone[0]) ||
                        (cu->unit && cu->unit[0]) || (cu->address && cu->address[0]) ||
-                       (cu->room && cu->room[0]) || (cu->email && cu->email[0]))) {
+                       (cu->room && cu->room[0]) || (cu->email && cu->email[0]) || cu->consent)) {
         json_t *c = json_object();
         if (c == NULL || json_object_set_new(body, "customer", c) != 0) {
             bad = -1;
@@ -151,6 +151,8 @@ int rep_submit_to_reg(const Shouwen__V1__SubmitCase *m, struct reg **out, struct
             bad |= put_str(c, "address", "customer.address", cu->address, fe, &nfe);
             bad |= put_str(c, "room", "customer.room", cu->room, fe, &nfe);
             bad |= put_str(c, "email", "customer.email", cu->email, fe, &nfe);
+            if (cu->consent && json_object_set_new(c, "consent", json_true()) != 0)
+                bad = -1;
         }
     }
     if (m->n_required_documents > 0) {

@@ -133,7 +133,8 @@ struct ntf_channel *ntf_channel_find(const struct ntf_site *s, const char *id);
 struct ntf_case {
     char id[37], number[40], subject[1001], type[16], urgency[12], status[24];
     char dept[33], owner[33], first_responder[33];
-    char customer_name[201], customer_phone[33], room[501];
+    char customer_name[201], customer_phone[33], room[501], customer_email[255];
+    bool consent; /* the customer agreed to receipts and updates */
 };
 
 /*
@@ -142,6 +143,11 @@ struct ntf_case {
  */
 void ntf_words(const struct ntf_site *s, const char *event_type, enum ntf_kind kind,
                const char *locale, const char **subject, const char **body);
+
+/* The customer's own wording of an event (a receipt, progress, the result and a survey), or
+ * false when customers are not told of it. */
+bool ntf_customer_words(const char *event_type, const char *locale, const char **subject,
+                        const char **body);
 
 /* Variables of one event for one recipient (NULL: a group channel), with values in Chinese
  * when zh.  `scratch` (6 strings) keeps what is made here. */

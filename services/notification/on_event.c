@@ -162,7 +162,7 @@ static void resolve(struct who *w, const struct ntf_site *s, const char *audienc
                strcmp(audience, "leader") == 0) {
         add_role(w, s, audience, NULL);
     }
-    /* "customer": receipts to customers need their consent, which intake does not record yet */
+    /* "customer" is not a staff member: see make() */
 }
 
 /* ---- the batch ------------------------------------------------------------------------- */
@@ -197,7 +197,8 @@ static sw_err load_cases(PGconn *tx, const char *ids, struct cases *cs, char *er
         tx, "ntf_cases",
         "SELECT c.id::text, c.number, c.subject, c.type, c.urgency, c.status, coalesce(d.code, "
         "''), coalesce(o.code, ''), coalesce(f.code, ''), coalesce(c.customer_name, ''), "
-        "coalesce(c.customer_phone, ''), concat_ws(' ', c.customer_address, c.customer_room) "
+        "coalesce(c.customer_phone, ''), concat_ws(' ', c.customer_address, c.customer_room), "
+        "coalesce(c.customer_email, ''), c.customer_consent "
         "FROM core.cases c LEFT JOIN core.departments d ON d.id = c.department_id LEFT JOIN "
         "core.staff o ON o.id = c.owner_id LEFT JOIN core.staff f ON f.id = "
         "c.first_responder_id WHERE c.id = ANY($1::uuid[])",
@@ -227,6 +228,8 @@ static sw_err load_cases(PGconn *tx, const char *ids, struct cases *cs, char *er
         cpy(c->customer_name, sizeof(c->customer_name), r, i, 9);
         cpy(c->customer_phone, sizeof(c->customer_phone), r, i, 10);
         cpy(c->room, sizeof(c->room), r, i, 11);
+        cpy(c->customer_email, sizeof(c->customer_email), r, i, 12);
+        c->consent = PQgetvalue(r, i, 13)[0] == 't';
     }
     cs->n = (size_t)n;
     PQclear(r);
@@ -333,9 +336,12 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
                    const struct ntf_case *c, const struct ntf_channel *ch, const char *recipient,
                    const struct who *group, bool emergency)
 {
-    const struct ntf_staff *p = recipient[0] ? ntf_staff_find(s, recipient) : NULL;
+    bool customer = strcmp(recipient, "customer") == 0;
+    const struct ntf_staff *p = recipient[0] && !customer ? ntf_staff_find(s, recipient) : NULL;
     const char *address = NULL;
-    if (ch->kind == NTF_EMAIL)
+    if (customer)
+        address = ch->kind == NTF_EMAIL ? c->customer_email : c->customer_phone;
+    else if (ch->kind == NTF_EMAIL)
         address = p != NULL ? p->email : NULL;
     else if (ch->kind == NTF_SMS)
         address = p != NULL ? p->phone : NULL;
@@ -347,10 +353,18 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
         return SW_OK;
     }
     const char *subject_t, *body_t;
-    ntf_words(s, e->type, ch->kind, ch->locale, &subject_t, &body_t);
+    if (customer)
+        (void)ntf_customer_words(e->type, ch->locale, &subject_t, &body_t);
+    else
+        ntf_words(s, e->type, ch->kind, ch->locale, &subject_t, &body_t);
     char scratch[6][160];
     const char *vals[NTF_VARS];
     ntf_vars(s, e, c, p, strcmp(ch->locale, "en") != 0, scratch, vals);
+    if (customer) { /* the customer's own details, and no staff member's name */
+        vals[NTF_CUSTOMER_NAME] = c->customer_name;
+        vals[NTF_CUSTOMER_PHONE] = c->customer_phone;
+        vals[NTF_RECIPIENT] = c->customer_name;
+    }
     struct buf subj, text;
     buf_init(&subj, 4096);
     buf_init(&text, 65536);
@@ -388,7 +402,8 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
     crypto_sha256(bt->scratch.data, bt->scratch.len, h);
     memcpy(d.message_id, "msg_", 4);
     crypto_hex(h, 16, d.message_id + 4);
-    bool for_people = recipient[0] != '\0';
+    /* quiet hours are for staff; a customer hears at once what they just asked about */
+    bool for_people = recipient[0] != '\0' && !customer;
     d.due_us = not_before(s, for_people, emergency, bt->now);
     d.created_us = bt->now;
     d.emergency = emergency;
@@ -450,7 +465,7 @@ static sw_err handle_event(struct batch *bt, PGconn *tx, const Shouwen__V1__Enve
         done[ndone++] = b->channel;
         /* every subscription of this event to this channel */
         struct who w = {0};
-        bool to_channel = false;
+        bool to_channel = false, to_customer = false;
         for (size_t j = i; j < s->nsubs; j++) {
             const struct ntf_sub *o = &s->subs[j];
             if (o->channel != b->channel || strcmp(o->event_type, e->type) != 0)
@@ -460,12 +475,19 @@ static sw_err handle_event(struct batch *bt, PGconn *tx, const Shouwen__V1__Enve
                 continue;
             if (strcmp(o->audience, "channel") == 0)
                 to_channel = true;
+            else if (strcmp(o->audience, "customer") == 0)
+                /* only where the site sends them, the customer consented, and the event is
+                 * one customers are told of */
+                to_customer = to_customer || (s->customer_notices && c != NULL && c->consent &&
+                                              ntf_customer_words(e->type, "zh-CN", NULL, NULL));
             else
                 resolve(&w, s, o->audience, e, c);
         }
         if (NTF_PERSONAL(b->channel->kind)) {
             for (size_t k = 0; rv == SW_OK && k < w.n; k++)
                 rv = make(bt, s, e, c, b->channel, w.code[k], NULL, emergency);
+            if (rv == SW_OK && to_customer)
+                rv = make(bt, s, e, c, b->channel, "customer", NULL, emergency);
         } else if (to_channel || w.n > 0) {
             rv = make(bt, s, e, c, b->channel, to_channel && w.n == 0 ? "" : "*", &w, emergency);
         }

@@ -106,6 +106,39 @@ void ntf_words(const struct ntf_site *s, const char *event_type, enum ntf_kind k
     *body = en ? w->en_body : w->zh_body;
 }
 
+/* What a customer who consented hears: a receipt, progress, the result and a survey. */
+// clang-format off
+static const struct wording for_customer[] = {
+    {"case.registered",
+     "您的诉求已登记 {{case_number}}", "{{customer_name}}您好：您反映的“{{subject}}”已登记，编号 {{case_number}}，我们将尽快处理并回复您。",
+     "Your request {{case_number}}", "Dear {{customer_name}}, your request \"{{subject}}\" is registered as {{case_number}}; we will handle it and reply to you."},
+    {"case.progress",
+     "处理进展 {{case_number}}", "您的诉求 {{case_number}}（{{subject}}）正在处理：{{reason}}",
+     "Progress on {{case_number}}", "Your request {{case_number}} ({{subject}}) is in hand: {{reason}}"},
+    {"case.resolved",
+     "处理结果 {{case_number}}", "您的诉求 {{case_number}}（{{subject}}）已办结：{{result}}。请您评价本次服务：回复 1 满意，2 基本满意，3 不满意。",
+     "Result of {{case_number}}", "Your request {{case_number}} ({{subject}}) is resolved: {{result}}. How did we do? Reply 1 satisfied, 2 fairly satisfied, 3 unsatisfied."},
+    {"case.resolved_on_spot",
+     "处理结果 {{case_number}}", "您的诉求 {{case_number}}（{{subject}}）已当场办结：{{result}}。请您评价本次服务：回复 1 满意，2 基本满意，3 不满意。",
+     "Result of {{case_number}}", "Your request {{case_number}} ({{subject}}) was resolved at once: {{result}}. How did we do? Reply 1 satisfied, 2 fairly satisfied, 3 unsatisfied."},
+};
+// clang-format on
+
+bool ntf_customer_words(const char *event_type, const char *locale, const char **subject,
+                        const char **body)
+{
+    for (size_t i = 0; i < sizeof(for_customer) / sizeof(for_customer[0]); i++)
+        if (strcmp(for_customer[i].event, event_type) == 0) {
+            bool en = strcmp(locale, "en") == 0;
+            if (subject != NULL)
+                *subject = en ? for_customer[i].en_subject : for_customer[i].zh_subject;
+            if (body != NULL)
+                *body = en ? for_customer[i].en_body : for_customer[i].zh_body;
+            return true;
+        }
+    return false;
+}
+
 /* ---- values --------------------------------------------------------------------------- */
 
 struct zh {
@@ -273,6 +306,10 @@ sw_err ntf_vars(const struct ntf_site *s, const Shouwen__V1__Envelope *env,
             vals[NTF_DEPARTMENT] = dept_name(s, env->accepted->department);
             vals[NTF_REASON] = env->accepted->note;
         }
+        break;
+    case EV(PROGRESS):
+        if (env->progress != NULL)
+            vals[NTF_REASON] = env->progress->note;
         break;
     case EV(RESOLVED):
         if (env->resolved != NULL)

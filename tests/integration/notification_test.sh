@@ -125,7 +125,7 @@ check "refused: an SMS body without {{phone}}" expect 422 'settings.body' "$(cal
 check "refused: the same name twice" expect 409 'exists already' "$(call POST "$MGR" $N/channels '{"name":"hook","kind":"slack","url":"http://127.0.0.1:1/s"}')"
 check "refused: a receptionist changing channels" expect 403 '' "$(call POST "$TOKEN" $N/channels '{"name":"y","kind":"slack","url":"http://127.0.0.1:1/s"}')"
 check "refused: a subscription to an unknown event, channel and audience" expect 422 '"field":"event_type"' "$(call POST "$MGR" $N/subscriptions '{"event_type":"case.teleported","channel":"nope","audience":"everyone"}')"
-check "refused: receipts to customers (no consent is recorded yet)" expect 422 'consent' "$(call POST "$MGR" $N/subscriptions '{"event_type":"case.resolved","channel":"sms","audience":"customer"}')"
+check "refused: telling customers of an event that is not theirs" expect 422 'customers hear of' "$(call POST "$MGR" $N/subscriptions '{"event_type":"case.transferred","channel":"sms","audience":"customer"}')"
 check "refused: a template naming an unknown variable" expect 422 'unknown variable {{case_no}}' "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","channel_kind":"sms","body":"案件 {{case_no}}"}')"
 check "refused: a template that does not parse" expect 422 "'{{' without '}}'" "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","body":"案件 {{case_number"}')"
 check "a site's own SMS wording, checked and saved" expect 200 '"channel_kind":"sms"' "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","channel_kind":"sms","body":"【首问】{{case_number}} 转至{{department}}，请指派。客户 {{customer_phone}}"}')"
@@ -284,5 +284,21 @@ check "a webhook that is itself the recipient (a machine) is not held" wait_for 
 check "an emergency's mail goes at once" wait_for 10 eq "delivered false false" held "$loud" mail
 sent=$(dl "count(*)" "d.case_id = '$loud' AND c.name = 'mail' AND d.status = 'delivered'")
 check "... at the SMTP server: the emergency's mails, and not the held one" eq $((mails + sent)) bash -c "ls '$tmp/mail/new' | wc -l"
+
+echo "== customers who consented get a receipt; others get nothing"
+check "customer notices on, a cap for the day" expect 200 '"customer_notices":true' "$(call PATCH "$MGR" $N/settings '{"customer_notices":true,"sms_daily_cap":100}')"
+check "receipts by SMS" subscribe case.registered sms customer
+check "receipts by mail" subscribe case.registered mail customer
+check "consent without a phone or an e-mail address is refused" expect 422 'customer.consent' "$(call POST "$TOKEN" /v1/cases '{"site":"SH01","channel":"phone","type":"consultation","subject":"x","customer":{"name":"王五","consent":true}}')"
+mails=$(ls "$tmp/mail/new" | wc -l)
+yes=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"consultation","urgency":"normal","subject":"停车卡办理","customer":{"name":"王五","phone":"13700001111","email":"wang@example.org","consent":true}}')
+no=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"consultation","urgency":"normal","subject":"停车卡办理 2","customer":{"name":"赵六","phone":"13700002222"}}')
+check "the case keeps the consent" expect 200 '"consent":true' "$(call GET "$MGR" "/v1/cases/$yes")"
+ynum=$(q "SELECT number FROM core.cases WHERE id = '$yes'")
+check "an SMS receipt with the case number, to the customer's own number, at once (quiet hours are for staff)" wait_for 10 eq 1 received /sms "'13700001111' in r['body'] and '$ynum' in r['body'] and '已登记' in r['body']"
+check "a mail receipt to the customer's address" wait_for 10 eq $((mails + 1)) bash -c "ls '$tmp/mail/new' | wc -l"
+check "... addressed to them" bash -c "grep -l '^To: wang@example.org' '$tmp'/mail/new/* >/dev/null"
+check "no consent: nothing to the customer" eq 0 dl "count(*)" "d.case_id = '$no' AND d.recipient = 'customer'"
+check "... and nothing at the gateway for their number" eq 0 received /sms "'13700002222' in r['body']"
 ntf_stop
 finish
