@@ -16,8 +16,9 @@ packages=(
     # tests and checks
     libcmocka-dev valgrind curl bc python3 python3-yaml clang-format clang-tidy cppcheck
     protobuf-compiler
-    # notification tests: a real SMTP server (aiosmtpd, run by Debian's /usr/bin/python3)
-    python3-aiosmtpd
+    # notification tests: a real SMTP server (aiosmtpd, run by Debian's /usr/bin/python3),
+    # and openssl for its certificate (STARTTLS, SMTPS)
+    python3-aiosmtpd openssl
     # make test-fuzz: clang and its runtimes (libFuzzer, ASan, UBSan), only recommended by
     # clang and installed here without recommends; libclang-rt-dev follows the default clang
     # (libclang-rt-14-dev on bookworm)

@@ -20,8 +20,10 @@ routing_pid=""
 ntf_pid=""
 recv_pid=""
 smtp_pid=""
+tls_pid=""
+smtps_pid=""
 cleanup() {
-    for p in "$routing_pid" "$ntf_pid" "$recv_pid" "$smtp_pid"; do
+    for p in "$routing_pid" "$ntf_pid" "$recv_pid" "$smtp_pid" "$tls_pid" "$smtps_pid"; do
         [ -z "$p" ] || kill -KILL "$p" 2>/dev/null
     done
     intake_cleanup
@@ -300,5 +302,38 @@ check "a mail receipt to the customer's address" wait_for 10 eq $((mails + 1)) b
 check "... addressed to them" bash -c "grep -l '^To: wang@example.org' '$tmp'/mail/new/* >/dev/null"
 check "no consent: nothing to the customer" eq 0 dl "count(*)" "d.case_id = '$no' AND d.recipient = 'customer'"
 check "... and nothing at the gateway for their number" eq 0 received /sms "'13700002222' in r['body']"
+
+echo "== mail over STARTTLS and over SMTPS, the server's certificate checked"
+tport=$(free_ports 2)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$tmp/smtp.key" -out "$tmp/smtp.crt" 2>/dev/null
+/usr/bin/python3 -m aiosmtpd -n -l "localhost:$tport" --tlscert "$tmp/smtp.crt" --tlskey "$tmp/smtp.key" \
+    -c aiosmtpd.handlers.Mailbox "$tmp/mail-starttls" 2>"$tmp/smtp-starttls.log" &
+tls_pid=$!
+/usr/bin/python3 -m aiosmtpd -n -l "localhost:$((tport + 1))" --smtpscert "$tmp/smtp.crt" --smtpskey "$tmp/smtp.key" \
+    -c aiosmtpd.handlers.Mailbox "$tmp/mail-smtps" 2>"$tmp/smtp-smtps.log" &
+smtps_pid=$!
+check "STARTTLS and SMTPS servers up" wait_for 10 python3 -c "
+import socket
+for p in ($tport, $tport + 1): socket.create_connection(('localhost', p), 1).close()"
+check "a STARTTLS channel (the server insists on it)" channel mail-starttls email "smtp://localhost:$tport" "" "{\"from\":\"desk@sh01.example\",\"starttls\":true,\"ca_file\":\"$tmp/smtp.crt\"}"
+check "an SMTPS channel" channel mail-smtps email "smtps://localhost:$((tport + 1))" "" "{\"from\":\"desk@sh01.example\",\"ca_file\":\"$tmp/smtp.crt\"}"
+check "an SMTPS channel that does not trust the server's certificate" channel mail-untrusted email "smtps://localhost:$((tport + 1))" "" '{"from":"desk@sh01.example"}'
+check "quiet hours off again" expect 200 '"quiet_hours":false' "$(call PATCH "$MGR" $N/settings '{"quiet_hours":false}')"
+for c in mail-starttls mail-smtps mail-untrusted; do check "the first responder hears of registrations over $c" subscribe case.registered "$c" first_responder; done
+tcase=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"consultation","urgency":"normal","subject":"加密邮件 TLS mail"}')
+tnum=$(q "SELECT number FROM core.cases WHERE id = '$tcase'")
+for d in starttls smtps; do
+    check "a mail arrived over $d" wait_for 15 python3 - "$tmp/mail-$d" "$tnum" <<'PY'
+import mailbox, sys, email.header
+msgs = list(mailbox.Maildir(sys.argv[1], create=False))
+assert len(msgs) == 1, len(msgs)
+subject = str(email.header.make_header(email.header.decode_header(msgs[0]["Subject"])))
+assert msgs[0]["To"] == "li-desk@sh01.example" and sys.argv[2] in subject, (msgs[0]["To"], subject)
+PY
+done
+check "... both recorded delivered" wait_for 10 eq 2 dl "count(*)" "d.case_id = '$tcase' AND c.name IN ('mail-starttls', 'mail-smtps') AND d.status = 'delivered'"
+check "the untrusted certificate: nothing sent, the attempt says why" wait_for 10 eq 1 dl "count(*)" "d.case_id = '$tcase' AND c.name = 'mail-untrusted' AND d.status <> 'delivered' AND d.attempts >= 1 AND d.last_error ILIKE '%certificate%'"
+kill -KILL "$tls_pid" "$smtps_pid" 2>/dev/null
 ntf_stop
 finish
