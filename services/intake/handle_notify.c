@@ -667,7 +667,8 @@ sw_err ntf_sub_delete(struct job *j, PGconn *db, const char *id, char *err, size
 
 #define TEMPLATE_JSON                                                                              \
     "json_build_object('id', t.id, 'event_type', t.event_type, 'channel_kind', t.channel_kind, "   \
-    "'locale', t.locale, 'subject', t.subject, 'body', t.body, 'updated_at', t.updated_at)"
+    "'locale', t.locale, 'audience', t.audience, 'subject', t.subject, 'body', t.body, "           \
+    "'updated_at', t.updated_at)"
 
 sw_err ntf_templates_list(struct job *j, PGconn *db, char *err, size_t errlen)
 {
@@ -697,7 +698,7 @@ sw_err ntf_templates_list(struct job *j, PGconn *db, char *err, size_t errlen)
 
 sw_err ntf_template_put(struct job *j, PGconn *db, char *err, size_t errlen)
 {
-    static const char *const known[] = {"event_type", "channel_kind", "locale",
+    static const char *const known[] = {"event_type", "channel_kind", "locale", "audience",
                                         "subject",    "body",         NULL};
     struct field_errors f = {.n = 0};
     char why[1024];
@@ -713,11 +714,19 @@ sw_err ntf_template_put(struct job *j, PGconn *db, char *err, size_t errlen)
     const char *loc = json_str_member(&f, j->json, "locale", 8, false);
     const char *subject = json_str_member(&f, j->json, "subject", 1000, false);
     const char *body = json_str_member(&f, j->json, "body", 20000, true);
+    const char *aud = json_str_member(&f, j->json, "audience", 10, false);
     Shouwen__V1__Envelope__EventCase ec;
     if (ev != NULL && !wf_event_type_parse(ev, &ec))
         field_bad(&f, "event_type",
                   "not an event type of shouwen (case.transferred, "
                   "emergency.alerted, review.requested, ...)");
+    if (aud != NULL && strcmp(aud, "staff") != 0 && strcmp(aud, "customer") != 0)
+        field_bad(&f, "audience", "must be staff (the default) or customer");
+    else if (aud != NULL && strcmp(aud, "customer") == 0 && ev != NULL &&
+             !one_of(ev, customer_events))
+        field_bad(&f, "event_type",
+                  "customers hear of case.registered, case.progress, case.resolved and "
+                  "case.resolved_on_spot only");
     if (kind != NULL && strcmp(kind, "any") != 0 && !one_of(kind, kinds))
         field_bad(&f, "channel_kind",
                   "must be any, webhook, email, sms, wecom, dingtalk, feishu or slack");
@@ -733,21 +742,22 @@ sw_err ntf_template_put(struct job *j, PGconn *db, char *err, size_t errlen)
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;
     }
-    const char *v[] = {j->who.site_id, ev, kind ? kind : "any", loc ? loc : "zh-CN", subject, body};
+    const char *v[] = {j->who.site_id, ev,   kind ? kind : "any", loc ? loc : "zh-CN",
+                       subject,        body, aud ? aud : "staff"};
     PGresult *r;
     sw_err rv = db_run(db, "save the template",
                        "WITH t AS (INSERT INTO notification.templates AS t (site_id, event_type, "
-                       "channel_kind, locale, subject, body) VALUES ($1::uuid, $2, $3, $4, $5, "
-                       "$6) ON CONFLICT (site_id, event_type, channel_kind, locale) DO UPDATE SET "
+                       "channel_kind, locale, subject, body, audience) VALUES ($1::uuid, $2, $3, "
+                       "$4, $5, $6, $7) ON CONFLICT ON CONSTRAINT templates_unique DO UPDATE SET "
                        "subject = EXCLUDED.subject, body = EXCLUDED.body, updated_at = now() "
                        "RETURNING *) SELECT " TEMPLATE_JSON " FROM t",
-                       6, v, &r, err, errlen);
+                       7, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     reply_json_row(j, r, 200);
     PQclear(r);
-    LOG(LOG_INFO, "NOTIFICATION-TEMPLATE", "template %s/%s/%s of site %s saved by %s %s", ev, v[2],
-        v[3], j->who.site, j->who.kind == 'k' ? "api key" : "staff", j->who.name);
+    LOG(LOG_INFO, "NOTIFICATION-TEMPLATE", "template %s/%s/%s for %s of site %s saved by %s %s", ev,
+        v[2], v[3], v[6], j->who.site, j->who.kind == 'k' ? "api key" : "staff", j->who.name);
     return SW_OK;
 }
 

@@ -92,6 +92,7 @@ struct ntf_template {
     char event_type[101];
     char kind[16]; /* a kind name or "any" */
     char locale[8];
+    bool customer; /* the wording for customers, not staff */
     char *subject, *body;
 };
 
@@ -144,10 +145,14 @@ struct ntf_case {
 void ntf_words(const struct ntf_site *s, const char *event_type, enum ntf_kind kind,
                const char *locale, const char **subject, const char **body);
 
-/* The customer's own wording of an event (a receipt, progress, the result and a survey), or
- * false when customers are not told of it. */
-bool ntf_customer_words(const char *event_type, const char *locale, const char **subject,
-                        const char **body);
+/*
+ * What a customer is told of an event (a receipt, progress, the result and a
+ * survey): the site's template for customers (for the kind, then any kind),
+ * else the built-in one; false when customers are not told of that event.
+ * `s` NULL: only whether they are.
+ */
+bool ntf_customer_words(const struct ntf_site *s, const char *event_type, enum ntf_kind kind,
+                        const char *locale, const char **subject, const char **body);
 
 /* Variables of one event for one recipient (NULL: a group channel), with values in Chinese
  * when zh.  `scratch` (6 strings) keeps what is made here. */

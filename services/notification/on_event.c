@@ -354,7 +354,7 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
     }
     const char *subject_t, *body_t;
     if (customer)
-        (void)ntf_customer_words(e->type, ch->locale, &subject_t, &body_t);
+        (void)ntf_customer_words(s, e->type, ch->kind, ch->locale, &subject_t, &body_t);
     else
         ntf_words(s, e->type, ch->kind, ch->locale, &subject_t, &body_t);
     char scratch[6][160];
@@ -478,8 +478,9 @@ static sw_err handle_event(struct batch *bt, PGconn *tx, const Shouwen__V1__Enve
             else if (strcmp(o->audience, "customer") == 0)
                 /* only where the site sends them, the customer consented, and the event is
                  * one customers are told of */
-                to_customer = to_customer || (s->customer_notices && c != NULL && c->consent &&
-                                              ntf_customer_words(e->type, "zh-CN", NULL, NULL));
+                to_customer = to_customer ||
+                              (s->customer_notices && c != NULL && c->consent &&
+                               ntf_customer_words(NULL, e->type, NTF_SMS, "zh-CN", NULL, NULL));
             else
                 resolve(&w, s, o->audience, e, c);
         }

@@ -250,7 +250,8 @@ static sw_err load_subs(struct ntf_site *s, PGconn *db, char *err, size_t errlen
     }
     PQclear(r);
     r = query(db,
-              "SELECT event_type, channel_kind, locale, subject, body FROM notification.templates "
+              "SELECT event_type, channel_kind, locale, subject, body, audience = 'customer' FROM "
+              "notification.templates "
               "WHERE site_id = $1",
               s->id, "read the site's templates", &rv, err, errlen);
     if (r == NULL)
@@ -269,6 +270,7 @@ static sw_err load_subs(struct ntf_site *s, PGconn *db, char *err, size_t errlen
         cpy(t->locale, sizeof(t->locale), r, i, 2);
         t->subject = dup_col(r, i, 3, &oom);
         t->body = dup_col(r, i, 4, &oom);
+        t->customer = PQgetvalue(r, i, 5)[0] == 't';
         s->ntemplates = (size_t)i + 1;
     }
     PQclear(r);

@@ -90,8 +90,8 @@ void ntf_words(const struct ntf_site *s, const char *event_type, enum ntf_kind k
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < s->ntemplates; i++) {
             const struct ntf_template *t = &s->templates[i];
-            if (strcmp(t->event_type, event_type) == 0 && strcmp(t->locale, locale) == 0 &&
-                strcmp(t->kind, pass == 0 ? kname : "any") == 0) {
+            if (!t->customer && strcmp(t->event_type, event_type) == 0 &&
+                strcmp(t->locale, locale) == 0 && strcmp(t->kind, pass == 0 ? kname : "any") == 0) {
                 *subject = t->subject != NULL ? t->subject : "";
                 *body = t->body;
                 return;
@@ -124,19 +124,30 @@ static const struct wording for_customer[] = {
 };
 // clang-format on
 
-bool ntf_customer_words(const char *event_type, const char *locale, const char **subject,
-                        const char **body)
+bool ntf_customer_words(const struct ntf_site *s, const char *event_type, enum ntf_kind kind,
+                        const char *locale, const char **subject, const char **body)
 {
+    const struct wording *w = NULL;
     for (size_t i = 0; i < sizeof(for_customer) / sizeof(for_customer[0]); i++)
-        if (strcmp(for_customer[i].event, event_type) == 0) {
-            bool en = strcmp(locale, "en") == 0;
-            if (subject != NULL)
-                *subject = en ? for_customer[i].en_subject : for_customer[i].zh_subject;
-            if (body != NULL)
-                *body = en ? for_customer[i].en_body : for_customer[i].zh_body;
-            return true;
+        if (strcmp(for_customer[i].event, event_type) == 0)
+            w = &for_customer[i];
+    if (w == NULL || s == NULL)
+        return w != NULL;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < s->ntemplates; i++) {
+            const struct ntf_template *t = &s->templates[i];
+            if (t->customer && strcmp(t->event_type, event_type) == 0 &&
+                strcmp(t->locale, locale) == 0 &&
+                strcmp(t->kind, pass == 0 ? ntf_kind_names[kind] : "any") == 0) {
+                *subject = t->subject != NULL ? t->subject : "";
+                *body = t->body;
+                return true;
+            }
         }
-    return false;
+    bool en = strcmp(locale, "en") == 0;
+    *subject = en ? w->en_subject : w->zh_subject;
+    *body = en ? w->en_body : w->zh_body;
+    return true;
 }
 
 /* ---- values --------------------------------------------------------------------------- */

@@ -292,14 +292,16 @@ check "customer notices on, a cap for the day" expect 200 '"customer_notices":tr
 check "receipts by SMS" subscribe case.registered sms customer
 check "receipts by mail" subscribe case.registered mail customer
 check "consent without a phone or an e-mail address is refused" expect 422 'customer.consent' "$(call POST "$TOKEN" /v1/cases '{"site":"SH01","channel":"phone","type":"consultation","subject":"x","customer":{"name":"王五","consent":true}}')"
+check "the site's own receipt wording for customers' SMS" expect 200 '"audience":"customer"' "$(call PUT "$MGR" $N/templates '{"event_type":"case.registered","channel_kind":"sms","audience":"customer","body":"【首问】{{customer_name}}，您的诉求编号 {{case_number}}"}')"
+check "refused: customer wording for an event customers do not hear of" expect 422 'customers hear of' "$(call PUT "$MGR" $N/templates '{"event_type":"case.transferred","audience":"customer","body":"x"}')"
 mails=$(ls "$tmp/mail/new" | wc -l)
 yes=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"consultation","urgency":"normal","subject":"停车卡办理","customer":{"name":"王五","phone":"13700001111","email":"wang@example.org","consent":true}}')
 no=$(register "$TOKEN" '{"site":"SH01","channel":"phone","type":"consultation","urgency":"normal","subject":"停车卡办理 2","customer":{"name":"赵六","phone":"13700002222"}}')
 check "the case keeps the consent" expect 200 '"consent":true' "$(call GET "$MGR" "/v1/cases/$yes")"
 ynum=$(q "SELECT number FROM core.cases WHERE id = '$yes'")
-check "an SMS receipt with the case number, to the customer's own number, at once (quiet hours are for staff)" wait_for 10 eq 1 received /sms "'13700001111' in r['body'] and '$ynum' in r['body'] and '已登记' in r['body']"
+check "an SMS receipt with the case number, to the customer's own number, at once (quiet hours are for staff)" wait_for 10 eq 1 received /sms "'13700001111' in r['body'] and '【首问】王五，您的诉求编号 $ynum' in r['body']"
 check "a mail receipt to the customer's address" wait_for 10 eq $((mails + 1)) bash -c "ls '$tmp/mail/new' | wc -l"
-check "... addressed to them" bash -c "grep -l '^To: wang@example.org' '$tmp'/mail/new/* >/dev/null"
+check "... addressed to them, in the built-in wording (no template for mail)" bash -c "grep -l '^To: wang@example.org' '$tmp'/mail/new/* >/dev/null"
 check "no consent: nothing to the customer" eq 0 dl "count(*)" "d.case_id = '$no' AND d.recipient = 'customer'"
 check "... and nothing at the gateway for their number" eq 0 received /sms "'13700002222' in r['body']"
 
