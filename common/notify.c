@@ -149,6 +149,16 @@ sw_err ntf_render(struct buf *out, const char *text, const char *const vals[NTF_
     return rv;
 }
 
+bool ntf_customer_event(const char *event_type)
+{
+    static const char *const events[] = {"case.registered", "case.progress", "case.resolved",
+                                         "case.resolved_on_spot"};
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        if (strcmp(event_type, events[i]) == 0)
+            return true;
+    return false;
+}
+
 /* ---- signatures -------------------------------------------------------------------------- */
 
 void ntf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,

@@ -64,6 +64,9 @@ sw_err ntf_template_check(const char *text, char *err, size_t errlen);
 /* ntf_render appends `text` with each variable replaced by vals[var] (NULL: empty). */
 sw_err ntf_render(struct buf *out, const char *text, const char *const vals[NTF_VARS]);
 
+/* Whether customers are told of events of this type (a receipt, progress, the result). */
+bool ntf_customer_event(const char *event_type);
+
 /* ---- signatures -------------------------------------------------------------------------- */
 
 /* HMAC-SHA256 of msg under key. */

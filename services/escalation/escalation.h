@@ -37,10 +37,10 @@
 #include "db.h"
 #include "err.h"
 #include "metrics.h"
+#include "sitecache.h"
 #include "workflow.h"
 
-#define ESC_SITES_MAX 4096 /* sites one cache keeps */
-#define ESC_PEOPLE    8    /* supervisors, managers or leaders remembered per site */
+#define ESC_PEOPLE 8 /* supervisors, managers or leaders remembered per site */
 
 /* One limit row: a clock's limit for a type and/or urgency (0: any). */
 struct esc_limit {
@@ -64,11 +64,11 @@ struct esc_site {
 };
 
 struct esc_cache {
-    int64_t stamp; /* escalation.settings_stamp when loaded; -1: never */
-    struct esc_site *sites[ESC_SITES_MAX];
-    size_t n;
+    struct sitecache sc; /* of struct esc_site */
 };
 
+/* Ready to use (empty, never checked). */
+void esc_cache_init(struct esc_cache *c);
 /* Checks the settings stamp: a change empties the cache. */
 sw_err esc_cache_check(struct esc_cache *c, PGconn *db, char *err, size_t errlen);
 /* The site with code `code`, loaded on first use.  SW_ENOTFOUND: no such site. */

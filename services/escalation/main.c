@@ -111,7 +111,7 @@ static sw_err escalation_start(struct svc *s)
     struct escalation *e = &the;
     e->db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
     e->pub = svc_pub_socket(s);
-    e->cache.stamp = -1;
+    esc_cache_init(&e->cache);
     e->m_recomputed = metrics_get(METRIC_COUNTER, "shouwen_escalation_recomputed_total",
                                   "Cases whose clocks were recomputed after an event", NULL);
     e->m_stale = metrics_get(METRIC_COUNTER, "shouwen_escalation_stale_total",

@@ -20,30 +20,6 @@ static void site_free(struct esc_site *s)
     free(s);
 }
 
-void esc_cache_clear(struct esc_cache *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        site_free(c->sites[i]);
-    c->n = 0;
-}
-
-sw_err esc_cache_check(struct esc_cache *c, PGconn *db, char *err, size_t errlen)
-{
-    PGresult *r = db_exec_fixed(db, "SELECT stamp FROM escalation.settings_stamp", 0, NULL);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        sw_err rv = db_fail(db, r, "read the settings stamp", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    int64_t stamp = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    if (stamp != c->stamp) {
-        esc_cache_clear(c);
-        c->stamp = stamp;
-    }
-    return SW_OK;
-}
-
 static sw_err load_limits(struct esc_site *s, PGconn *db, char *err, size_t errlen)
 {
     const char *v[] = {s->id};
@@ -119,8 +95,7 @@ static sw_err load_people(struct esc_site *s, PGconn *db, char *err, size_t errl
     return SW_OK;
 }
 
-static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, char *err,
-                        size_t errlen)
+static sw_err load_site(PGconn *db, const char *code, void **out, char *err, size_t errlen)
 {
     struct esc_site *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -139,23 +114,34 @@ static sw_err load_site(PGconn *db, const char *code, struct esc_site **out, cha
     return SW_OK;
 }
 
+static void free_site(void *s)
+{
+    site_free(s);
+}
+
+void esc_cache_init(struct esc_cache *c)
+{
+    sitecache_init(&c->sc, "SELECT stamp FROM escalation.settings_stamp", load_site, free_site);
+}
+
+sw_err esc_cache_check(struct esc_cache *c, PGconn *db, char *err, size_t errlen)
+{
+    return sitecache_check(&c->sc, db, NULL, err, errlen);
+}
+
+void esc_cache_clear(struct esc_cache *c)
+{
+    sitecache_clear(&c->sc);
+}
+
 sw_err esc_site_get(struct esc_cache *c, PGconn *db, const char *code, struct esc_site **out,
                     char *err, size_t errlen)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->sites[i]->code, code) == 0) {
-            *out = c->sites[i];
-            return SW_OK;
-        }
-    struct esc_site *s = NULL;
-    sw_err rv = load_site(db, code, &s, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    if (c->n == ESC_SITES_MAX)
-        esc_cache_clear(c);
-    c->sites[c->n++] = s;
-    *out = s;
-    return SW_OK;
+    void *s = NULL;
+    sw_err rv = sitecache_get(&c->sc, db, code, &s, err, errlen);
+    if (rv == SW_OK)
+        *out = s;
+    return rv;
 }
 
 void esc_policy(const struct esc_site *s, Shouwen__V1__CaseType type, Shouwen__V1__Urgency urgency,

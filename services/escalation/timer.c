@@ -495,7 +495,7 @@ sw_err esc_timer_start(struct esc_timer **out, const struct esc_timer_config *cf
     if (t == NULL)
         return SW_ENOMEM;
     t->cfg = *cfg;
-    t->cache.stamp = -1;
+    esc_cache_init(&t->cache);
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -42,8 +42,22 @@ static const char *const kinds[] = {"webhook",  "email",  "sms",   "wecom",
 static const char *const audiences[] = {
     "channel",    "receiving_head", "handler", "owner",     "first_responder", "qa", "ladder",
     "supervisor", "manager",        "leader",  "reviewers", "customer",        NULL};
-static const char *const customer_events[] = {"case.registered", "case.progress", "case.resolved",
-                                              "case.resolved_on_spot", NULL};
+
+/* An event type of shouwen; for customers, one they are told of. */
+static void event_check(struct field_errors *f, const char *ev, bool customer)
+{
+    Shouwen__V1__Envelope__EventCase ec;
+    if (ev == NULL)
+        return;
+    if (!wf_event_type_parse(ev, &ec))
+        field_bad(f, "event_type",
+                  "not an event type of shouwen (case.transferred, emergency.alerted, "
+                  "review.requested, ...)");
+    else if (customer && !ntf_customer_event(ev))
+        field_bad(f, "event_type",
+                  "customers hear of case.registered (a receipt), case.progress, case.resolved "
+                  "and case.resolved_on_spot (the result and a survey) only");
+}
 
 static bool one_of(const char *s, const char *const *list)
 {
@@ -562,19 +576,11 @@ sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen)
     const char *au = json_str_member(&f, j->json, "audience", 20, true);
     const char *dept = json_str_member(&f, j->json, "department", 32, false);
     const char *urg = json_str_member(&f, j->json, "min_urgency", 12, false);
-    Shouwen__V1__Envelope__EventCase ec;
-    if (ev != NULL && !wf_event_type_parse(ev, &ec))
-        field_bad(&f, "event_type",
-                  "not an event type of shouwen (case.transferred, "
-                  "emergency.alerted, review.requested, ...)");
+    event_check(&f, ev, au != NULL && strcmp(au, "customer") == 0);
     if (au != NULL && !one_of(au, audiences))
         field_bad(&f, "audience",
                   "must be channel, receiving_head, handler, owner, first_responder, qa, ladder, "
                   "supervisor, manager, leader, reviewers or customer");
-    if (au != NULL && strcmp(au, "customer") == 0 && ev != NULL && !one_of(ev, customer_events))
-        field_bad(&f, "event_type",
-                  "customers hear of case.registered (a receipt), case.progress, case.resolved "
-                  "and case.resolved_on_spot (the result and a survey) only");
     if (urg != NULL && strcmp(urg, "normal") != 0 && strcmp(urg, "urgent") != 0 &&
         strcmp(urg, "emergency") != 0)
         field_bad(&f, "min_urgency", "must be normal, urgent or emergency");
@@ -715,18 +721,9 @@ sw_err ntf_template_put(struct job *j, PGconn *db, char *err, size_t errlen)
     const char *subject = json_str_member(&f, j->json, "subject", 1000, false);
     const char *body = json_str_member(&f, j->json, "body", 20000, true);
     const char *aud = json_str_member(&f, j->json, "audience", 10, false);
-    Shouwen__V1__Envelope__EventCase ec;
-    if (ev != NULL && !wf_event_type_parse(ev, &ec))
-        field_bad(&f, "event_type",
-                  "not an event type of shouwen (case.transferred, "
-                  "emergency.alerted, review.requested, ...)");
+    event_check(&f, ev, aud != NULL && strcmp(aud, "customer") == 0);
     if (aud != NULL && strcmp(aud, "staff") != 0 && strcmp(aud, "customer") != 0)
         field_bad(&f, "audience", "must be staff (the default) or customer");
-    else if (aud != NULL && strcmp(aud, "customer") == 0 && ev != NULL &&
-             !one_of(ev, customer_events))
-        field_bad(&f, "event_type",
-                  "customers hear of case.registered, case.progress, case.resolved and "
-                  "case.resolved_on_spot only");
     if (kind != NULL && strcmp(kind, "any") != 0 && !one_of(kind, kinds))
         field_bad(&f, "channel_kind",
                   "must be any, webhook, email, sms, wecom, dingtalk, feishu or slack");

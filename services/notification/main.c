@@ -114,7 +114,7 @@ static sw_err notification_start(struct svc *s)
     struct notification *nt = &the;
     nt->db_url = cfg_str(c, "SHOUWEN_DATABASE_URL");
     nt->pub = svc_pub_socket(s);
-    nt->cache.stamp = -1;
+    ntf_cache_init(&nt->cache);
     nt->m_made =
         metrics_get(METRIC_COUNTER, "shouwen_notification_deliveries_made_total",
                     "Deliveries made from events (one per event, recipient and channel)", NULL);

@@ -37,8 +37,7 @@
 #include "err.h"
 #include "metrics.h"
 #include "notify.h"
-
-#define NTF_SITES_MAX 4096
+#include "sitecache.h"
 
 enum ntf_kind {
     NTF_WEBHOOK,
@@ -115,11 +114,10 @@ struct ntf_site {
 };
 
 struct ntf_cache {
-    int64_t stamp; /* notification.settings_stamp when loaded; -1: never */
-    struct ntf_site *sites[NTF_SITES_MAX];
-    size_t n;
+    struct sitecache sc; /* of struct ntf_site */
 };
 
+void ntf_cache_init(struct ntf_cache *c);
 sw_err ntf_cache_check(struct ntf_cache *c, PGconn *db, bool *changed, char *err, size_t errlen);
 sw_err ntf_site_get(struct ntf_cache *c, PGconn *db, const char *code, struct ntf_site **out,
                     char *err, size_t errlen);
@@ -149,7 +147,6 @@ void ntf_words(const struct ntf_site *s, const char *event_type, enum ntf_kind k
  * What a customer is told of an event (a receipt, progress, the result and a
  * survey): the site's template for customers (for the kind, then any kind),
  * else the built-in one; false when customers are not told of that event.
- * `s` NULL: only whether they are.
  */
 bool ntf_customer_words(const struct ntf_site *s, const char *event_type, enum ntf_kind kind,
                         const char *locale, const char **subject, const char **body);

@@ -413,14 +413,12 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
     snprintf(d.event_type, sizeof(d.event_type), "%s", e->type);
     snprintf(d.channel_id, sizeof(d.channel_id), "%s", ch->id);
     snprintf(d.recipient, sizeof(d.recipient), "%s", recipient);
-    char part[16], due[24], emg[2] = {emergency ? 't' : 'f', 0},
-                            held[2] = {d.due_us > bt->now ? 't' : 'f', 0};
+    char part[16], due[24], emg[2] = {emergency ? 't' : 'f', 0};
     snprintf(part, sizeof(part), "%u", e->partition);
     snprintf(due, sizeof(due), "%" PRId64, d.due_us);
     const char *v[COLS] = {s->id,  part,      e->event_id, e->type,      c ? c->id : NULL,
                            ch->id, recipient, d.address,   d.message_id, d.subject,
                            d.body, emg,       due};
-    (void)held;
     if (rv == SW_OK)
         rv = row_add(&bt->rows, v);
     if (rv != SW_OK) {
@@ -478,9 +476,8 @@ static sw_err handle_event(struct batch *bt, PGconn *tx, const Shouwen__V1__Enve
             else if (strcmp(o->audience, "customer") == 0)
                 /* only where the site sends them, the customer consented, and the event is
                  * one customers are told of */
-                to_customer = to_customer ||
-                              (s->customer_notices && c != NULL && c->consent &&
-                               ntf_customer_words(NULL, e->type, NTF_SMS, "zh-CN", NULL, NULL));
+                to_customer = to_customer || (s->customer_notices && c != NULL && c->consent &&
+                                              ntf_customer_event(e->type));
             else
                 resolve(&w, s, o->audience, e, c);
         }

@@ -531,8 +531,8 @@ static sw_err http_body(struct buf *b, struct buf *url, const struct ntf_channel
 }
 
 /* The site's count of `kind` messages today, raised by one unless at the cap: false when capped. */
-static sw_err under_cap(struct ntf_sender *s, PGconn *db, const struct ntf_site *site,
-                        const char *kind, bool *ok, char *err, size_t errlen)
+static sw_err under_cap(PGconn *db, const struct ntf_site *site, const char *kind, bool *ok,
+                        char *err, size_t errlen)
 {
     char day[16], cap[16];
     char local[32];
@@ -546,7 +546,6 @@ static sw_err under_cap(struct ntf_sender *s, PGconn *db, const struct ntf_site 
         "1 WHERE $4::int > 0 ON CONFLICT (site_id, day, kind) DO UPDATE SET sent = k.sent + 1 "
         "WHERE k.sent < $4::int RETURNING sent",
         4, v);
-    (void)s;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sw_err rv = db_fail(db, r, "count the day's messages", err, errlen);
         PQclear(r);
@@ -1073,7 +1072,7 @@ static int64_t start_due(struct ntf_sender *s, PGconn *db)
         }
         if (ch->kind == NTF_SMS) {
             bool ok = true;
-            if (under_cap(s, db, site, "sms", &ok, err, sizeof(err)) != SW_OK) {
+            if (under_cap(db, site, "sms", &ok, err, sizeof(err)) != SW_OK) {
                 d->due_us = now + 1000000;
                 (void)heap_push(s, d);
                 return now + 100000;
@@ -1205,7 +1204,7 @@ sw_err ntf_sender_start(struct ntf_sender **out, const struct ntf_sender_config 
     if (s == NULL)
         return SW_ENOMEM;
     s->cfg = *cfg;
-    s->cache.stamp = -1;
+    ntf_cache_init(&s->cache);
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     s->active = calloc((size_t)cfg->concurrency + 1, sizeof(*s->active));
     if (s->active == NULL) {

@@ -61,32 +61,6 @@ static void site_free(struct ntf_site *s)
     free(s);
 }
 
-void ntf_cache_clear(struct ntf_cache *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        site_free(c->sites[i]);
-    c->n = 0;
-}
-
-sw_err ntf_cache_check(struct ntf_cache *c, PGconn *db, bool *changed, char *err, size_t errlen)
-{
-    *changed = false;
-    PGresult *r = db_exec_fixed(db, "SELECT stamp FROM notification.settings_stamp", 0, NULL);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        sw_err rv = db_fail(db, r, "read the settings stamp", err, errlen);
-        PQclear(r);
-        return rv;
-    }
-    int64_t stamp = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    if (stamp != c->stamp) {
-        ntf_cache_clear(c);
-        c->stamp = stamp;
-        *changed = true;
-    }
-    return SW_OK;
-}
-
 static void cpy(char *dst, size_t cap, const PGresult *r, int row, int col)
 {
     snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
@@ -297,8 +271,7 @@ static sw_err load_settings(struct ntf_site *s, PGconn *db, char *err, size_t er
     return SW_OK;
 }
 
-static sw_err load_site(PGconn *db, const char *code, struct ntf_site **out, char *err,
-                        size_t errlen)
+static sw_err load_site(PGconn *db, const char *code, void **out, char *err, size_t errlen)
 {
     struct ntf_site *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -324,23 +297,34 @@ static sw_err load_site(PGconn *db, const char *code, struct ntf_site **out, cha
     return SW_OK;
 }
 
+static void free_site(void *s)
+{
+    site_free(s);
+}
+
+void ntf_cache_init(struct ntf_cache *c)
+{
+    sitecache_init(&c->sc, "SELECT stamp FROM notification.settings_stamp", load_site, free_site);
+}
+
+sw_err ntf_cache_check(struct ntf_cache *c, PGconn *db, bool *changed, char *err, size_t errlen)
+{
+    return sitecache_check(&c->sc, db, changed, err, errlen);
+}
+
+void ntf_cache_clear(struct ntf_cache *c)
+{
+    sitecache_clear(&c->sc);
+}
+
 sw_err ntf_site_get(struct ntf_cache *c, PGconn *db, const char *code, struct ntf_site **out,
                     char *err, size_t errlen)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->sites[i]->code, code) == 0) {
-            *out = c->sites[i];
-            return SW_OK;
-        }
-    struct ntf_site *s = NULL;
-    sw_err rv = load_site(db, code, &s, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    if (c->n == NTF_SITES_MAX)
-        ntf_cache_clear(c);
-    c->sites[c->n++] = s;
-    *out = s;
-    return SW_OK;
+    void *s = NULL;
+    sw_err rv = sitecache_get(&c->sc, db, code, &s, err, errlen);
+    if (rv == SW_OK)
+        *out = s;
+    return rv;
 }
 
 const struct ntf_staff *ntf_staff_find(const struct ntf_site *s, const char *code)

@@ -131,8 +131,8 @@ bool ntf_customer_words(const struct ntf_site *s, const char *event_type, enum n
     for (size_t i = 0; i < sizeof(for_customer) / sizeof(for_customer[0]); i++)
         if (strcmp(for_customer[i].event, event_type) == 0)
             w = &for_customer[i];
-    if (w == NULL || s == NULL)
-        return w != NULL;
+    if (w == NULL)
+        return false;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < s->ntemplates; i++) {
             const struct ntf_template *t = &s->templates[i];

@@ -158,6 +158,18 @@ static void test_bucket(void **state)
     assert_true(ntf_bucket_take(&b, t, 2, 3) > 0);
 }
 
+static void test_customer_events(void **state)
+{
+    (void)state;
+    assert_true(ntf_customer_event("case.registered"));
+    assert_true(ntf_customer_event("case.resolved"));
+    assert_true(ntf_customer_event("case.resolved_on_spot"));
+    assert_true(ntf_customer_event("case.progress"));
+    assert_false(ntf_customer_event("case.transferred")); /* internal: never told to customers */
+    assert_false(ntf_customer_event("case.escalated"));
+    assert_false(ntf_customer_event(""));
+}
+
 static void test_masking(void **state)
 {
     (void)state;
@@ -188,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_retryable),
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_masking),
+        cmocka_unit_test(test_customer_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
