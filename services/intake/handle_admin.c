@@ -109,6 +109,7 @@ struct ctx {
     char *err;
     size_t errlen;
     const struct principal *who;
+    struct bus_outbox *ob;
     int nseg;
     char seg[ADMIN_SEGS][ADMIN_SEG_MAX]; /* decoded path segments after "/v1/" */
 };
@@ -1704,12 +1705,16 @@ enum need {
     NEED_DIRECTORY, /* departments, staff, tokens: admin key or manager */
     NEED_ADMIN,     /* site settings, API keys: admin key */
     NEED_CREATE,    /* a new site: admin key */
+    NEED_QA,        /* audit and reports: admin or reader key; manager, supervisor or QA */
 };
 
 static bool allowed(const struct principal *p, enum need need)
 {
     bool admin = p->kind == 'k' && strcmp(p->role, "admin") == 0;
     bool manager = p->kind == 't' && strcmp(p->role, "manager") == 0;
+    if (need == NEED_QA)
+        return admin || manager || (p->kind == 'k' && strcmp(p->role, "reader") == 0) ||
+               (p->kind == 't' && (strcmp(p->role, "supervisor") == 0 || strcmp(p->role, "qa") == 0));
     return admin || (manager && (need == NEED_READ || need == NEED_DIRECTORY));
 }
 
@@ -1718,6 +1723,9 @@ static const char *forbidden(enum need need)
     switch (need) {
     case NEED_CREATE:
         return "forbidden: sites are created only with an API key of role admin";
+    case NEED_QA:
+        return "forbidden: the audit log and the reports are for a manager, a supervisor or QA "
+               "(staff token), or an API key of role admin or reader";
     case NEED_ADMIN:
         return "forbidden: site settings and API keys are administered only with an API key of "
                "role admin of the site";
@@ -1811,6 +1819,19 @@ static sw_err notify_route(struct ctx *x)
                         : ntf_deliveries_list(j, x->db, x->err, x->errlen);
 }
 
+static sw_err audit_route(struct ctx *x)
+{
+    if (strcmp(x->seg[2], "audit") == 0)
+        return strcmp(x->seg[3], "verify") == 0
+                   ? audit_verify_run(x->j, x->db, x->ob, x->err, x->errlen)
+                   : audit_checkpoints_list(x->j, x->db, x->err, x->errlen);
+    if (strcmp(x->seg[3], "qa") == 0)
+        return report_qa(x->j, x->db, x->err, x->errlen);
+    if (strcmp(x->seg[3], "reception-log") == 0)
+        return report_reception(x->j, x->db, x->err, x->errlen);
+    return report_weekly(x->j, x->db, x->err, x->errlen);
+}
+
 static sw_err site_limits_get(struct ctx *x)
 {
     return limits_get(x->j, x->db, x->err, x->errlen);
@@ -1825,8 +1846,8 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
                  size_t errlen)
 {
     (void)in;
-    (void)ob; /* the directory publishes no events */
-    struct ctx x = {.j = j, .db = db, .err = err, .errlen = errlen, .who = &j->who};
+    /* only an audit verification publishes an event */
+    struct ctx x = {.j = j, .db = db, .err = err, .errlen = errlen, .who = &j->who, .ob = ob};
     const char *m = j->method;
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0,
          patch = strcmp(m, "PATCH") == 0, del = strcmp(m, "DELETE") == 0,
@@ -1928,6 +1949,19 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
             job_reply_error(j, 404, "no such resource");
             return SW_OK;
         }
+    } else if (strcmp(coll, "audit") == 0 && n == 4 &&
+               (strcmp(x.seg[3], "verify") == 0 || strcmp(x.seg[3], "checkpoints") == 0)) {
+        bool verify = strcmp(x.seg[3], "verify") == 0;
+        allow = verify ? "POST /v1/sites/{code}/audit/verify recomputes the chain"
+                       : "GET /v1/sites/{code}/audit/checkpoints lists the signed chain heads";
+        fn = (verify ? post : get) ? audit_route : NULL;
+        need = NEED_QA;
+    } else if (strcmp(coll, "reports") == 0 && n == 4 &&
+               (strcmp(x.seg[3], "qa") == 0 || strcmp(x.seg[3], "reception-log") == 0 ||
+                strcmp(x.seg[3], "weekly-review") == 0)) {
+        allow = "GET /v1/sites/{code}/reports/{qa|reception-log|weekly-review}";
+        fn = get ? audit_route : NULL;
+        need = NEED_QA;
     } else if (keys && n == 3) {
         allow = "GET /v1/sites/{code}/api-keys lists them, POST makes one";
         fn = get ? keys_list : post ? key_create : NULL;

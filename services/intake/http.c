@@ -48,7 +48,7 @@ static struct intake *intake_from(nng_aio *aio)
 }
 
 static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t len,
-                       const char *etag, bool close)
+                       const char *etag, bool close, const char *ctype)
 {
     nng_http_res *res = NULL;
     int rv = nng_http_res_alloc(&res);
@@ -57,7 +57,8 @@ static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t l
     if (rv == 0)
         rv = nng_http_res_set_status(res, status);
     if (rv == 0)
-        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+        rv = nng_http_res_set_header(res, "Content-Type",
+                                     ctype != NULL ? ctype : "application/json");
     if (rv == 0)
         rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
     if (rv == 0 && etag != NULL && etag[0] != '\0')
@@ -81,7 +82,13 @@ static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t l
 
 void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag)
 {
-    reply_full(aio, status, body, len, etag, false);
+    reply_full(aio, status, body, len, etag, false, NULL);
+}
+
+void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len,
+                      const char *etag, const char *ctype)
+{
+    reply_full(aio, status, body, len, etag, false, ctype);
 }
 
 /* Answer {"error": message}; `close` ends the connection after it (a body left unread). */
@@ -92,7 +99,7 @@ static void reply_error_close(nng_aio *aio, uint16_t status, const char *message
     buf_puts(&b, "{\"error\":");
     buf_json_string(&b, message);
     buf_puts(&b, "}\n");
-    reply_full(aio, status, buf_cstr(&b), b.len, NULL, close);
+    reply_full(aio, status, buf_cstr(&b), b.len, NULL, close, NULL);
     buf_free(&b);
 }
 
@@ -104,6 +111,7 @@ static void reply_error_aio(nng_aio *aio, uint16_t status, const char *message)
 void job_reply_json(struct job *j, uint16_t status, const char *json)
 {
     j->status = status;
+    j->ctype = NULL;
     buf_reset(&j->body);
     if (buf_puts(&j->body, json) != SW_OK) {
         j->status = 500;
@@ -115,6 +123,7 @@ void job_reply_json(struct job *j, uint16_t status, const char *json)
 void job_reply_error(struct job *j, uint16_t status, const char *message)
 {
     j->status = status;
+    j->ctype = NULL;
     buf_reset(&j->body);
     buf_puts(&j->body, "{\"error\":");
     buf_json_string(&j->body, message);

@@ -38,9 +38,10 @@ void job_finish(struct job *j)
         j->finish(j);
         return;
     }
-    buf_puts(&j->body, "\n");
-    http_reply(j->aio, j->status ? j->status : 500, j->body.data ? j->body.data : "", j->body.len,
-               j->etag);
+    if (j->ctype == NULL)
+        buf_puts(&j->body, "\n");
+    http_reply_typed(j->aio, j->status ? j->status : 500, j->body.data ? j->body.data : "",
+                     j->body.len, j->etag, j->ctype);
     job_free(j);
 }
 
