@@ -118,6 +118,7 @@ check "... and names entry 5" contains "BROKEN at entry 5:" "$out"
 r=$(call POST "$MGR" /v1/sites/SH01/audit/verify '{}')
 check "API: the same verdict, first_bad_seq 5" expect 200 '"first_bad_seq":5' "$r"
 check "Python agrees: bad 5" eq "bad 5" chain_py
+wait_for 10 caught_up
 su_q "UPDATE audit.log SET actor = '$orig' WHERE site_id = '$sid' AND seq = 5" >/dev/null
 check "put back: verifies again" contains "chain verified" "$(verify_cli)"
 q "CREATE TABLE public.saved AS SELECT * FROM audit.log WHERE site_id = '$sid' AND seq = 7" >/dev/null
@@ -134,7 +135,12 @@ su_q "INSERT INTO audit.log SELECT * FROM public.saved" >/dev/null
 check "put back: verifies again" contains "chain verified" "$(verify_cli)"
 check "a wrong key: the checkpoints' signatures do not verify" contains "BROKEN" "$(VKEY="another-key-of-at-least-32-characters!" verify_cli)"
 # A rewrite that recomputes every hash from entry 3 on (what a careful
-# intruder does): the links hold, the signed checkpoint does not.
+# intruder does): the links hold, the signed checkpoint does not.  (audit
+# is stopped meanwhile, so that the rows put back are the whole chain.)
+kill -TERM "$audit_pid"; wait "$audit_pid"
+check "audit: SIGTERM, exit 0" test $? = 0
+audit_pid=""
+n=$(q "SELECT count(*) FROM audit.log")
 q "TRUNCATE public.saved; INSERT INTO public.saved SELECT * FROM audit.log WHERE site_id = '$sid'" >/dev/null
 q "SELECT seq, site_id, event_id, event_type, coalesce(case_id::text, ''), actor, (extract(epoch FROM event_time) * 1000000)::bigint, (extract(epoch FROM recorded_at) * 1000000)::bigint, encode(payload_sha256, 'hex'), encode(prev_hash, 'hex') FROM audit.log WHERE site_id = '$sid' ORDER BY seq" |
     python3 -c '
@@ -161,5 +167,8 @@ r=$(call POST "$MGR" /v1/sites/SH01/audit/verify '{}')
 check "API: the same" expect 200 '"ok":false' "$r"
 su_q "DELETE FROM audit.log WHERE site_id = '$sid'; INSERT INTO audit.log SELECT * FROM public.saved; UPDATE audit.chain_heads h SET last_hash = s.hash FROM public.saved s WHERE s.site_id = h.site_id AND s.seq = h.last_seq" >/dev/null
 check "put back: verifies again" contains "chain verified" "$(verify_cli)"
+audit_start
+check "restarted: the verifications' events are chained too" wait_for 15 caught_up
+check "... and the chain verifies" contains "chain verified" "$(verify_cli)"
 
 finish
