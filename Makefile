@@ -126,6 +126,10 @@ $(B)/tests/rep_client: $(B)/obj/tests/intake/rep_client.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(B)/tests/audit_gen: $(B)/obj/tests/bench/audit_gen.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(B)/tests/route_bench: $(B)/obj/tests/bench/route_bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -154,7 +158,8 @@ test-sanitizers:
 	@$(MAKE) --no-print-directory SANITIZER=address test-unit
 	@$(MAKE) --no-print-directory SANITIZER=undefined test-unit
 
-test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client $(B)/tests/http_load
+test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client $(B)/tests/http_load \
+                  $(B)/tests/audit_gen
 	@for t in $(INTEGRATION); do \
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \

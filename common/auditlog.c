@@ -23,21 +23,20 @@ void audit_hash(const uint8_t prev[AUDIT_HASH_LEN], const struct audit_entry *e,
     /* fixed-size fields plus the actor (bounded) and the type (bounded): fits */
     uint8_t msg[AUDIT_HASH_LEN + 1024];
     memcpy(msg, prev, AUDIT_HASH_LEN);
-    int n = snprintf((char *)msg + AUDIT_HASH_LEN, sizeof(msg) - AUDIT_HASH_LEN,
-                     "shouwen-audit/1\n%s\n%" PRId64 "\n%s\n%s\n%s\n%s\n%" PRId64 "\n%" PRId64
-                     "\n%s\n",
-                     e->site_id, e->seq, e->event_id, e->type, e->case_id, e->actor, e->event_us,
-                     e->recorded_us, hex);
+    int n =
+        snprintf((char *)msg + AUDIT_HASH_LEN, sizeof(msg) - AUDIT_HASH_LEN,
+                 "shouwen-audit/1\n%s\n%" PRId64 "\n%s\n%s\n%s\n%s\n%" PRId64 "\n%" PRId64 "\n%s\n",
+                 e->site_id, e->seq, e->event_id, e->type, e->case_id, e->actor, e->event_us,
+                 e->recorded_us, hex);
     size_t len = n < 0 ? 0 : (size_t)n;
     if (len >= sizeof(msg) - AUDIT_HASH_LEN) { /* only with fields past their limits */
         struct buf b;
         buf_init(&b, 1u << 20);
         (void)buf_append(&b, prev, AUDIT_HASH_LEN);
-        (void)buf_printf(&b,
-                         "shouwen-audit/1\n%s\n%" PRId64 "\n%s\n%s\n%s\n%s\n%" PRId64 "\n%" PRId64
-                         "\n%s\n",
-                         e->site_id, e->seq, e->event_id, e->type, e->case_id, e->actor,
-                         e->event_us, e->recorded_us, hex);
+        (void)buf_printf(
+            &b, "shouwen-audit/1\n%s\n%" PRId64 "\n%s\n%s\n%s\n%s\n%" PRId64 "\n%" PRId64 "\n%s\n",
+            e->site_id, e->seq, e->event_id, e->type, e->case_id, e->actor, e->event_us,
+            e->recorded_us, hex);
         crypto_sha256(b.data, b.len, out);
         buf_free(&b);
         return;
@@ -97,9 +96,9 @@ void audit_checkpoint_sign(const uint8_t key[AUDIT_HASH_LEN], const char *site_i
 {
     char hex[2 * AUDIT_HASH_LEN + 1], msg[256];
     crypto_hex(hash, AUDIT_HASH_LEN, hex);
-    int n = snprintf(msg, sizeof(msg),
-                     "shouwen-audit-checkpoint/1\n%s\n%" PRId64 "\n%s\n%" PRId64 "\n", site_id,
-                     seq, hex, signed_us);
+    int n =
+        snprintf(msg, sizeof(msg), "shouwen-audit-checkpoint/1\n%s\n%" PRId64 "\n%s\n%" PRId64 "\n",
+                 site_id, seq, hex, signed_us);
     ntf_hmac_sha256(key, AUDIT_HASH_LEN, msg, n < 0 ? 0 : (size_t)n, sig);
 }
 
@@ -181,8 +180,7 @@ static void bad(struct audit_verdict *v, int64_t seq, const char *fmt, ...)
 
 /* Compares checkpoint p (at the entry just recomputed, seq, hash h) with the chain. */
 static void cp_check(const struct cps *p, const char *site_id, const uint8_t *key, int64_t seq,
-                     const uint8_t h[AUDIT_HASH_LEN], int64_t last_good_cp,
-                     struct audit_verdict *v)
+                     const uint8_t h[AUDIT_HASH_LEN], int64_t last_good_cp, struct audit_verdict *v)
 {
     uint8_t want[AUDIT_HASH_LEN], sig[AUDIT_HASH_LEN], mine[AUDIT_HASH_LEN];
     const char *signed_at = PQgetvalue(p->r, p->at, 2);
@@ -358,7 +356,8 @@ sw_err audit_verify(PGconn *c, const char *site_id, const uint8_t *key, struct a
         snprintf(v->detail, sizeof(v->detail),
                  "%" PRId64 " entries verified, %" PRId64 " checkpoints match%s", v->checked,
                  v->checkpoints,
-                 key != NULL ? " and their signatures verify" : " (signatures not checked: no key)");
+                 key != NULL ? " and their signatures verify"
+                             : " (signatures not checked: no key)");
     }
     return rv;
 }

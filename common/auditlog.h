@@ -77,13 +77,13 @@ void audit_checkpoint_sign(const uint8_t key[AUDIT_HASH_LEN], const char *site_i
 /* What a verification found. */
 struct audit_verdict {
     bool ok;
-    int64_t checked;           /* entries recomputed */
-    int64_t head_seq;          /* the last entry checked (0: none) */
+    int64_t checked;  /* entries recomputed */
+    int64_t head_seq; /* the last entry checked (0: none) */
     uint8_t head_hash[AUDIT_HASH_LEN];
-    int64_t first_bad_seq;     /* 0 when ok */
-    int64_t checkpoints;       /* checkpoints compared with the chain */
-    bool signatures_checked;   /* a key was given and every signature was checked */
-    char detail[512];          /* what is wrong, naming the entry; or a summary */
+    int64_t first_bad_seq;   /* 0 when ok */
+    int64_t checkpoints;     /* checkpoints compared with the chain */
+    bool signatures_checked; /* a key was given and every signature was checked */
+    char detail[512];        /* what is wrong, naming the entry; or a summary */
 };
 
 /*

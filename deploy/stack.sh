@@ -51,6 +51,12 @@ start() {
     export SHOUWEN_DATABASE_URL=${SHOUWEN_DATABASE_URL:-$("$top/deploy/pg.sh" url)}
     "$bin/shouwen-migrate"
     "$top/deploy/demo.sh"
+    # the audit checkpoints' secret: made once per run folder, kept beside it (never in the database)
+    if [ -z "${SHOUWEN_AUDIT_KEY:-}" ]; then
+        [ -s "$run/audit.key" ] || (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/audit.key")
+        SHOUWEN_AUDIT_KEY=$(cat "$run/audit.key")
+        export SHOUWEN_AUDIT_KEY
+    fi
     for s in "${services[@]}"; do
         if alive "$s" >/dev/null; then
             echo "$s: already running (pid $(alive "$s"))"

@@ -42,8 +42,8 @@ sw_err aud_put_time(struct buf *b, int64_t us)
     struct tm tm;
     if (gmtime_r(&s, &tm) == NULL)
         return SW_EINVAL;
-    return buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
 static sw_err fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
@@ -274,13 +274,14 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
         return SW_OK;
     }
     const char *v[] = {buf_cstr(&rows)};
-    PGresult *r = PQexecParams(tx,
-                               "INSERT INTO audit.log (site_id, seq, event_id, event_type, case_id, "
-                               "actor, event_time, recorded_at, payload_sha256, prev_hash, hash) "
-                               "SELECT site_id, seq, event_id, event_type, case_id, actor, "
-                               "event_time, recorded_at, payload_sha256, prev_hash, hash FROM "
-                               "json_populate_recordset(NULL::audit.log, $1::json)",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(tx,
+                     "INSERT INTO audit.log (site_id, seq, event_id, event_type, case_id, "
+                     "actor, event_time, recorded_at, payload_sha256, prev_hash, hash) "
+                     "SELECT site_id, seq, event_id, event_type, case_id, actor, "
+                     "event_time, recorded_at, payload_sha256, prev_hash, hash FROM "
+                     "json_populate_recordset(NULL::audit.log, $1::json)",
+                     1, NULL, v, NULL, NULL, 0);
     buf_free(&rows);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return fail(tx, r, "append to the audit log", err, errlen);
@@ -294,8 +295,8 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
             continue;
         char hex[2 * AUDIT_HASH_LEN + 1];
         crypto_hex(sites[k].hash, AUDIT_HASH_LEN, hex);
-        rv = buf_printf(&hv, "%s{\"site_id\":\"%s\",\"last_seq\":%" PRId64
-                             ",\"last_hash\":\"\\\\x%s\"}",
+        rv = buf_printf(&hv,
+                        "%s{\"site_id\":\"%s\",\"last_seq\":%" PRId64 ",\"last_hash\":\"\\\\x%s\"}",
                         k2++ ? "," : "", sites[k].id, sites[k].seq, hex);
     }
     if (rv == SW_OK)

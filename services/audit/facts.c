@@ -140,7 +140,7 @@ static void apply(struct fact *f, const Shouwen__V1__Envelope *e)
     }
     if (!f->exists)
         return;
-    f->changed = true;
+    bool touched = true;
     switch (e->event_case) {
     case EV(RESOLVED_ON_SPOT):
         f->on_spot = true;
@@ -230,9 +230,11 @@ static void apply(struct fact *f, const Shouwen__V1__Envelope *e)
         }
         break;
     default:
-        f->changed = false;
+        touched = false; /* nothing here for the roll-up (and an earlier change stands) */
         break;
     }
+    if (touched)
+        f->changed = true;
 }
 
 static struct fact *find(struct fact *facts, size_t nf, const char *case_id)
@@ -344,8 +346,7 @@ static bool is_violation(const Shouwen__V1__Envelope *e)
                SHOUWEN__V1__VIOLATION_KIND__VIOLATION_KIND_UNSPECIFIED;
 }
 
-static sw_err violations(PGconn *tx, const struct aud_event *ev, size_t n, char *err,
-                         size_t errlen)
+static sw_err violations(PGconn *tx, const struct aud_event *ev, size_t n, char *err, size_t errlen)
 {
     struct buf b;
     buf_init(&b, 64u << 20);

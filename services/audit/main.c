@@ -99,15 +99,15 @@ static sw_err audit_start(struct svc *s)
     subs[n] = NULL;
     a->m_appended = metrics_get(METRIC_COUNTER, "shouwen_audit_appended_total",
                                 "Events appended to their site's hash chain", NULL);
-    a->m_skipped = metrics_get(METRIC_COUNTER, "shouwen_audit_duplicates_total",
-                               "Events read again that were already in the log (not appended)",
-                               NULL);
+    a->m_skipped =
+        metrics_get(METRIC_COUNTER, "shouwen_audit_duplicates_total",
+                    "Events read again that were already in the log (not appended)", NULL);
     a->m_no_facts = metrics_get(METRIC_COUNTER, "shouwen_audit_without_registration_total",
                                 "Case events chained whose case.registered audit never saw "
                                 "(left out of the report roll-ups)",
                                 NULL);
-    a->m_checkpoints = metrics_get(METRIC_COUNTER, "shouwen_audit_checkpoints_total",
-                                   "Chain heads signed", NULL);
+    a->m_checkpoints =
+        metrics_get(METRIC_COUNTER, "shouwen_audit_checkpoints_total", "Chain heads signed", NULL);
     a->m_checkpoint_errors = metrics_get(METRIC_COUNTER, "shouwen_audit_checkpoint_errors_total",
                                          "Checkpoints that could not be stored", NULL);
     struct bus_consumer_config bc = {
@@ -183,8 +183,7 @@ static int verify(const char *site)
     struct cfg c;
     char err[1024];
     log_init("audit", LOG_WARN);
-    if (cfg_load(&c, settings, sizeof(settings) / sizeof(settings[0]), err, sizeof(err)) !=
-        SW_OK) {
+    if (cfg_load(&c, settings, sizeof(settings) / sizeof(settings[0]), err, sizeof(err)) != SW_OK) {
         fprintf(stderr, "shouwen-audit verify: %s\n", err);
         return 2;
     }
@@ -213,8 +212,7 @@ static int verify(const char *site)
     if (master[0] != '\0')
         audit_site_key(master, strlen(master), site_id, key);
     struct audit_verdict vd;
-    if (audit_verify(db, site_id, master[0] != '\0' ? key : NULL, &vd, err, sizeof(err)) !=
-        SW_OK) {
+    if (audit_verify(db, site_id, master[0] != '\0' ? key : NULL, &vd, err, sizeof(err)) != SW_OK) {
         fprintf(stderr, "shouwen-audit verify: %s\n", err);
         goto out;
     }

@@ -1714,7 +1714,8 @@ static bool allowed(const struct principal *p, enum need need)
     bool manager = p->kind == 't' && strcmp(p->role, "manager") == 0;
     if (need == NEED_QA)
         return admin || manager || (p->kind == 'k' && strcmp(p->role, "reader") == 0) ||
-               (p->kind == 't' && (strcmp(p->role, "supervisor") == 0 || strcmp(p->role, "qa") == 0));
+               (p->kind == 't' &&
+                (strcmp(p->role, "supervisor") == 0 || strcmp(p->role, "qa") == 0));
     return admin || (manager && (need == NEED_READ || need == NEED_DIRECTORY));
 }
 

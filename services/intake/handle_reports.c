@@ -275,15 +275,16 @@ static bool want_csv(struct field_errors *f, const char *q, bool *csv)
 }
 
 /* Is `code` a department (kind 'd') or a staff member ('s') of the site?  Answers 404 if not. */
-static sw_err known(struct job *j, PGconn *db, char kind, const char *code, bool *found,
-                    char *err, size_t errlen)
+static sw_err known(struct job *j, PGconn *db, char kind, const char *code, bool *found, char *err,
+                    size_t errlen)
 {
     const char *v[] = {j->who.site_id, code};
     PGresult *r;
-    sw_err rv = db_run(db, kind == 'd' ? "look up the department" : "look up the staff member",
-                       kind == 'd' ? "SELECT 1 FROM core.departments WHERE site_id = $1 AND code = $2"
-                                   : "SELECT 1 FROM core.staff WHERE site_id = $1 AND code = $2",
-                       2, v, &r, err, errlen);
+    sw_err rv =
+        db_run(db, kind == 'd' ? "look up the department" : "look up the staff member",
+               kind == 'd' ? "SELECT 1 FROM core.departments WHERE site_id = $1 AND code = $2"
+                           : "SELECT 1 FROM core.staff WHERE site_id = $1 AND code = $2",
+               2, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     *found = PQntuples(r) == 1;
@@ -299,8 +300,7 @@ static sw_err known(struct job *j, PGconn *db, char kind, const char *code, bool
 
 /* ---- the chain ----------------------------------------------------------------------------- */
 
-sw_err audit_verify_run(struct job *j, PGconn *db, struct bus_outbox *ob, char *err,
-                        size_t errlen)
+sw_err audit_verify_run(struct job *j, PGconn *db, struct bus_outbox *ob, char *err, size_t errlen)
 {
     struct audit_verdict vd;
     sw_err rv = audit_verify(db, j->who.site_id, NULL, &vd, err, errlen);
@@ -329,8 +329,9 @@ sw_err audit_verify_run(struct job *j, PGconn *db, struct bus_outbox *ob, char *
     if (rv == SW_OK)
         rv = vd.ok ? buf_puts(&b, "null") : buf_puts(&b, bad);
     if (rv == SW_OK)
-        rv = buf_printf(&b, ",\"checkpoints\":%" PRId64 ",\"signatures_checked\":false,"
-                            "\"verification_id\":%s,\"at\":\"%s\",\"detail\":",
+        rv = buf_printf(&b,
+                        ",\"checkpoints\":%" PRId64 ",\"signatures_checked\":false,"
+                        "\"verification_id\":%s,\"at\":\"%s\",\"detail\":",
                         vd.checkpoints, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
     if (rv == SW_OK)
         rv = buf_json_string(&b, vd.detail);
@@ -401,7 +402,8 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
                   3, v, false, err, errlen);
 }
 
-/* ---- the QA report ---------------------------------------------------------------------------- */
+/* ---- the QA report ----------------------------------------------------------------------------
+ */
 
 /*
  * The figures of one period, from the roll-ups: $1 site, $2 first day, $3
@@ -414,11 +416,12 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
     "BETWEEN $2::date AND $3::date AND ($4::text IS NULL OR department = $4) AND ($5::text IS "    \
     "NULL OR first_responder = $5)), v AS MATERIALIZED (SELECT * FROM audit.violations WHERE "     \
     "site_id = $1::uuid AND day BETWEEN $2::date AND $3::date AND ($4::text IS NULL OR "           \
-    "department = $4) AND ($5::text IS NULL OR staff = $5)), t AS (SELECT count(*) AS n, count(*) " \
+    "department = $4) AND ($5::text IS NULL OR staff = $5)), t AS (SELECT count(*) AS n, "         \
+    "count(*) "                                                                                    \
     "FILTER (WHERE on_spot) AS on_spot, count(*) FILTER (WHERE handed_off OR late_handoff) AS "    \
-    "handoffs, count(*) FILTER (WHERE handed_off AND NOT late_handoff) AS handoffs_ok, count(*) "   \
+    "handoffs, count(*) FILTER (WHERE handed_off AND NOT late_handoff) AS handoffs_ok, count(*) "  \
     "FILTER (WHERE responded) AS responded, count(*) FILTER (WHERE responded AND NOT "             \
-    "late_answer) AS answered_ok, count(*) FILTER (WHERE outcome = 'resolved') AS resolved, "       \
+    "late_answer) AS answered_ok, count(*) FILTER (WHERE outcome = 'resolved') AS resolved, "      \
     "count(*) FILTER (WHERE outcome = 'resolved' AND NOT late_resolve) AS resolved_ok, count(*) "  \
     "FILTER (WHERE outcome = 'unresolvable') AS unresolvable, count(*) FILTER (WHERE outcome = "   \
     "'referred_out') AS referred_out, count(*) FILTER (WHERE outcome = 'open') AS open, count(*) " \
@@ -426,9 +429,9 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
     "called_back AND NOT late_callback) AS callbacks_ok, count(*) FILTER (WHERE satisfaction = "   \
     "'satisfied') AS sat, count(*) FILTER (WHERE satisfaction = 'basically_satisfied') AS bsat, "  \
     "count(*) FILTER (WHERE satisfaction = 'unsatisfied') AS unsat, count(*) FILTER (WHERE "       \
-    "satisfaction = 'unreachable') AS unreach, percentile_disc(0.5) WITHIN GROUP (ORDER BY "      \
+    "satisfaction = 'unreachable') AS unreach, percentile_disc(0.5) WITHIN GROUP (ORDER BY "       \
     "resolve_s) FILTER (WHERE outcome = 'resolved') AS p50, percentile_disc(0.9) WITHIN GROUP "    \
-    "(ORDER BY resolve_s) FILTER (WHERE outcome = 'resolved') AS p90, coalesce(sum("              \
+    "(ORDER BY resolve_s) FILTER (WHERE outcome = 'resolved') AS p90, coalesce(sum("               \
     "esc_supervisor), 0) AS esc_sup, coalesce(sum(esc_manager), 0) AS esc_mgr, "                   \
     "coalesce(sum(esc_leader), 0) AS esc_lead, coalesce(sum(transfers), 0) AS transfers, "         \
     "count(*) FILTER (WHERE transfers = 0) AS t0, count(*) FILTER (WHERE transfers = 1) AS t1, "   \
@@ -436,14 +439,14 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
     "coalesce(max(transfers), 0) AS tmax, count(*) FILTER (WHERE transfers >= 2 OR returns > 0) "  \
     "AS bounced, coalesce(sum(returns), 0) AS returns, coalesce(sum(reopened), 0) AS reopened "    \
     "FROM f) SELECT json_build_object('site', $6::text, 'from', $2::date, 'to', $3::date, "        \
-    "'department', $4::text, 'staff', $5::text, 'cases', t.n, 'by_type', (SELECT "                \
+    "'department', $4::text, 'staff', $5::text, 'cases', t.n, 'by_type', (SELECT "                 \
     "coalesce(json_object_agg(case_type, c ORDER BY case_type), '{}') FROM (SELECT case_type, "    \
     "count(*) AS c FROM f GROUP BY 1) x), 'by_channel', (SELECT coalesce(json_object_agg("         \
     "channel, c ORDER BY channel), '{}') FROM (SELECT channel, count(*) AS c FROM f GROUP BY 1) "  \
     "x), 'outcomes', json_build_object('resolved', t.resolved, 'unresolvable', t.unresolvable, "   \
     "'referred_out', t.referred_out, 'open', t.open), 'first_contact_resolution', "                \
     "json_build_object('cases', t.on_spot, 'rate', round(t.on_spot::numeric / nullif(t.n, 0), "    \
-    "4)), 'handoff_within_limit', json_build_object('handoffs', t.handoffs, 'in_time', "            \
+    "4)), 'handoff_within_limit', json_build_object('handoffs', t.handoffs, 'in_time', "           \
     "t.handoffs_ok, 'rate', round(t.handoffs_ok::numeric / nullif(t.handoffs, 0), 4)), "           \
     "'answer_within_limit', json_build_object('answered_in_time', t.answered_ok, 'rate', "         \
     "round(t.answered_ok::numeric / nullif(t.n, 0), 4)), 'resolution_within_limit', "              \
@@ -534,15 +537,15 @@ static sw_err default_period(struct job *j, PGconn *db, char kind, char from[11]
 {
     const char *v[] = {j->who.time_zone};
     PGresult *r;
-    sw_err rv = db_run(db, "work out the period",
-                       kind == 'm'
-                           ? "SELECT date_trunc('month', now() AT TIME ZONE $1)::date, "
+    sw_err rv =
+        db_run(db, "work out the period",
+               kind == 'm' ? "SELECT date_trunc('month', now() AT TIME ZONE $1)::date, "
                              "(date_trunc('month', now() AT TIME ZONE $1) + interval '1 month' - "
                              "interval '1 day')::date"
                            : "SELECT (date_trunc('week', now() AT TIME ZONE $1) - interval '7 "
                              "days')::date, (date_trunc('week', now() AT TIME ZONE $1) - interval "
                              "'1 day')::date",
-                       1, v, &r, err, errlen);
+               1, v, &r, err, errlen);
     if (rv != SW_OK)
         return rv;
     snprintf(from, 11, "%s", PQgetvalue(r, 0, 0));
@@ -554,8 +557,8 @@ static sw_err default_period(struct job *j, PGconn *db, char kind, char from[11]
 sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     struct field_errors f = {.n = 0};
-    static const char *const names[] = {"from", "to", "month", "department", "staff", "format",
-                                        NULL};
+    static const char *const names[] = {"from",  "to",     "month", "department",
+                                        "staff", "format", NULL};
     char from[11], to[11], dept[80] = "", staff[80] = "";
     bool csv = false, found = true;
     if (only_known(&f, j->query, names, "from, to, month, department, staff and format")) {
@@ -581,7 +584,8 @@ sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen)
     return answer(j, db, "compute the report", QA_SQL, 6, v, csv, err, errlen);
 }
 
-/* ---- the reception log and the Monday review -------------------------------------------------- */
+/* ---- the reception log and the Monday review --------------------------------------------------
+ */
 
 sw_err report_reception(struct job *j, PGconn *db, char *err, size_t errlen)
 {
@@ -605,7 +609,8 @@ sw_err report_reception(struct job *j, PGconn *db, char *err, size_t errlen)
         "WITH p AS (SELECT coalesce($2::date, (now() AT TIME ZONE $3)::date) AS day) SELECT "
         "json_build_object('site', $4::text, 'date', p.day, 'rows', coalesce((SELECT json_agg("
         "json_build_object('time', to_char(c.created_at AT TIME ZONE $3, 'HH24:MI'), 'number', "
-        "c.number, 'customer', coalesce(c.customer_name, ''), 'contact', coalesce(c.customer_phone, "
+        "c.number, 'customer', coalesce(c.customer_name, ''), 'contact', "
+        "coalesce(c.customer_phone, "
         "''), 'unit', coalesce(c.customer_unit, ''), 'room', concat_ws(' ', "
         "nullif(c.customer_address, ''), nullif(c.customer_room, '')), 'channel', c.channel, "
         "'type', c.type, 'matter', c.subject, 'first_responder', fr.code, 'handling', CASE WHEN "

@@ -85,8 +85,8 @@ void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, con
     reply_full(aio, status, body, len, etag, false, NULL);
 }
 
-void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len,
-                      const char *etag, const char *ctype)
+void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag,
+                      const char *ctype)
 {
     reply_full(aio, status, body, len, etag, false, ctype);
 }

@@ -159,8 +159,8 @@ void intake_enqueue(struct intake *in, struct job *j);
 /* http.c: answer an HTTP request with a JSON body (4xx counted as bad input). */
 void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag);
 /* The same with a Content-Type other than application/json (NULL: JSON). */
-void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len,
-                      const char *etag, const char *ctype);
+void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag,
+                      const char *ctype);
 /* Answer the job (HTTP or j->finish) and free it. */
 void job_finish(struct job *j);
 
@@ -227,8 +227,7 @@ sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err ntf_delivery_get(struct job *j, PGconn *db, const char *id, char *err, size_t errlen);
 
 /* The audit chain and the QA reports (handle_reports.c), through admin_run. */
-sw_err audit_verify_run(struct job *j, PGconn *db, struct bus_outbox *ob, char *err,
-                        size_t errlen);
+sw_err audit_verify_run(struct job *j, PGconn *db, struct bus_outbox *ob, char *err, size_t errlen);
 sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err report_reception(struct job *j, PGconn *db, char *err, size_t errlen);
