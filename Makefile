@@ -15,6 +15,8 @@
 #                        and registered-to-routed latency at 1,000 cases/s
 #   make bench-escalation  at 1,000,000 open cases: start to ready, memory, firing delay,
 #                        breaches per second (against PostgreSQL doing the same rows alone)
+#   make bench-audit     audit appends per second (against a one-INSERT baseline) and the
+#                        QA report's time at 1,000,000 cases
 #   make bench-notify    webhook deliveries per second to a loopback receiver, and
 #                        event-to-delivered latency at 500 events/s (against plain HTTP)
 #   make clean
@@ -66,7 +68,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: bench-bus bench-intake bench-routing bench-escalation bench-notify all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
         fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -233,6 +235,11 @@ bench-notify: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/bus_driver $(B)/tests/http_load $(B)/tests/http_sink
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	    bash tests/bench/notify_bench.sh | tee $(B)/notify_bench.out
+
+bench-audit: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/audit_gen
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	    bash tests/bench/audit_bench.sh | tee $(B)/audit_bench.out
 
 # --- running ------------------------------------------------------------------
 run: bootstrap
