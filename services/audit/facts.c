@@ -237,12 +237,36 @@ static void apply(struct fact *f, const Shouwen__V1__Envelope *e)
         f->changed = true;
 }
 
-static struct fact *find(struct fact *facts, size_t nf, const char *case_id)
+/* The batch's cases by id: open addressing over indexes into facts (+1; 0 is empty). */
+struct index {
+    uint32_t *slot;
+    size_t mask;
+};
+
+static size_t hash_id(const char *id)
 {
-    for (size_t k = 0; k < nf; k++)
-        if (strcmp(facts[k].case_id, case_id) == 0)
-            return &facts[k];
-    return NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = id; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static struct fact *find(const struct index *ix, struct fact *facts, const char *case_id)
+{
+    for (size_t i = hash_id(case_id) & ix->mask;; i = (i + 1) & ix->mask) {
+        if (ix->slot[i] == 0)
+            return NULL;
+        if (strcmp(facts[ix->slot[i] - 1].case_id, case_id) == 0)
+            return &facts[ix->slot[i] - 1];
+    }
+}
+
+static void put(struct index *ix, const struct fact *facts, uint32_t k)
+{
+    size_t i = hash_id(facts[k].case_id) & ix->mask;
+    while (ix->slot[i] != 0)
+        i = (i + 1) & ix->mask;
+    ix->slot[i] = k + 1;
 }
 
 static sw_err fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
@@ -383,7 +407,14 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
                  size_t errlen)
 {
     struct fact *facts = calloc(n > 0 ? n : 1, sizeof(*facts));
-    if (facts == NULL) {
+    struct index ix = {.mask = 1};
+    while (ix.mask < 2 * n)
+        ix.mask <<= 1;
+    ix.slot = calloc(ix.mask, sizeof(*ix.slot));
+    ix.mask--;
+    if (facts == NULL || ix.slot == NULL) {
+        free(facts);
+        free(ix.slot);
         snprintf(err, errlen, "out of memory");
         return SW_ENOMEM;
     }
@@ -394,10 +425,11 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
     for (size_t i = 0; rv == SW_OK && i < n; i++) {
         const Shouwen__V1__Envelope *e = ev[i].env;
         if (ev[i].site_id == NULL || e->case_id == NULL || strlen(e->case_id) != 36 ||
-            find(facts, nf, e->case_id) != NULL)
+            find(&ix, facts, e->case_id) != NULL)
             continue;
         snprintf(facts[nf].case_id, sizeof(facts[nf].case_id), "%s", e->case_id);
         facts[nf].site_id = ev[i].site_id;
+        put(&ix, facts, (uint32_t)nf);
         rv = buf_printf(&ids, "%s%s", nf++ ? "," : "", e->case_id);
     }
     if (rv == SW_OK)
@@ -417,7 +449,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             rv = fail(tx, r, "read the case roll-ups", err, errlen);
         } else {
             for (int row = 0; row < PQntuples(r); row++) {
-                struct fact *f = find(facts, nf, PQgetvalue(r, row, 0));
+                struct fact *f = find(&ix, facts, PQgetvalue(r, row, 0));
                 if (f != NULL)
                     load_row(f, r, row);
             }
@@ -430,7 +462,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
         const Shouwen__V1__Envelope *e = ev[i].env;
         if (ev[i].site_id == NULL || e->case_id == NULL)
             continue;
-        struct fact *f = find(facts, nf, e->case_id);
+        struct fact *f = find(&ix, facts, e->case_id);
         if (f == NULL)
             continue;
         bool had = f->exists;
@@ -478,6 +510,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
     }
     buf_free(&rows);
     free(facts);
+    free(ix.slot);
     if (rv == SW_OK)
         rv = violations(tx, ev, n, err, errlen);
     if (rv == SW_OK)

@@ -33,7 +33,7 @@ static const struct cfg_def settings[] = {
      NULL,
      "nng addresses (comma-separated) of the PUB sockets whose doorbells audit dials; events "
      "are read from the database either way"},
-    {"SHOUWEN_AUDIT_BATCH_MAX", CFG_INT, 1, 10000, "1000", NULL,
+    {"SHOUWEN_AUDIT_BATCH_MAX", CFG_INT, 1, 10000, "5000", NULL,
      "Most events chained in one transaction"},
     {"SHOUWEN_AUDIT_KEY", CFG_STRING, 0, AUDIT_KEY_MAX, "", NULL,
      "Secret (at least 32 characters) from which each site's checkpoint key is derived; empty: "
