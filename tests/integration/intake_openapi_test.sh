@@ -612,6 +612,11 @@ routes=(
     "PATCH /v1/sites/{code}/notification/settings"
     "GET /v1/sites/{code}/notification/deliveries"
     "GET /v1/sites/{code}/notification/deliveries/{id}"
+    "POST /v1/sites/{code}/audit/verify"
+    "GET /v1/sites/{code}/audit/checkpoints"
+    "GET /v1/sites/{code}/reports/qa"
+    "GET /v1/sites/{code}/reports/reception-log"
+    "GET /v1/sites/{code}/reports/weekly-review"
 )
 for r in "${routes[@]}"; do
     check "documented: $r" oa documented "$doc" "$r"
