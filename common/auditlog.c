@@ -67,10 +67,18 @@ void audit_actor(const Shouwen__V1__Actor *a, char out[AUDIT_ACTOR_MAX + 1])
         n = put_clean(out, n, AUDIT_ACTOR_MAX, "system:");
         n = put_clean(out, n, AUDIT_ACTOR_MAX, a->external_system);
     }
-    /* never end inside a UTF-8 sequence */
-    if (n == AUDIT_ACTOR_MAX)
-        while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
-            n--;
+    /* never end inside a UTF-8 sequence: drop a last character that was cut */
+    if (n == AUDIT_ACTOR_MAX) {
+        size_t k = n;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0) {
+            unsigned char lead = (unsigned char)out[k - 1];
+            size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (n - (k - 1) < want)
+                n = k - 1;
+        }
+    }
     out[n] = '\0';
 }
 
