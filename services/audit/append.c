@@ -132,6 +132,11 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
         rv = buf_pg_elem(&codes, k == 0, sites[k].code);
     if (rv == SW_OK)
         rv = buf_puts(&codes, "}");
+    if (rv != SW_OK) {
+        buf_free(&codes);
+        snprintf(err, errlen, "too many sites at once");
+        return rv;
+    }
     const char *v[] = {buf_cstr(&codes)};
     PGresult *r = PQexecParams(tx,
                                "INSERT INTO audit.chain_heads (site_id) SELECT id FROM core.sites "
@@ -157,7 +162,8 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
             snprintf(sites[k].id, sizeof(sites[k].id), "%s", PQgetvalue(r, row, 1));
             sites[k].seq = strtoll(PQgetvalue(r, row, 2), NULL, 10);
             const char *hex = PQgetvalue(r, row, 3);
-            for (size_t b = 0; b < AUDIT_HASH_LEN && strlen(hex) == 2 * AUDIT_HASH_LEN; b++) {
+            for (size_t b = 0; b < AUDIT_HASH_LEN && strlen(hex) == (size_t)2 * AUDIT_HASH_LEN;
+                 b++) {
                 unsigned x;
                 if (sscanf(hex + 2 * b, "%2x", &x) == 1)
                     sites[k].hash[b] = (uint8_t)x;

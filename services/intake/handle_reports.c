@@ -559,7 +559,7 @@ sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen)
     struct field_errors f = {.n = 0};
     static const char *const names[] = {"from",  "to",     "month", "department",
                                         "staff", "format", NULL};
-    char from[11], to[11], dept[80] = "", staff[80] = "";
+    char from[11] = "", to[11] = "", dept[80] = "", staff[80] = "";
     bool csv = false, found = true;
     if (only_known(&f, j->query, names, "from, to, month, department, staff and format")) {
         period(&f, j->query, from, to);

@@ -43,7 +43,7 @@ static bool chance(unsigned pct)
 static const char *local_day(int64_t us)
 {
     static char out[16];
-    time_t t = (time_t)(us / 1000000 + 8 * 3600);
+    time_t t = (time_t)(us / 1000000 + (int64_t)8 * 3600);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, sizeof(out), "%Y-%m-%d", &tm);
@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         struct life c = {.version = 0};
         bus_uuid_v4(c.id);
         int d = 1 + (int)pick((unsigned)days); /* never today: the test registers today */
-        int64_t reg = (midnight - (int64_t)d * 86400 + 4 * 3600 + pick(3600)) * 1000000;
+        int64_t reg = (midnight - (int64_t)d * 86400 + (int64_t)4 * 3600 + pick(3600)) * 1000000;
         c.at = reg;
         time_t day_t = (time_t)(reg / 1000000);
         struct tm tm;
@@ -234,8 +234,7 @@ int main(int argc, char **argv)
             if (chance(10)) {
                 c.at += 600000000;
                 handoff(&c, "case.returned", depts[di][1], depts[di][0], dept, 0);
-                returns++;
-                cur = dept;
+                returns++; /* back with the first responder's department, then on: */
                 di = (di + 1) % 3;
                 c.at += 600000000;
                 handoff(&c, "case.transferred", who, dept, depts[di][0], ++transfers);
