@@ -839,22 +839,6 @@ sw_err ntf_settings_patch(struct job *j, PGconn *db, char *err, size_t errlen)
     "d.held, 'created_at', d.created_at, 'delivered_at', d.delivered_at, 'last_code', "            \
     "d.last_code, 'last_error', d.last_error, 'subject', d.subject"
 
-/* A query value of "name=value&..." into out (%-decoding not needed for these values). */
-static bool query_get(const char *q, const char *name, char *out, size_t outlen)
-{
-    size_t n = strlen(name);
-    for (const char *p = q;;) {
-        size_t len = strcspn(p, "&");
-        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-            snprintf(out, outlen, "%.*s", (int)(len - n - 1), p + n + 1);
-            return true;
-        }
-        if (p[len] == '\0')
-            return false;
-        p += len + 1;
-    }
-}
-
 sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen)
 {
     struct field_errors f = {.n = 0};

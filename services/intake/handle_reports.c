@@ -26,22 +26,6 @@
 
 #define PERIOD_DAYS_MAX 366
 
-/* A query value of "name=value&..." into out (values here need no %-decoding). */
-static bool qget(const char *q, const char *name, char *out, size_t outlen)
-{
-    size_t n = strlen(name);
-    for (const char *p = q;;) {
-        size_t len = strcspn(p, "&");
-        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-            snprintf(out, outlen, "%.*s", (int)(len - n - 1), p + n + 1);
-            return true;
-        }
-        if (p[len] == '\0')
-            return false;
-        p += len + 1;
-    }
-}
-
 /* Every name in the query is one of `known` (NULL-terminated); else a 422 naming them. */
 static bool only_known(struct field_errors *f, const char *q, const char *const *known,
                        const char *list)
@@ -265,7 +249,7 @@ static sw_err answer(struct job *j, PGconn *db, const char *what, const char *sq
 static bool want_csv(struct field_errors *f, const char *q, bool *csv)
 {
     char fmt[16] = "json";
-    qget(q, "format", fmt, sizeof(fmt));
+    query_get(q, "format", fmt, sizeof(fmt));
     *csv = strcmp(fmt, "csv") == 0;
     if (!*csv && strcmp(fmt, "json") != 0) {
         field_bad(f, "format", "must be json or csv");
@@ -379,8 +363,8 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
     static const char *const names[] = {"after", "limit", NULL};
     char after[24] = "0", lim[16] = "100";
     if (only_known(&f, j->query, names, "after and limit")) {
-        qget(j->query, "after", after, sizeof(after));
-        qget(j->query, "limit", lim, sizeof(lim));
+        query_get(j->query, "after", after, sizeof(after));
+        query_get(j->query, "limit", lim, sizeof(lim));
         if (after[0] == '\0' || strlen(after) > 18 || strspn(after, "0123456789") != strlen(after))
             field_bad(&f, "after", "must be an entry number (0 or more)");
         int limit = atoi(lim);
@@ -482,8 +466,8 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
 static void period(struct field_errors *f, const char *q, char from[11], char to[11])
 {
     char a[16] = "", b[16] = "", m[16] = "";
-    bool hf = qget(q, "from", a, sizeof(a)), ht = qget(q, "to", b, sizeof(b)),
-         hm = qget(q, "month", m, sizeof(m));
+    bool hf = query_get(q, "from", a, sizeof(a)), ht = query_get(q, "to", b, sizeof(b)),
+         hm = query_get(q, "month", m, sizeof(m));
     long d0 = 0, d1 = 0;
     from[0] = to[0] = '\0';
     if (hm && (hf || ht)) {
@@ -565,8 +549,8 @@ sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen)
         period(&f, j->query, from, to);
         want_csv(&f, j->query, &csv);
     }
-    bool hd = qget(j->query, "department", dept, sizeof(dept)),
-         hs = qget(j->query, "staff", staff, sizeof(staff));
+    bool hd = query_get(j->query, "department", dept, sizeof(dept)),
+         hs = query_get(j->query, "staff", staff, sizeof(staff));
     if (f.n > 0) {
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;
@@ -595,7 +579,7 @@ sw_err report_reception(struct job *j, PGconn *db, char *err, size_t errlen)
     long d;
     bool csv = false;
     if (only_known(&f, j->query, names, "date and format")) {
-        if (qget(j->query, "date", date, sizeof(date)) && !date_ok(date, &d))
+        if (query_get(j->query, "date", date, sizeof(date)) && !date_ok(date, &d))
             field_bad(&f, "date", "must be a date YYYY-MM-DD, not \"%.20s\"", date);
         want_csv(&f, j->query, &csv);
     }
@@ -633,7 +617,7 @@ sw_err report_weekly(struct job *j, PGconn *db, char *err, size_t errlen)
     char week[16] = "", from[11] = "", to[11] = "";
     long d;
     if (only_known(&f, j->query, names, "week (any date of the week)") &&
-        qget(j->query, "week", week, sizeof(week))) {
+        query_get(j->query, "week", week, sizeof(week))) {
         if (!date_ok(week, &d))
             field_bad(&f, "week", "must be a date YYYY-MM-DD (any day of the week), not \"%.20s\"",
                       week);

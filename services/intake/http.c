@@ -774,3 +774,18 @@ const char *json_str_member(struct field_errors *f, json_t *o, const char *key, 
     }
     return s;
 }
+
+bool query_get(const char *q, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    for (const char *p = q;;) {
+        size_t len = strcspn(p, "&");
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            snprintf(out, outlen, "%.*s", (int)(len - n - 1), p + n + 1);
+            return true;
+        }
+        if (p[len] == '\0')
+            return false;
+        p += len + 1;
+    }
+}

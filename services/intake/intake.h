@@ -260,6 +260,9 @@ void members_only(struct field_errors *f, json_t *o, const char *const *known, c
 /* A string member of at most `max` characters; NULL when absent (or wrong: recorded). */
 const char *json_str_member(struct field_errors *f, json_t *o, const char *key, size_t max,
                             bool required);
+/* A query's value of `name` ("name=value&...") into out, not %-decoded (the callers' values
+ * need none); false when absent. */
+bool query_get(const char *q, const char *name, char *out, size_t outlen);
 /* Characters (not bytes) of a string already checked as UTF-8. */
 size_t utf8_chars(const char *s);
 /* Only spaces, tabs and line ends (or nothing). */
