@@ -11,6 +11,7 @@
 #include "auditlog.h"
 #include "buf.h"
 #include "crypto.h"
+#include "db.h"
 #include "notify.h"
 
 #define VERIFY_PAGE 5000
@@ -112,24 +113,14 @@ void audit_checkpoint_sign(const uint8_t key[AUDIT_HASH_LEN], const char *site_i
 
 /* ---- verification ---------------------------------------------------------------------- */
 
-static bool unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return false;
-        out[i] = (uint8_t)v;
-    }
-    return true;
-}
-
+/* "could not <what>: <PostgreSQL's primary message>" (db_fail: never a DETAIL); clears r. */
 static sw_err fail_query(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(c));
+    char w[96];
+    snprintf(w, sizeof(w), "could not %s", what);
+    sw_err rv = db_fail(c, r, w, err, errlen);
     PQclear(r);
-    return SW_EDB;
+    return rv;
 }
 
 /* The checkpoints, read a page at a time in seq order. */
@@ -192,7 +183,7 @@ static void cp_check(const struct cps *p, const char *site_id, const uint8_t *ke
 {
     uint8_t want[AUDIT_HASH_LEN], sig[AUDIT_HASH_LEN], mine[AUDIT_HASH_LEN];
     const char *signed_at = PQgetvalue(p->r, p->at, 2);
-    if (!unhex(PQgetvalue(p->r, p->at, 1), want, AUDIT_HASH_LEN) ||
+    if (!crypto_unhex(PQgetvalue(p->r, p->at, 1), want, AUDIT_HASH_LEN) ||
         !crypto_equal(want, h, AUDIT_HASH_LEN)) {
         bad(v, last_good_cp + 1,
             "the chain at entry %" PRId64 " does not match its checkpoint signed at %s us: entries "
@@ -211,7 +202,7 @@ static void cp_check(const struct cps *p, const char *site_id, const uint8_t *ke
         return;
     }
     audit_checkpoint_sign(key, site_id, seq, h, strtoll(signed_at, NULL, 10), mine);
-    if (!unhex(PQgetvalue(p->r, p->at, 4), sig, AUDIT_HASH_LEN) ||
+    if (!crypto_unhex(PQgetvalue(p->r, p->at, 4), sig, AUDIT_HASH_LEN) ||
         !crypto_equal(sig, mine, AUDIT_HASH_LEN))
         bad(v, seq, "the checkpoint at entry %" PRId64 " has a signature that does not verify",
             seq);
@@ -263,9 +254,9 @@ static sw_err walk(PGconn *c, const char *site_id, const uint8_t *key, int64_t h
                 .recorded_us = strtoll(PQgetvalue(r, i, 6), NULL, 10),
             };
             uint8_t link[AUDIT_HASH_LEN];
-            if (!unhex(PQgetvalue(r, i, 7), e.payload_sha256, AUDIT_HASH_LEN) ||
-                !unhex(PQgetvalue(r, i, 8), link, AUDIT_HASH_LEN) ||
-                !unhex(PQgetvalue(r, i, 9), stored, AUDIT_HASH_LEN)) {
+            if (!crypto_unhex(PQgetvalue(r, i, 7), e.payload_sha256, AUDIT_HASH_LEN) ||
+                !crypto_unhex(PQgetvalue(r, i, 8), link, AUDIT_HASH_LEN) ||
+                !crypto_unhex(PQgetvalue(r, i, 9), stored, AUDIT_HASH_LEN)) {
                 bad(v, seq, "entry %" PRId64 " holds a malformed hash", seq);
                 break;
             }
@@ -348,7 +339,7 @@ sw_err audit_verify(PGconn *c, const char *site_id, const uint8_t *key, struct a
     } else {
         if (PQntuples(r) == 1) {
             head_seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-            if (!unhex(PQgetvalue(r, 0, 1), head_hash, AUDIT_HASH_LEN))
+            if (!crypto_unhex(PQgetvalue(r, 0, 1), head_hash, AUDIT_HASH_LEN))
                 bad(v, head_seq, "the chain head holds a malformed hash");
         }
         PQclear(r);

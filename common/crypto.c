@@ -33,6 +33,26 @@ void crypto_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+bool crypto_unhex(const char *s, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = s[2 * i] != '\0' ? hexval(s[2 * i]) : -1;
+        int lo = hi >= 0 && s[2 * i + 1] != '\0' ? hexval(s[2 * i + 1]) : -1;
+        if (lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return s[2 * n] == '\0';
+}
+
 sw_err crypto_random_hex(char *out, size_t nbytes)
 {
     uint8_t b[64];

@@ -28,4 +28,7 @@ sw_err crypto_random_hex(char *out, size_t nbytes);
 /* crypto_hex writes 2 * n hex digits of `in` and a NUL into out. */
 void crypto_hex(const uint8_t *in, size_t n, char *out);
 
+/* crypto_unhex reads exactly 2n hex digits (either case) of s into out; false otherwise. */
+bool crypto_unhex(const char *s, uint8_t *out, size_t n);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 
 #define BATCH_JSON_MAX (64u << 20)
@@ -46,11 +47,20 @@ sw_err aud_put_time(struct buf *b, int64_t us)
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
-static sw_err fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
+sw_err aud_fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(tx));
+    char w[96];
+    snprintf(w, sizeof(w), "could not %s", what);
+    sw_err rv = db_fail(tx, r, w, err, errlen);
     PQclear(r);
-    return SW_EDB;
+    return rv;
+}
+
+int64_t aud_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* The packed envelope's SHA-256 (protobuf-c packs fields in number order: the bytes sent). */
@@ -90,7 +100,7 @@ static sw_err already(PGconn *tx, struct aud_event *ev, size_t n, bool *seen, ch
                                1, NULL, v, NULL, NULL, 0);
     buf_free(&ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fail(tx, r, "look for events already audited", err, errlen);
+        return aud_fail(tx, r, "look for events already audited", err, errlen);
     for (int k = 0; k < PQntuples(r); k++)
         for (size_t i = 0; i < n; i++)
             if (strcmp(ev[i].env->event_id, PQgetvalue(r, k, 0)) == 0)
@@ -144,7 +154,7 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
                                1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         buf_free(&codes);
-        return fail(tx, r, "start the chains", err, errlen);
+        return aud_fail(tx, r, "start the chains", err, errlen);
     }
     PQclear(r);
     r = PQexecParams(tx,
@@ -154,20 +164,14 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
                      1, NULL, v, NULL, NULL, 0);
     buf_free(&codes);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fail(tx, r, "lock the chain heads", err, errlen);
+        return aud_fail(tx, r, "lock the chain heads", err, errlen);
     for (int row = 0; row < PQntuples(r); row++)
         for (size_t k = 0; k < ns; k++) {
             if (strcmp(sites[k].code, PQgetvalue(r, row, 0)) != 0)
                 continue;
             snprintf(sites[k].id, sizeof(sites[k].id), "%s", PQgetvalue(r, row, 1));
             sites[k].seq = strtoll(PQgetvalue(r, row, 2), NULL, 10);
-            const char *hex = PQgetvalue(r, row, 3);
-            for (size_t b = 0; b < AUDIT_HASH_LEN && strlen(hex) == (size_t)2 * AUDIT_HASH_LEN;
-                 b++) {
-                unsigned x;
-                if (sscanf(hex + 2 * b, "%2x", &x) == 1)
-                    sites[k].hash[b] = (uint8_t)x;
-            }
+            (void)crypto_unhex(PQgetvalue(r, row, 3), sites[k].hash, AUDIT_HASH_LEN);
         }
     PQclear(r);
     for (size_t i = 0; i < n; i++) {
@@ -194,18 +198,11 @@ static sw_err hex_json(struct buf *b, const char *key, const uint8_t h[AUDIT_HAS
     return buf_printf(b, ",\"%s\":\"\\\\x%s\"", key, hex);
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Hashes the entries and inserts them; moves the heads. */
 static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sites, size_t ns,
                     char *err, size_t errlen)
 {
-    int64_t recorded = now_us();
+    int64_t recorded = aud_now_us();
     struct buf rows;
     buf_init(&rows, BATCH_JSON_MAX);
     sw_err rv = buf_puts(&rows, "[");
@@ -290,7 +287,7 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
                      1, NULL, v, NULL, NULL, 0);
     buf_free(&rows);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return fail(tx, r, "append to the audit log", err, errlen);
+        return aud_fail(tx, r, "append to the audit log", err, errlen);
     PQclear(r);
     struct buf hv;
     buf_init(&hv, 1u << 20);
@@ -315,7 +312,7 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
                      1, NULL, hv1, NULL, NULL, 0);
     buf_free(&hv);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return fail(tx, r, "move the chain heads", err, errlen);
+        return aud_fail(tx, r, "move the chain heads", err, errlen);
     PQclear(r);
     return rv;
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit.h"
 #include "crypto.h"
@@ -25,24 +24,16 @@ sw_err aud_checkpoint(struct audit *a, PGconn *c, int *made, char *err, size_t e
     PGresult *r = PQexec(c, "SELECT h.site_id::text, h.last_seq, encode(h.last_hash, 'hex') FROM "
                             "audit.chain_heads h WHERE h.last_seq > coalesce((SELECT max(seq) "
                             "FROM audit.checkpoints k WHERE k.site_id = h.site_id), 0)");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "could not read the chain heads: %s", PQerrorMessage(c));
-        PQclear(r);
-        return SW_EDB;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return aud_fail(c, r, "read the chain heads", err, errlen);
+    int64_t now = aud_now_us();
     sw_err rv = SW_OK;
     for (int i = 0; rv == SW_OK && i < PQntuples(r); i++) {
         const char *site = PQgetvalue(r, i, 0), *hex = PQgetvalue(r, i, 2);
         int64_t seq = strtoll(PQgetvalue(r, i, 1), NULL, 10);
         uint8_t key[AUDIT_HASH_LEN], hash[AUDIT_HASH_LEN], sig[AUDIT_HASH_LEN];
-        for (size_t b = 0; b < AUDIT_HASH_LEN; b++) {
-            unsigned x = 0;
-            (void)sscanf(hex + 2 * b, "%2x", &x);
-            hash[b] = (uint8_t)x;
-        }
+        if (!crypto_unhex(hex, hash, AUDIT_HASH_LEN))
+            continue; /* the column's CHECK makes this impossible; never sign garbage */
         audit_site_key(a->master, a->masterlen, site, key);
         audit_checkpoint_sign(key, site, seq, hash, now, sig);
         char kid[17], sighex[2 * AUDIT_HASH_LEN + 3] = "\\x", seqs[24], at[24];
@@ -60,9 +51,10 @@ sw_err aud_checkpoint(struct audit *a, PGconn *c, int *made, char *err, size_t e
                                    "DO NOTHING",
                                    6, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(w) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "could not store a checkpoint: %s", PQerrorMessage(c));
-            rv = SW_EDB;
-        } else if (strcmp(PQcmdTuples(w), "1") == 0) {
+            rv = aud_fail(c, w, "store a checkpoint", err, errlen);
+            break;
+        }
+        if (strcmp(PQcmdTuples(w), "1") == 0) {
             (*made)++;
             LOG(LOG_DEBUG, "AUDIT-CHECKPOINT", "site %s: entry %" PRId64 " signed (key %s)", site,
                 seq, kid);

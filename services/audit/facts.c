@@ -269,13 +269,6 @@ static void put(struct index *ix, const struct fact *facts, uint32_t k)
     ix->slot[i] = k + 1;
 }
 
-static sw_err fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(tx));
-    PQclear(r);
-    return SW_EDB;
-}
-
 static sw_err json_field(struct buf *b, const char *key, const char *val)
 {
     sw_err rv = buf_printf(b, ",\"%s\":", key);
@@ -398,7 +391,7 @@ static sw_err violations(PGconn *tx, const struct aud_event *ev, size_t n, char 
         1, NULL, v, NULL, NULL, 0);
     buf_free(&b);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return fail(tx, r, "record the violations", err, errlen);
+        return aud_fail(tx, r, "record the violations", err, errlen);
     PQclear(r);
     return SW_OK;
 }
@@ -446,7 +439,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "case_id = ANY($1::uuid[])",
             1, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rv = fail(tx, r, "read the case roll-ups", err, errlen);
+            rv = aud_fail(tx, r, "read the case roll-ups", err, errlen);
         } else {
             for (int row = 0; row < PQntuples(r); row++) {
                 struct fact *f = find(&ix, facts, PQgetvalue(r, row, 0));
@@ -502,7 +495,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "EXCLUDED.esc_leader",
             1, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rv = fail(tx, r, "write the case roll-ups", err, errlen);
+            rv = aud_fail(tx, r, "write the case roll-ups", err, errlen);
         else
             PQclear(r);
     } else if (rv != SW_OK && err[0] == '\0') {

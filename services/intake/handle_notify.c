@@ -847,17 +847,8 @@ sw_err ntf_deliveries_list(struct job *j, PGconn *db, char *err, size_t errlen)
     bool has_status = query_get(j->query, "status", st, sizeof(st));
     bool has_channel = query_get(j->query, "channel", ch, sizeof(ch));
     query_get(j->query, "limit", lim, sizeof(lim));
-    for (const char *p = j->query; *p != '\0';) {
-        size_t len = strcspn(p, "=&");
-        if (!((len == 4 && strncmp(p, "case", 4) == 0) ||
-              (len == 6 && strncmp(p, "status", 6) == 0) ||
-              (len == 7 && strncmp(p, "channel", 7) == 0) ||
-              (len == 5 && strncmp(p, "limit", 5) == 0)))
-            field_bad(&f, "query", "the queries are case, status, channel and limit");
-        p += strcspn(p, "&");
-        if (*p == '&')
-            p++;
-    }
+    static const char *const names[] = {"case", "status", "channel", "limit", NULL};
+    query_only(&f, j->query, names, "case, status, channel and limit");
     if (has_case && !is_uuid(cs, strlen(cs)))
         field_bad(&f, "case", "must be a case id (a UUID)");
     if (has_status && strcmp(st, "pending") != 0 && strcmp(st, "delivered") != 0 &&

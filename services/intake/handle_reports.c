@@ -13,64 +13,25 @@
  * Reports read the audit service's roll-ups (audit.case_facts,
  * audit.violations), never the event log.  format=csv answers text/csv.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auditlog.h"
+#include "calendar.h"
 #include "crypto.h"
 #include "intake.h"
 
 #define PERIOD_DAYS_MAX 366
 
-/* Every name in the query is one of `known` (NULL-terminated); else a 422 naming them. */
-static bool only_known(struct field_errors *f, const char *q, const char *const *known,
-                       const char *list)
-{
-    for (const char *p = q; *p != '\0';) {
-        size_t len = strcspn(p, "=&");
-        bool found = false;
-        for (const char *const *k = known; *k != NULL && !found; k++)
-            found = strlen(*k) == len && strncmp(p, *k, len) == 0;
-        if (!found) {
-            field_bad(f, "query", "unknown parameter \"%.*s\": the parameters are %s",
-                      (int)(len > 40 ? 40 : len), p, list);
-            return false;
-        }
-        p += strcspn(p, "&");
-        if (*p == '&')
-            p++;
-    }
-    return true;
-}
-
-/* A real calendar date YYYY-MM-DD; *days gets its day number (for spans). */
-static bool date_ok(const char *s, long *days)
+/* "YYYY-MM-DD" of a day number (calendar.h's days since 1970-01-01). */
+static void day_string(int32_t days, char out[11])
 {
     int y, m, d;
-    char tail;
-    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
-        s[7] != '-' || y < 2000 || y > 2999 || m < 1 || m > 12 || d < 1)
-        return false;
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[m - 1] + (m == 2 && leap))
-        return false;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_hour = 12};
-    *days = (long)(timegm(&tm) / 86400);
-    return true;
-}
-
-static void day_string(long days, char out[11])
-{
-    time_t t = (time_t)days * 86400;
-    struct tm tm;
-    gmtime_r(&t, &tm);
+    cal_civil_from_days(days, &y, &m, &d);
     char tmp[40];
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", y, m, d);
     memcpy(out, tmp, 10);
     out[10] = '\0';
 }
@@ -362,7 +323,7 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
     struct field_errors f = {.n = 0};
     static const char *const names[] = {"after", "limit", NULL};
     char after[24] = "0", lim[16] = "100";
-    if (only_known(&f, j->query, names, "after and limit")) {
+    if (query_only(&f, j->query, names, "after and limit")) {
         query_get(j->query, "after", after, sizeof(after));
         query_get(j->query, "limit", lim, sizeof(lim));
         if (after[0] == '\0' || strlen(after) > 18 || strspn(after, "0123456789") != strlen(after))
@@ -460,15 +421,15 @@ sw_err audit_checkpoints_list(struct job *j, PGconn *db, char *err, size_t errle
 
 /*
  * Reads the period of a report query: from and to (both), or month
- * (YYYY-MM), or neither: `dflt` ('m' this month, 'w' last week Monday to
- * Sunday).  Writes the two dates.  On a bad value records it in f.
+ * (YYYY-MM), and writes its two dates; neither leaves them "" (the
+ * caller's default, default_period).  On a bad value records it in f.
  */
 static void period(struct field_errors *f, const char *q, char from[11], char to[11])
 {
     char a[16] = "", b[16] = "", m[16] = "";
     bool hf = query_get(q, "from", a, sizeof(a)), ht = query_get(q, "to", b, sizeof(b)),
          hm = query_get(q, "month", m, sizeof(m));
-    long d0 = 0, d1 = 0;
+    int32_t d0 = 0, d1 = 0;
     from[0] = to[0] = '\0';
     if (hm && (hf || ht)) {
         field_bad(f, "month", "give either month or from and to, not both");
@@ -477,18 +438,12 @@ static void period(struct field_errors *f, const char *q, char from[11], char to
     if (hm) {
         char first[16];
         snprintf(first, sizeof(first), "%.7s-01", m);
-        if (strlen(m) != 7 || !date_ok(first, &d0)) {
+        if (strlen(m) != 7 || cal_parse_date(first, &d0) != SW_OK) {
             field_bad(f, "month", "must be a month YYYY-MM, not \"%.20s\"", m);
             return;
         }
         int y = atoi(m), mo = atoi(m + 5);
-        char next[32];
-        snprintf(next, sizeof(next), "%04d-%02d-01", (mo == 12 ? y + 1 : y) % 10000,
-                 (mo == 12 ? 1 : mo + 1) % 100);
-        if (!date_ok(next, &d1)) {
-            field_bad(f, "month", "must be a month YYYY-MM, not \"%.20s\"", m);
-            return;
-        }
+        d1 = cal_days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1);
         day_string(d0, from);
         day_string(d1 - 1, to);
         return;
@@ -499,9 +454,9 @@ static void period(struct field_errors *f, const char *q, char from[11], char to
     }
     if (!hf)
         return; /* the default, in SQL */
-    if (!date_ok(a, &d0))
+    if (cal_parse_date(a, &d0) != SW_OK)
         field_bad(f, "from", "must be a date YYYY-MM-DD, not \"%.20s\"", a);
-    if (!date_ok(b, &d1))
+    if (cal_parse_date(b, &d1) != SW_OK)
         field_bad(f, "to", "must be a date YYYY-MM-DD, not \"%.20s\"", b);
     if (f->n > 0)
         return;
@@ -545,7 +500,7 @@ sw_err report_qa(struct job *j, PGconn *db, char *err, size_t errlen)
                                         "staff", "format", NULL};
     char from[11] = "", to[11] = "", dept[80] = "", staff[80] = "";
     bool csv = false, found = true;
-    if (only_known(&f, j->query, names, "from, to, month, department, staff and format")) {
+    if (query_only(&f, j->query, names, "from, to, month, department, staff and format")) {
         period(&f, j->query, from, to);
         want_csv(&f, j->query, &csv);
     }
@@ -576,10 +531,10 @@ sw_err report_reception(struct job *j, PGconn *db, char *err, size_t errlen)
     struct field_errors f = {.n = 0};
     static const char *const names[] = {"date", "format", NULL};
     char date[16] = "";
-    long d;
+    int32_t d;
     bool csv = false;
-    if (only_known(&f, j->query, names, "date and format")) {
-        if (query_get(j->query, "date", date, sizeof(date)) && !date_ok(date, &d))
+    if (query_only(&f, j->query, names, "date and format")) {
+        if (query_get(j->query, "date", date, sizeof(date)) && cal_parse_date(date, &d) != SW_OK)
             field_bad(&f, "date", "must be a date YYYY-MM-DD, not \"%.20s\"", date);
         want_csv(&f, j->query, &csv);
     }
@@ -615,14 +570,14 @@ sw_err report_weekly(struct job *j, PGconn *db, char *err, size_t errlen)
     struct field_errors f = {.n = 0};
     static const char *const names[] = {"week", NULL};
     char week[16] = "", from[11] = "", to[11] = "";
-    long d;
-    if (only_known(&f, j->query, names, "week (any date of the week)") &&
+    int32_t d;
+    if (query_only(&f, j->query, names, "week (any date of the week)") &&
         query_get(j->query, "week", week, sizeof(week))) {
-        if (!date_ok(week, &d))
+        if (cal_parse_date(week, &d) != SW_OK)
             field_bad(&f, "week", "must be a date YYYY-MM-DD (any day of the week), not \"%.20s\"",
                       week);
-        else { /* day 0 (1970-01-01) was a Thursday: Monday is 3 days before a day 0 week's */
-            long monday = d - ((d + 3) % 7);
+        else {
+            int32_t monday = d - (cal_iso_weekday(d) - 1);
             day_string(monday, from);
             day_string(monday + 6, to);
         }

@@ -789,3 +789,23 @@ bool query_get(const char *q, const char *name, char *out, size_t outlen)
         p += len + 1;
     }
 }
+
+/* Every name in the query is one of `known` (NULL-terminated); else a 422 naming them. */
+bool query_only(struct field_errors *f, const char *q, const char *const *known, const char *list)
+{
+    for (const char *p = q; *p != '\0';) {
+        size_t len = strcspn(p, "=&");
+        bool found = false;
+        for (const char *const *k = known; *k != NULL && !found; k++)
+            found = strlen(*k) == len && strncmp(p, *k, len) == 0;
+        if (!found) {
+            field_bad(f, "query", "unknown parameter \"%.*s\": the parameters are %s",
+                      (int)(len > 40 ? 40 : len), p, list);
+            return false;
+        }
+        p += strcspn(p, "&");
+        if (*p == '&')
+            p++;
+    }
+    return true;
+}

@@ -263,6 +263,9 @@ const char *json_str_member(struct field_errors *f, json_t *o, const char *key, 
 /* A query's value of `name` ("name=value&...") into out, not %-decoded (the callers' values
  * need none); false when absent. */
 bool query_get(const char *q, const char *name, char *out, size_t outlen);
+/* Every parameter of the query q is one of `known` (NULL-terminated); else records a 422
+ * for "query" naming the first unknown one and `list`, and returns false. */
+bool query_only(struct field_errors *f, const char *q, const char *const *known, const char *list);
 /* Characters (not bytes) of a string already checked as UTF-8. */
 size_t utf8_chars(const char *s);
 /* Only spaces, tabs and line ends (or nothing). */

@@ -1,8 +1,8 @@
 /*
  * auditlog_test.c - the audit chain's bytes: entry hashes, the site key,
  * its id and checkpoint signatures, against vectors computed with Python's
- * hashlib and hmac from the layout documented in auditlog.h; and who an
- * actor is.
+ * hashlib and hmac from the layout documented in auditlog.h; hex decoding
+ * (crypto_unhex); and who an actor is.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,6 +94,22 @@ static void test_checkpoint_signature(void **state)
     assert_false(crypto_equal(key, other, AUDIT_HASH_LEN));
 }
 
+static void test_unhex(void **state)
+{
+    (void)state;
+    uint8_t b[4], in[4] = {0x00, 0x9f, 0xA0, 0xff};
+    char hex[9];
+    crypto_hex(in, 4, hex);
+    assert_true(crypto_unhex(hex, b, 4));
+    assert_memory_equal(b, in, 4);
+    assert_true(crypto_unhex("009FA0FF", b, 4)); /* either case */
+    assert_memory_equal(b, in, 4);
+    assert_false(crypto_unhex("009fa0f", b, 4));   /* short */
+    assert_false(crypto_unhex("009fa0fff", b, 4)); /* long */
+    assert_false(crypto_unhex("009fa0fg", b, 4));  /* not hex */
+    assert_false(crypto_unhex("", b, 1));
+}
+
 static void test_actor(void **state)
 {
     (void)state;
@@ -139,6 +155,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_hashes),
         cmocka_unit_test(test_checkpoint_signature),
+        cmocka_unit_test(test_unhex),
         cmocka_unit_test(test_actor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
