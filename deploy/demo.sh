@@ -7,12 +7,29 @@
 # $SHOUWEN_RUN_DIR/demo-credentials (mode 600); the database keeps only
 # their SHA-256.
 #
-#   demo.sh            load (safe to repeat) and print the credentials
+#   demo.sh                  load (safe to repeat) and print the credentials
+#   demo.sh --receiver URL   also the webhook channel "demo-receiver" to URL
+#                            (deploy/demo/receiver.sql; `make run` passes its
+#                            local receiver), signed with a whsec_ secret
+#                            kept in $SHOUWEN_RUN_DIR/demo-receiver.secret
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run=${SHOUWEN_RUN_DIR:-$top/.run}
 creds=$run/demo-credentials
 psql_() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 "$@"; }
+
+receiver=
+case "${1:-}" in
+"") ;;
+--receiver)
+    receiver=${2:?demo.sh: --receiver needs a URL}
+    if ! [[ $receiver =~ ^https?://[^[:space:]\'\\]+$ ]]; then
+        echo "demo.sh: could not use receiver URL \"$receiver\": expected http://host:port/path" >&2
+        exit 2
+    fi
+    ;;
+*) echo "usage: $0 [--receiver URL]" >&2; exit 2 ;;
+esac
 
 psql_ -f "$top/deploy/demo/sh01.sql" >/dev/null
 
@@ -52,3 +69,16 @@ if [ ! -s "$creds" ] || ! grep -q '^SHOUWEN_DEMO_MANAGER_TOKEN=' "$creds" ||
 fi
 echo "demo site SH01 loaded; its credentials ($creds):"
 sed 's/^/  /' "$creds"
+
+if [ -n "$receiver" ]; then
+    secret_file=$run/demo-receiver.secret
+    if ! grep -qE '^whsec_[A-Za-z0-9+/]+=*$' "$secret_file" 2>/dev/null; then
+        rm -f "$secret_file"
+        (umask 077 && printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" >"$secret_file")
+    fi
+    chmod 600 "$secret_file"
+    # the secret goes in on stdin, not on a command line
+    { printf "\\set secret '%s'\n" "$(cat "$secret_file")"; cat "$top/deploy/demo/receiver.sql"; } |
+        psql_ -v url="$receiver" >/dev/null
+    echo "demo site SH01 notifies the webhook channel demo-receiver: $receiver (secret: $secret_file)"
+fi

@@ -18,6 +18,7 @@ for s in "${services[@]}"; do
     export "SHOUWEN_${s^^}_ADMIN_ADDR=127.0.0.1:$((base + i))"
 done
 addr() { local v="SHOUWEN_${1^^}_ADMIN_ADDR"; echo "${!v}"; }
+export SHOUWEN_DEMO_RECEIVER_ADDR=127.0.0.1:$((base + 9)) # the stack's demo webhook receiver
 
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
