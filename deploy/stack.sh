@@ -125,11 +125,13 @@ stop() {
     for s in "${services[@]}" receiver; do
         if pid=$(alive "$s"); then
             kill -TERM "$pid" 2>/dev/null || true # it may have just exited
+            # alive, not kill -0: an exited process stays a zombie until
+            # whoever adopted it reaps it, seconds later on some machines
             for _ in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
+                alive "$s" >/dev/null || break
                 sleep 0.1
             done
-            if kill -0 "$pid" 2>/dev/null; then
+            if alive "$s" >/dev/null; then
                 echo "$s: did not stop in 5 s, killing" >&2
                 kill -KILL "$pid" 2>/dev/null || true
             fi
