@@ -9,6 +9,9 @@
 #   make test-fuzz       run each driver for FUZZ_TIME (20) seconds on its seed corpus; a crash fails
 #   make lint            clang-format (check only), cppcheck, clang-tidy
 #   make compose-check   docker-compose.yml parses and names every service
+#   make bench           the whole pipeline for 60 s: cases registered over HTTP, routed, given
+#                        deadlines, notified to a loopback webhook and audited, against a pgbench
+#                        baseline (prints figures; BENCHMARKS.md has every benchmark's)
 #   make bench-bus       the durable bus against a pgbench baseline (prints figures)
 #   make bench-intake    cases registered over HTTP against a pgbench baseline (prints figures)
 #   make bench-routing   routing decisions per second (1,000 rules, against a strstr baseline),
@@ -68,7 +71,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 
-.PHONY: bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
         fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -208,6 +211,15 @@ test-fuzz: fuzz
 	done
 
 # --- benchmarks (figures, not tests) ---------------------------------------
+# The five services together, end to end (BENCH_SECONDS, 60, of load).  The
+# pipe hides the script's exit status: it fails unless its last line says
+# that nothing was lost.
+bench: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/http_load $(B)/tests/http_sink
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	    bash tests/bench/pipeline_bench.sh | tee $(B)/pipeline_bench.out; \
+	    tail -n 1 $(B)/pipeline_bench.out | grep -q '^RESULT bench .* lost=0$$'
+
 bench-bus: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/bus_driver
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests bash tests/bench/bus_bench.sh
