@@ -216,6 +216,7 @@ static void apply(struct fact *f, const Shouwen__V1__Envelope *e)
         case SHOUWEN__V1__DEADLINE_KIND__DEADLINE_KIND_HANDOFF:
             f->late_handoff = true;
             break;
+        case SHOUWEN__V1__DEADLINE_KIND__DEADLINE_KIND_FIRST_CONTACT: /* the handler's answer */
         case SHOUWEN__V1__DEADLINE_KIND__DEADLINE_KIND_ANSWER:
             f->late_answer = true;
             break;

@@ -254,7 +254,7 @@ int main(int argc, char **argv)
             if (chance(10)) {
                 c.at += 86400000000LL;
                 late_a = true;
-                breach(&c, SHOUWEN__V1__DEADLINE_KIND__DEADLINE_KIND_ANSWER,
+                breach(&c, SHOUWEN__V1__DEADLINE_KIND__DEADLINE_KIND_FIRST_CONTACT,
                        SHOUWEN__V1__VIOLATION_KIND__VIOLATION_KIND_UNSPECIFIED, depts[di][1],
                        depts[di][0], 0);
             }
