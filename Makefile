@@ -2,7 +2,8 @@
 #
 #   make                 the common library, generated protobuf code, five services, the migrator
 #   make test            install what is missing, build, unit tests (also under valgrind and
-#                        sanitizers), fuzzing, integration
+#                        sanitizers), fuzzing, integration, end to end
+#   make test-e2e        the end-to-end tests alone (tests/e2e: DOMAIN.md's stories, the kill test)
 #   make run / stop      the whole stack in the background: private PostgreSQL + five services
 #   make SANITIZER=address|undefined [test-unit]   instrumented build in build/<sanitizer>/
 #   make fuzz            libFuzzer drivers of the parsers that see outside input (clang, build/fuzz/)
@@ -70,8 +71,9 @@ BINS       := $(addprefix $(B)/bin/shouwen-,$(SERVICES)) $(B)/bin/shouwen-migrat
 UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
+E2E        := $(sort $(wildcard tests/e2e/*_test.sh))
 
-.PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration \
+.PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration test-e2e \
         fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -150,7 +152,8 @@ $(B)/tests/http_sink: $(B)/obj/tests/bench/http_sink.o
 # --- tests --------------------------------------------------------------------
 test: bootstrap
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-fuzz test-integration
+	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-fuzz test-integration \
+	    test-e2e
 
 test-unit: $(UNIT_BINS)
 	@tests/run_unit.sh $(UNIT_BINS)
@@ -166,6 +169,14 @@ test-sanitizers:
 test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client $(B)/tests/http_load \
                   $(B)/tests/audit_gen
 	@for t in $(INTEGRATION); do \
+	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	        bash $$t || exit 1; \
+	done
+
+# All five services, the webhook receiver and an SMTP server, through the
+# public interfaces only.
+test-e2e: all $(B)/tests/rep_client $(B)/tests/http_load
+	@for t in $(E2E); do \
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \
 	done
