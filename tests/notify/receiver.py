@@ -9,7 +9,8 @@ shouwen's), and can be told by the URL path to fail.
 SECRET is the webhook secret (whsec_<base64>) and the robots' signing
 secret.  Each request is appended to LOG as one JSON line:
 {"path", "id", "sig_ok", "n" (the how-many-th request with this id and
-path), "status" (what was answered), "body", "time"}.
+path), "status" (what was answered), "body", "time" (when it was read
+here), "ts" (its webhook-timestamp: when the sender made that attempt)}.
 
 Paths:
   /hook/ok          200
@@ -118,11 +119,14 @@ class Handler(BaseHTTPRequestHandler):
             status = 404
         rec = {"path": path, "id": mid, "sig_ok": sig_ok, "n": count, "status": status,
                "body": body.decode("utf-8", "replace"), "time": time.time(),
-               "auth": self.headers.get("Authorization")}
+               "auth": self.headers.get("Authorization"), "ts": self.headers.get("webhook-timestamp")}
         with lock, open(log_path, "a") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self.answer(status, out, extra)
 
 
 ThreadingHTTPServer.daemon_threads = True
+# a burst of hundreds of connections at once (a sender catching up) is taken at
+# once, not left in a short backlog where the sender's timeout expires first
+ThreadingHTTPServer.request_queue_size = 1024
 ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
