@@ -22,8 +22,8 @@ static const struct cfg_def settings[] = {
     {"SHOUWEN_ROUTING_SUB_URLS", CFG_STRING, 1, 2048, "ipc://{run}/intake.pub", NULL,
      "nng addresses (comma-separated) of the PUB sockets whose doorbells routing dials: "
      "intake's; events are read from the database either way"},
-    {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "100", NULL,
-     "Most events handled in one transaction"},
+    {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "1000", NULL,
+     "Most events handled in one transaction (the events routing passes over count too)"},
     {"SHOUWEN_ROUTING_CONSUMERS", CFG_INT, 1, 16, "1", NULL,
      "Consumer threads, each with its own database session and share of the partitions "
      "(one is fastest on 2 cores: see the README)"},
