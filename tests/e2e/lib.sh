@@ -1,7 +1,7 @@
 # tests/e2e/lib.sh - the whole stack for the end-to-end tests: sourced after
 # `name` is set.  It brings in the integration tests' helpers
 # (tests/integration/lib.sh: check, wait_for, q, free_ports, intake_*;
-# cases.sh: token_for, register, act, call, expect, contains) and adds:
+# cases.sh: token_for, register, act, call, expect, contains, received) and adds:
 #
 #   e2e_setup            private cluster, migrations, demo site, staff e-mail
 #                        addresses; the loopback webhook receiver
@@ -11,8 +11,6 @@
 #                        others over ipc:// in $tmp, admin on 127.0.0.1
 #   svc_stop NAME        SIGTERM, waits; the check "NAME: SIGTERM, exit 0"
 #   svc_kill NAME        SIGKILL, waits
-#   received PATH [COND] how many requests the receiver logged on PATH
-#                        (COND: a Python expression over the request r)
 #   mails                the messages in the Maildir, one JSON line each
 #
 # Every service runs as the database's owner except audit, which connects
@@ -113,22 +111,6 @@ svc_kill() {
 metric() {
     curl -s "http://${svc_admin[$1]}/metrics" |
         awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'
-}
-
-received() {
-    python3 - "$tmp/received.log" "$1" "${2:-True}" <<'PY'
-import json, sys
-log, path, cond = sys.argv[1], sys.argv[2], sys.argv[3]
-n = 0
-try:
-    for line in open(log):
-        r = json.loads(line)
-        if r["path"] == path and eval(cond):
-            n += 1
-except FileNotFoundError:
-    pass
-print(n)
-PY
 }
 
 mails() {

@@ -1,6 +1,7 @@
 # cases.sh - helpers of the scripts that drive cases and settings through
 # the public API as people would (routing_test.sh, escalation_test.sh,
-# routing_rules_test.sh, calendar_api_test.sh).  Source it after
+# routing_rules_test.sh, calendar_api_test.sh, notification_test.sh and
+# tests/e2e).  Source it after
 # lib.sh; it needs q, tmp and (when called) api.
 
 hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
@@ -54,3 +55,21 @@ call() {
 }
 # expect STATUS TEXT ANSWER: the answer of call has that status and holds TEXT
 expect() { [ "${3%% *}" = "$1" ] && grep -qF -- "$2" <<<"$3" || { echo "got: $3"; return 1; }; }
+# received PATH [COND]: how many requests to PATH the loopback receiver
+# (tests/notify/receiver.py) logged in $tmp/received.log; COND, a Python
+# expression over the request r, narrows them
+received() {
+    python3 - "$tmp/received.log" "$1" "${2:-True}" <<'PY'
+import json, sys
+log, path, cond = sys.argv[1], sys.argv[2], sys.argv[3]
+n = 0
+try:
+    for line in open(log):
+        r = json.loads(line)
+        if r["path"] == path and eval(cond):
+            n += 1
+except FileNotFoundError:
+    pass
+print(n)
+PY
+}
