@@ -114,15 +114,6 @@ void audit_checkpoint_sign(const uint8_t key[AUDIT_HASH_LEN], const char *site_i
 /* ---- verification ---------------------------------------------------------------------- */
 
 /* "could not <what>: <PostgreSQL's primary message>" (db_fail: never a DETAIL); clears r. */
-static sw_err fail_query(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
-{
-    char w[96];
-    snprintf(w, sizeof(w), "could not %s", what);
-    sw_err rv = db_fail(c, r, w, err, errlen);
-    PQclear(r);
-    return rv;
-}
-
 /* The checkpoints, read a page at a time in seq order. */
 struct cps {
     PGresult *r;
@@ -151,7 +142,7 @@ static sw_err cps_next(PGconn *c, const char *site_id, struct cps *p, char *err,
                         "audit.checkpoints WHERE site_id = $1 AND seq > $2 ORDER BY seq LIMIT 5000",
                         2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(p->r) != PGRES_TUPLES_OK) {
-        sw_err rv = fail_query(c, p->r, "read the checkpoints", err, errlen);
+        sw_err rv = db_fail_clear(c, p->r, "read the checkpoints", err, errlen);
         p->r = NULL;
         return rv;
     }
@@ -230,7 +221,7 @@ static sw_err walk(PGconn *c, const char *site_id, const uint8_t *key, int64_t h
             "ORDER BY seq LIMIT 5000",
             3, NULL, pv, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rv = fail_query(c, r, "read the audit log", err, errlen);
+            rv = db_fail_clear(c, r, "read the audit log", err, errlen);
             break;
         }
         int n = PQntuples(r);
@@ -323,7 +314,7 @@ sw_err audit_verify(PGconn *c, const char *site_id, const uint8_t *key, struct a
     if (own) {
         PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            return fail_query(c, r, "begin a snapshot", err, errlen);
+            return db_fail_clear(c, r, "begin a snapshot", err, errlen);
         PQclear(r);
     }
     const char *pv[] = {site_id};
@@ -335,7 +326,7 @@ sw_err audit_verify(PGconn *c, const char *site_id, const uint8_t *key, struct a
     int64_t head_seq = 0;
     uint8_t head_hash[AUDIT_HASH_LEN] = {0};
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = fail_query(c, r, "read the chain head", err, errlen);
+        rv = db_fail_clear(c, r, "read the chain head", err, errlen);
     } else {
         if (PQntuples(r) == 1) {
             head_seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

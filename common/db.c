@@ -338,3 +338,12 @@ sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t
     snprintf(err, errlen, "%s: %s", what, primary != NULL ? primary : PQerrorMessage(c));
     return PQstatus(c) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
 }
+
+sw_err db_fail_clear(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen)
+{
+    char w[120];
+    snprintf(w, sizeof(w), "could not %s", what);
+    sw_err rv = db_fail(c, r, w, err, errlen);
+    PQclear(r);
+    return rv;
+}

@@ -87,6 +87,9 @@ PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *va
  */
 sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen);
 
+/* db_fail_clear: db_fail with "could not <what>", then PQclear(r). */
+sw_err db_fail_clear(PGconn *c, PGresult *r, const char *what, char *err, size_t errlen);
+
 /* db_now_ms: CLOCK_MONOTONIC in milliseconds. */
 long long db_now_ms(void);
 

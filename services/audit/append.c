@@ -47,15 +47,6 @@ sw_err aud_put_time(struct buf *b, int64_t us)
                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
-sw_err aud_fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen)
-{
-    char w[96];
-    snprintf(w, sizeof(w), "could not %s", what);
-    sw_err rv = db_fail(tx, r, w, err, errlen);
-    PQclear(r);
-    return rv;
-}
-
 int64_t aud_now_us(void)
 {
     struct timespec ts;
@@ -100,7 +91,7 @@ static sw_err already(PGconn *tx, struct aud_event *ev, size_t n, bool *seen, ch
                                1, NULL, v, NULL, NULL, 0);
     buf_free(&ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return aud_fail(tx, r, "look for events already audited", err, errlen);
+        return db_fail_clear(tx, r, "look for events already audited", err, errlen);
     for (int k = 0; k < PQntuples(r); k++)
         for (size_t i = 0; i < n; i++)
             if (strcmp(ev[i].env->event_id, PQgetvalue(r, k, 0)) == 0)
@@ -154,7 +145,7 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
                                1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         buf_free(&codes);
-        return aud_fail(tx, r, "start the chains", err, errlen);
+        return db_fail_clear(tx, r, "start the chains", err, errlen);
     }
     PQclear(r);
     r = PQexecParams(tx,
@@ -164,7 +155,7 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
                      1, NULL, v, NULL, NULL, 0);
     buf_free(&codes);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return aud_fail(tx, r, "lock the chain heads", err, errlen);
+        return db_fail_clear(tx, r, "lock the chain heads", err, errlen);
     for (int row = 0; row < PQntuples(r); row++)
         for (size_t k = 0; k < ns; k++) {
             if (strcmp(sites[k].code, PQgetvalue(r, row, 0)) != 0)
@@ -287,7 +278,7 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
                      1, NULL, v, NULL, NULL, 0);
     buf_free(&rows);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return aud_fail(tx, r, "append to the audit log", err, errlen);
+        return db_fail_clear(tx, r, "append to the audit log", err, errlen);
     PQclear(r);
     struct buf hv;
     buf_init(&hv, 1u << 20);
@@ -312,7 +303,7 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
                      1, NULL, hv1, NULL, NULL, 0);
     buf_free(&hv);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return aud_fail(tx, r, "move the chain heads", err, errlen);
+        return db_fail_clear(tx, r, "move the chain heads", err, errlen);
     PQclear(r);
     return rv;
 }

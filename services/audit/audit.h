@@ -52,9 +52,6 @@ sw_err aud_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs, size_t n,
 sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t n, char *err,
                  size_t errlen);
 
-/* "could not <what>: <PostgreSQL's primary message>" into err (db_fail); clears r. */
-sw_err aud_fail(PGconn *tx, PGresult *r, const char *what, char *err, size_t errlen);
-
 /* The wall clock in unix microseconds. */
 int64_t aud_now_us(void);
 

@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 
 sw_err aud_checkpoint(struct audit *a, PGconn *c, int *made, char *err, size_t errlen)
@@ -25,7 +26,7 @@ sw_err aud_checkpoint(struct audit *a, PGconn *c, int *made, char *err, size_t e
                             "audit.chain_heads h WHERE h.last_seq > coalesce((SELECT max(seq) "
                             "FROM audit.checkpoints k WHERE k.site_id = h.site_id), 0)");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return aud_fail(c, r, "read the chain heads", err, errlen);
+        return db_fail_clear(c, r, "read the chain heads", err, errlen);
     int64_t now = aud_now_us();
     sw_err rv = SW_OK;
     for (int i = 0; rv == SW_OK && i < PQntuples(r); i++) {
@@ -51,7 +52,7 @@ sw_err aud_checkpoint(struct audit *a, PGconn *c, int *made, char *err, size_t e
                                    "DO NOTHING",
                                    6, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(w) != PGRES_COMMAND_OK) {
-            rv = aud_fail(c, w, "store a checkpoint", err, errlen);
+            rv = db_fail_clear(c, w, "store a checkpoint", err, errlen);
             break;
         }
         if (strcmp(PQcmdTuples(w), "1") == 0) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "db.h"
 #include "log.h"
 #include "workflow.h"
 
@@ -392,7 +393,7 @@ static sw_err violations(PGconn *tx, const struct aud_event *ev, size_t n, char 
         1, NULL, v, NULL, NULL, 0);
     buf_free(&b);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return aud_fail(tx, r, "record the violations", err, errlen);
+        return db_fail_clear(tx, r, "record the violations", err, errlen);
     PQclear(r);
     return SW_OK;
 }
@@ -440,7 +441,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "case_id = ANY($1::uuid[])",
             1, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rv = aud_fail(tx, r, "read the case roll-ups", err, errlen);
+            rv = db_fail_clear(tx, r, "read the case roll-ups", err, errlen);
         } else {
             for (int row = 0; row < PQntuples(r); row++) {
                 struct fact *f = find(&ix, facts, PQgetvalue(r, row, 0));
@@ -496,7 +497,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "EXCLUDED.esc_leader",
             1, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rv = aud_fail(tx, r, "write the case roll-ups", err, errlen);
+            rv = db_fail_clear(tx, r, "write the case roll-ups", err, errlen);
         else
             PQclear(r);
     } else if (rv != SW_OK && err[0] == '\0') {

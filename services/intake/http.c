@@ -252,11 +252,7 @@ sw_err db_run(PGconn *db, const char *what, const char *sql, int n, const char *
         *out = NULL;
     PGresult *r = PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char w[120];
-        snprintf(w, sizeof(w), "could not %s", what);
-        sw_err rv = db_fail(db, r, w, err, errlen);
-        PQclear(r);
-        return rv != SW_OK ? rv : SW_EDB;
+        return db_fail_clear(db, r, what, err, errlen);
     }
     if (out != NULL)
         *out = r;
