@@ -31,6 +31,7 @@ CC        ?= cc
 SANITIZER ?=
 RUN_DIR   ?= $(CURDIR)/.run
 MIGRATIONS_DIR ?= $(CURDIR)/deploy/migrations
+CONSOLE_DIR ?= $(CURDIR)/services/intake/console
 SERVICES  := intake routing escalation notification audit
 
 GEN := build/gen
@@ -52,11 +53,12 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -
 CPPFLAGS += -D_DEFAULT_SOURCE -D_GNU_SOURCE -Icommon -I$(GEN) \
             -DSHOUWEN_DEFAULT_RUN_DIR='"$(RUN_DIR)"' \
             -DSHOUWEN_DEFAULT_MIGRATIONS_DIR='"$(MIGRATIONS_DIR)"' \
+            -DSHOUWEN_DEFAULT_CONSOLE_DIR='"$(CONSOLE_DIR)"' \
             -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) -MMD -MP -pthread
 LDFLAGS  += $(SANFLAGS) -pthread
-LDLIBS   := -lnng -lprotobuf-c -lpq -lcurl -ljansson -lmbedtls -lmbedx509 -lmbedcrypto
+LDLIBS   := -lnng -lprotobuf-c -lpq -lcurl -ljansson -lmbedtls -lmbedx509 -lmbedcrypto -lcrypt
 
 PROTOS     := $(sort $(wildcard proto/shouwen/v1/*.proto))
 PROTO_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
