@@ -23,7 +23,15 @@ packages=(
     # clang and installed here without recommends; libclang-rt-dev follows the default clang
     # (libclang-rt-14-dev on bookworm)
     clang libclang-rt-dev
+    # make test-browser: Debian's Chromium, driven by playwright-core (tests/browser), and
+    # a font with Chinese glyphs for its screenshots
+    chromium fonts-wqy-microhei
 )
+# node and npm run the browser tests; Debian's packages only for what is not
+# on PATH already (a nodejs from elsewhere, nodesource's say, bundles its own
+# npm, and Debian's npm package would conflict with it)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 status=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)
