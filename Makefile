@@ -2,8 +2,10 @@
 #
 #   make                 the common library, generated protobuf code, five services, the migrator
 #   make test            install what is missing, build, unit tests (also under valgrind and
-#                        sanitizers), fuzzing, integration, end to end
+#                        sanitizers), fuzzing, integration, end to end, the browser tests
 #   make test-e2e        the end-to-end tests alone (tests/e2e: DOMAIN.md's stories, the kill test)
+#   make test-browser    the web console in Debian's Chromium, driven by playwright-core
+#                        (tests/browser; screenshots of each step in build/browser/)
 #   make run / stop      the whole stack in the background: private PostgreSQL + five services
 #   make SANITIZER=address|undefined [test-unit]   instrumented build in build/<sanitizer>/
 #   make fuzz            libFuzzer drivers of the parsers that see outside input (clang, build/fuzz/)
@@ -76,7 +78,7 @@ INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 E2E        := $(sort $(wildcard tests/e2e/*_test.sh))
 
 .PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration test-e2e \
-        fuzz test-fuzz run stop status lint format compose-check clean
+        test-browser fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -155,7 +157,7 @@ $(B)/tests/http_sink: $(B)/obj/tests/bench/http_sink.o
 test: bootstrap
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-fuzz test-integration \
-	    test-e2e
+	    test-e2e test-browser
 
 test-unit: $(UNIT_BINS)
 	@tests/run_unit.sh $(UNIT_BINS)
@@ -182,6 +184,19 @@ test-e2e: all $(B)/tests/rep_client $(B)/tests/http_load
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \
 	done
+
+# The web console in Debian's Chromium (headless), driven by playwright-core
+# from npm against all five services: tests/browser/console_test.sh.  npm ci
+# runs when node_modules is missing or older than the lockfile.
+BROWSER_NPM := tests/browser/node_modules/.package-lock.json
+test-browser: all $(BROWSER_NPM)
+	@echo "== tests/browser/console_test.sh"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin \
+	    bash tests/browser/console_test.sh
+
+$(BROWSER_NPM): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "test-browser: no npm: run make bootstrap" >&2; exit 1; }
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
 
 # --- fuzzing (libFuzzer) -------------------------------------------------------
 # Every object the drivers link is instrumented, so they are built again
