@@ -3,9 +3,10 @@
 # credentials: an API key for a demo external system ("demo-hotline"), a
 # bearer token for the receptionist li.desk and one for the manager
 # qian.mgr (who issues tokens to the other staff through the directory
-# API).  Each is made once per installation, shown here and kept in
+# API), and one console password for every demo staff member.  Each is
+# made once per installation, shown here and kept in
 # $SHOUWEN_RUN_DIR/demo-credentials (mode 600); the database keeps only
-# their SHA-256.
+# their SHA-256 (the password: its bcrypt hash).
 #
 #   demo.sh                  load (safe to repeat) and print the credentials
 #   demo.sh --receiver URL   also the webhook channel "demo-receiver" to URL
@@ -66,6 +67,19 @@ if [ ! -s "$creds" ] || ! grep -q '^SHOUWEN_DEMO_MANAGER_TOKEN=' "$creds" ||
     umask 077
     printf 'SHOUWEN_DEMO_API_KEY=%s\nSHOUWEN_DEMO_TOKEN=%s\nSHOUWEN_DEMO_MANAGER_TOKEN=%s\n' \
         "$key" "$token" "$mtoken" >"$creds"
+fi
+# One console password for every demo staff member (sign in at the intake
+# address, e.g. http://127.0.0.1:7400/, as li.desk, zhou.eng, wei.qa...),
+# made once per installation; the database keeps only its bcrypt hash
+# (pgcrypto), which the intake checks with crypt(3).  The password goes in
+# on stdin, not on a command line.
+if ! grep -qE '^SHOUWEN_DEMO_PASSWORD=.{12,}$' "$creds"; then
+    password="demo-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    printf "%s\n" "CREATE EXTENSION IF NOT EXISTS pgcrypto;" \
+        "UPDATE core.staff st SET password_hash = crypt('$password', gen_salt('bf', 10)), password_set_at = now() FROM core.sites s WHERE s.id = st.site_id AND s.code = 'SH01';" |
+        psql_ >/dev/null
+    (umask 077 && sed -i '/^SHOUWEN_DEMO_PASSWORD=/d' "$creds" &&
+        printf 'SHOUWEN_DEMO_PASSWORD=%s\n' "$password" >>"$creds")
 fi
 echo "demo site SH01 loaded; its credentials ($creds):"
 sed 's/^/  /' "$creds"

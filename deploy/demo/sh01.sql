@@ -77,4 +77,23 @@ CROSS JOIN (VALUES
 JOIN core.departments d ON d.site_id = s.id AND d.code = r.dept
 WHERE s.code = 'SH01'
 ON CONFLICT (site_id, priority) WHERE active DO NOTHING;
+
+-- What a customer must bring or do, per request type, told in one go
+-- (一次性告知): the console shows the chosen type's list at registration.
+INSERT INTO core.checklists (site_id, case_type, items)
+SELECT s.id, c.type, c.items FROM core.sites s,
+(VALUES ('business', ARRAY['业主身份证原件及复印件 ID card of the owner (original and a copy)',
+                           '房产证或购房合同复印件 Property certificate or purchase contract (copy)',
+                           '委托办理的，另带委托书及受托人身份证 If acting for the owner: a signed authorisation and your own ID card']),
+        ('repair', ARRAY['方便上门的时间段 A time when the technician may come in',
+                         '故障部位照片（如有） A photo of the fault, if you have one',
+                         '属有偿维修的，按价目表付费 Paid repairs are charged by the price list']),
+        ('complaint', ARRAY['事发时间、地点和经过 When and where it happened, and what happened',
+                            '照片、视频等材料（如有） Photos or videos, if any',
+                            '方便回访的电话和时间 A phone number and time for our callback']),
+        ('report', ARRAY['被举报事项的时间、地点 When and where it happened',
+                         '可匿名；如需回复请留联系方式 You may stay anonymous; leave a contact to hear back'])
+) AS c(type, items)
+WHERE s.code = 'SH01'
+ON CONFLICT (site_id, case_type) DO NOTHING;
 COMMIT;

@@ -89,7 +89,6 @@
 #define ADMIN_KEY_PREFIX  4  /* 8 hex digits */
 #define ADMIN_KEY_SECRET  20 /* 40 hex digits */
 
-#define TS(c)  "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define UPPER  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #define DIGITS "0123456789"
 #define ALNUM  UPPER "abcdefghijklmnopqrstuvwxyz" DIGITS
@@ -749,7 +748,7 @@ static void who_text(const struct ctx *x, char *out, size_t outlen)
 /* clang-format off */
 #define SITE_SELECT                                                                                \
     "SELECT s.id::text, s.code, s.name, s.time_zone, s.active, "                                   \
-    TS("s.created_at") ", " TS("s.updated_at")                                                     \
+    SQL_UTC("s.created_at") ", " SQL_UTC("s.updated_at")                                                     \
     " FROM core.sites s "
 /* clang-format on */
 
@@ -900,7 +899,7 @@ static sw_err site_patch(struct ctx *x)
     "'category', sc.category) END ORDER BY sc.case_type NULLS FIRST, "                             \
     "sc.category NULLS FIRST), '[]'::json) "                                                       \
     "FROM core.department_scopes sc WHERE sc.department_id = d.id)::text, "                        \
-    TS("d.created_at") ", " TS("d.updated_at")                                                     \
+    SQL_UTC("d.created_at") ", " SQL_UTC("d.updated_at")                                                     \
     " FROM core.departments d LEFT JOIN core.departments p ON p.id = d.parent_id "                 \
     "WHERE d.site_id = $1::uuid "
 /* clang-format on */
@@ -1158,7 +1157,7 @@ out:
     "CASE WHEN st.contact_private THEN NULL ELSE st.phone END, "                                   \
     "CASE WHEN st.contact_private THEN NULL ELSE st.email END, "                                   \
     "CASE WHEN st.contact_private THEN NULL ELSE st.wechat END, st.on_duty, st.active, "           \
-    TS("st.created_at") ", " TS("st.updated_at")                                                   \
+    SQL_UTC("st.created_at") ", " SQL_UTC("st.updated_at")                                                   \
     " FROM core.staff st LEFT JOIN core.departments d ON d.id = st.department_id "                 \
     "LEFT JOIN core.staff sup ON sup.id = st.supervisor_id WHERE st.site_id = $1::uuid "
 /* clang-format on */
@@ -1394,8 +1393,8 @@ static sw_err staff_patch(struct ctx *x)
 
 /* clang-format off */
 #define TOKEN_COLS                                                                                 \
-    "t.id::text, " TS("t.created_at") ", " TS("t.expires_at") ", "                                 \
-    TS("t.revoked_at") ", " TS("t.last_used_at")
+    "t.id::text, " SQL_UTC("t.created_at") ", " SQL_UTC("t.expires_at") ", "                                 \
+    SQL_UTC("t.revoked_at") ", " SQL_UTC("t.last_used_at")
 /* clang-format on */
 
 static void token_members(const struct ctx *x, struct jw *w, const PGresult *r, int row)
@@ -1547,8 +1546,8 @@ static sw_err token_revoke(struct ctx *x)
 
 /* clang-format off */
 #define KEY_COLS                                                                                   \
-    "k.id::text, k.name, k.prefix, k.role, " TS("k.created_at") ", " TS("k.expires_at") ", "       \
-    TS("k.revoked_at") ", " TS("k.last_used_at") ", k.site_id::text"
+    "k.id::text, k.name, k.prefix, k.role, " SQL_UTC("k.created_at") ", " SQL_UTC("k.expires_at") ", "       \
+    SQL_UTC("k.revoked_at") ", " SQL_UTC("k.last_used_at") ", k.site_id::text"
 /* clang-format on */
 
 static void key_members(const struct ctx *x, struct jw *w, const PGresult *r, int row)
@@ -1706,12 +1705,18 @@ enum need {
     NEED_ADMIN,     /* site settings, API keys: admin key */
     NEED_CREATE,    /* a new site: admin key */
     NEED_QA,        /* audit and reports: admin or reader key; manager, supervisor or QA */
+    NEED_STAFF,     /* read departments, staff, checklists: any staff token, admin or reader key */
+    NEED_ANY,       /* any credential of the site: the handler decides (a password) */
 };
 
 static bool allowed(const struct principal *p, enum need need)
 {
     bool admin = p->kind == 'k' && strcmp(p->role, "admin") == 0;
     bool manager = p->kind == 't' && strcmp(p->role, "manager") == 0;
+    if (need == NEED_ANY)
+        return true;
+    if (need == NEED_STAFF)
+        return p->kind == 't' || admin || strcmp(p->role, "reader") == 0;
     if (need == NEED_QA)
         return admin || manager || (p->kind == 'k' && strcmp(p->role, "reader") == 0) ||
                (p->kind == 't' &&
@@ -1730,6 +1735,8 @@ static const char *forbidden(enum need need)
     case NEED_ADMIN:
         return "forbidden: site settings and API keys are administered only with an API key of "
                "role admin of the site";
+    case NEED_STAFF:
+        return "forbidden: the directory is read by staff, and API keys of role admin or reader";
     default:
         return "forbidden: the directory of a site is administered with an API key of role admin "
                "or a manager's staff token";
@@ -1833,6 +1840,20 @@ static sw_err audit_route(struct ctx *x)
     return report_weekly(x->j, x->db, x->err, x->errlen);
 }
 
+static sw_err staff_password(struct ctx *x)
+{
+    return password_put(x->j, x->db, x->seg[3], x->err, x->errlen);
+}
+
+static sw_err site_checklists(struct ctx *x)
+{
+    if (x->nseg == 3)
+        return checklists_get(x->j, x->db, x->err, x->errlen);
+    return strcmp(x->j->method, "PUT") == 0
+               ? checklist_put(x->j, x->db, x->seg[3], x->err, x->errlen)
+               : checklist_delete(x->j, x->db, x->seg[3], x->err, x->errlen);
+}
+
 static sw_err site_limits_get(struct ctx *x)
 {
     return limits_get(x->j, x->db, x->err, x->errlen);
@@ -1877,15 +1898,28 @@ sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
     } else if (depts && n == 3) {
         allow = "GET /v1/sites/{code}/departments lists them, POST adds one";
         fn = get ? depts_list : post ? dept_create : NULL;
+        need = get ? NEED_STAFF : NEED_DIRECTORY;
     } else if (depts && n == 4) {
         allow = "GET /v1/sites/{code}/departments/{dept} reads one, PATCH changes it";
         fn = get ? dept_get : patch ? dept_patch : NULL;
+        need = get ? NEED_STAFF : NEED_DIRECTORY;
     } else if (staff && n == 3) {
         allow = "GET /v1/sites/{code}/staff lists them, POST adds one";
         fn = get ? staff_list : post ? staff_create : NULL;
+        need = get ? NEED_STAFF : NEED_DIRECTORY;
     } else if (staff && n == 4) {
         allow = "GET /v1/sites/{code}/staff/{staff} reads one, PATCH changes them";
         fn = get ? staff_get : patch ? staff_patch : NULL;
+        need = get ? NEED_STAFF : NEED_DIRECTORY;
+    } else if (staff && n == 5 && strcmp(x.seg[4], "password") == 0) {
+        allow = "PUT /v1/sites/{code}/staff/{staff}/password sets the console password";
+        fn = put ? staff_password : NULL;
+        need = NEED_ANY;
+    } else if (strcmp(coll, "checklists") == 0 && (n == 3 || n == 4)) {
+        allow = n == 3 ? "GET /v1/sites/{code}/checklists reads them"
+                       : "PUT /v1/sites/{code}/checklists/{type} sets one, DELETE removes it";
+        fn = (n == 3 ? get : put || del) ? site_checklists : NULL;
+        need = n == 3 ? NEED_STAFF : NEED_DIRECTORY;
     } else if (staff && n == 5 && strcmp(x.seg[4], "tokens") == 0) {
         allow = "GET /v1/sites/{code}/staff/{staff}/tokens lists them, POST issues one";
         fn = get ? tokens_list : post ? token_issue : NULL;

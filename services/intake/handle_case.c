@@ -59,14 +59,32 @@ sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox 
         "SELECT c.id::text, c.number, c.status, c.type, c.channel, c.urgency, c.category, "
         "c.subject, c.description, c.customer_name, c.customer_phone, c.customer_unit, "
         "c.customer_address, fr.code, o.code, d.code, c.escalation_level, c.external_ref, "
-        "c.source, c.version::text, to_char(c.created_at AT TIME ZONE 'UTC', "
-        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), c.result, c.satisfaction, "
-        "array_to_json(c.required_documents)::text, c.customer_room, c.customer_email, "
-        "c.customer_consent "
-        "FROM core.cases c LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
-        "LEFT JOIN core.staff o ON o.id = c.owner_id "
-        "LEFT JOIN core.departments d ON d.id = c.department_id "
-        "WHERE c.id = $1::uuid AND c.site_id = $2::uuid",
+        "c.source, c.version::text, " SQL_UTC(
+            "c.created_at") ", c.result, c.satisfaction, "
+                            "array_to_json(c.required_documents)::text, c.customer_room, "
+                            "c.customer_email, "
+                            "c.customer_consent, "
+                            "(SELECT coalesce(jsonb_agg(jsonb_build_object('kind', dl.kind, "
+                            "'state', CASE WHEN "
+                            "dl.met_at IS NOT NULL THEN 'met' WHEN dl.breached_at IS NOT NULL THEN "
+                            "'breached' WHEN "
+                            "dl.due_at IS NULL THEN 'paused' ELSE 'running' END, "
+                            "'due_at', " SQL_UTC(
+                                "dl.due_at") ", "
+                                             "'started_at', " SQL_UTC(
+                                                 "dl.started_at") ") ORDER BY dl.started_at, "
+                                                                  "dl.kind), '[]')::text "
+                                                                  "FROM escalation.deadlines dl "
+                                                                  "WHERE dl.case_id = c.id) "
+                                                                  "FROM core.cases c LEFT JOIN "
+                                                                  "core.staff fr ON fr.id = "
+                                                                  "c.first_responder_id "
+                                                                  "LEFT JOIN core.staff o ON o.id "
+                                                                  "= c.owner_id "
+                                                                  "LEFT JOIN core.departments d ON "
+                                                                  "d.id = c.department_id "
+                                                                  "WHERE c.id = $1::uuid AND "
+                                                                  "c.site_id = $2::uuid",
         2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "could not read case %s: %s", j->case_id, PQerrorMessage(db));
@@ -132,7 +150,9 @@ sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox 
     else
         member(b, "email", r, 25, false);
     buf_printf(b, ",\"consent\":%s", PQgetvalue(r, 0, 26)[0] == 't' ? "true" : "false");
-    buf_puts(b, "}}");
+    buf_puts(b, "},\"clocks\":");
+    buf_puts(b, PQgetvalue(r, 0, 27)); /* JSON from the database */
+    buf_puts(b, "}");
     snprintf(j->etag, sizeof(j->etag), "\"%s\"", PQgetvalue(r, 0, 19));
     PQclear(r);
     return SW_OK;

@@ -377,9 +377,10 @@ static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, j
     intake_enqueue(in, j);
 }
 
-/* Queue a job that runs `fn` alone; `body` (may be NULL) is taken over. */
-static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
-                        json_t *body, const char *id, const char *command)
+/* Queue a job that runs `fn` alone; `body` (may be NULL) is taken over.  `anon`: no
+ * credential is asked for (signing in). */
+static void route_job(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
+                      json_t *body, const char *id, const char *command, bool anon)
 {
     const char *uri = nng_http_req_get_uri(req);
     size_t plen = strcspn(uri, "?#");
@@ -403,7 +404,9 @@ static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_
         return;
     }
     j->json = body;
-    if (!take_credential(aio, req, j)) {
+    if (anon) {
+        j->authed = true;
+    } else if (!take_credential(aio, req, j)) {
         job_free(j);
         return;
     }
@@ -422,6 +425,12 @@ static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_
     if (command != NULL)
         snprintf(j->command, sizeof(j->command), "%s", command);
     intake_enqueue(in, j);
+}
+
+static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
+                        json_t *body, const char *id, const char *command)
+{
+    route_job(in, aio, req, fn, body, id, command, false);
 }
 
 static bool enter(struct intake *in)
@@ -568,6 +577,30 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
         route_other(in, aio, req, case_action, body, id, cmd);
         return;
     }
+    if (ns == 1 && seg_is(seg[0], sl[0], "session")) {
+        bool del = strcmp(method, "DELETE") == 0;
+        if (post && body == NULL)
+            reply_error_aio(aio, 415, "unsupported content type: send application/json");
+        else if (post)
+            route_job(in, aio, req, session_create, body, NULL, NULL, true);
+        else if (get || del)
+            route_other(in, aio, req, session_run, NULL, NULL, NULL);
+        else
+            reply_error_aio(aio, 405,
+                            "method not allowed: POST /v1/session signs in, GET reads the "
+                            "session, DELETE signs out");
+        if (!post)
+            json_decref(body);
+        return;
+    }
+    if (ns == 1 && seg_is(seg[0], sl[0], "stream")) {
+        if (get)
+            route_other(in, aio, req, stream_open, NULL, NULL, NULL);
+        else
+            reply_error_aio(aio, 405, "method not allowed: GET /v1/stream streams case events");
+        json_decref(body);
+        return;
+    }
     if (seg_is(seg[0], sl[0], "sites")) {
         route_other(in, aio, req, admin_run, body, NULL, NULL);
         return;
@@ -711,6 +744,11 @@ sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size
         in->srv = NULL;
         return SW_ENNG;
     }
+    if (console_open(in->srv, in->console_dir, err, errlen) != SW_OK) {
+        nng_http_server_release(in->srv);
+        in->srv = NULL;
+        return SW_EINVAL;
+    }
     if ((rv = nng_http_server_start(in->srv)) != 0) {
         snprintf(err, errlen, "could not listen for API HTTP on %s: %s", hostport,
                  nng_strerror(rv));
@@ -732,6 +770,7 @@ void intake_http_close(struct intake *in)
     pthread_mutex_unlock(&in->mu);
     nng_http_server_release(in->srv);
     in->srv = NULL;
+    console_close();
 }
 
 /* Only members of `known` (NULL-terminated). */

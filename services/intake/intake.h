@@ -34,6 +34,9 @@
 #define INTAKE_REPLY_MAX  (1u << 20)
 #define INTAKE_MAX_FIELDS 16 /* invalid fields named in one 422 */
 
+/* SQL: the timestamptz expression c as RFC 3339 text in UTC, as every answer gives times. */
+#define SQL_UTC(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
 /* Who is calling: an API key or a staff member's bearer token. */
 struct principal {
     char kind;   /* 'k' API key, 't' staff token */
@@ -86,7 +89,8 @@ struct job {
     char cred_prefix[33]; /* API key: its prefix; staff token: "" */
     char cred_hash[65];   /* hex SHA-256 of the whole credential */
     struct principal who; /* filled by the worker */
-    bool authed;
+    bool authed;     /* set before the worker for a request that needs no credential (signing in) */
+    bool stream;     /* GET /v1/stream accepted: job_finish hands the connection to stream.c */
     struct reg *reg; /* JOB_REGISTER */
     /* the request, for JOB_OTHER */
     char method[8];
@@ -108,6 +112,8 @@ struct intake {
     nng_socket *pub; /* the service's PUB socket (svc.c) */
     nng_http_server *srv;
     size_t max_body;
+    long long session_ttl_s; /* console sessions (POST /v1/session) */
+    const char *console_dir; /* the web console's files; "" for none */
     int batch_max;
     int nworkers;
     pthread_t *workers;
@@ -188,6 +194,32 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
                  size_t errlen);
 sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                     size_t errlen);
+/* handle_console.c: POST /v1/session (no credential), GET and DELETE /v1/session */
+sw_err session_create(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob,
+                      char *err, size_t errlen);
+sw_err session_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                   size_t errlen);
+/* ... and through admin_run: a staff member's password, the checklists of the request types */
+sw_err password_put(struct job *j, PGconn *db, const char *staff, char *err, size_t errlen);
+sw_err checklists_get(struct job *j, PGconn *db, char *err, size_t errlen);
+sw_err checklist_put(struct job *j, PGconn *db, const char *type, char *err, size_t errlen);
+sw_err checklist_delete(struct job *j, PGconn *db, const char *type, char *err, size_t errlen);
+
+/* console.c: the web console's files from `dir` ("" or NULL: none), served at "/" of srv;
+ * console_close frees them once the server has stopped. */
+sw_err console_open(nng_http_server *srv, const char *dir, char *err, size_t errlen);
+void console_close(void);
+
+/* stream.c: GET /v1/stream, the site's case events as server-sent events */
+sw_err stream_start(struct intake *in, long long poll_ms, int max, char *err, size_t errlen);
+/* Closes every stream and stops the thread (before the HTTP server goes). */
+void stream_stop(void);
+/* The job run: checks the caller and room, then marks the job (j->stream). */
+sw_err stream_open(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
+                   size_t errlen);
+/* job_finish of a marked job: takes the connection over and frees the job. */
+void stream_adopt(struct job *j);
+
 /* handle_admin.c: everything under /v1/sites (the directory); routes by j->method, j->path */
 sw_err admin_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                  size_t errlen);

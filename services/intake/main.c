@@ -15,6 +15,10 @@
 #include "log.h"
 #include "svc.h"
 
+#ifndef SHOUWEN_DEFAULT_CONSOLE_DIR
+#define SHOUWEN_DEFAULT_CONSOLE_DIR "/usr/share/shouwen/console"
+#endif
+
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
     SVC_ADMIN_SETTING("INTAKE", "127.0.0.1:7401"),
@@ -34,6 +38,14 @@ static const struct cfg_def settings[] = {
      "nng address where the REP socket for SubmitCase (sites and devices) listens; empty: none"},
     {"SHOUWEN_INTAKE_REP_CONTEXTS", CFG_INT, 1, 4096, "64", NULL,
      "SubmitCase requests the REP socket handles at once (they share group commits)"},
+    {"SHOUWEN_INTAKE_CONSOLE_DIR", CFG_STRING, 0, 1024, SHOUWEN_DEFAULT_CONSOLE_DIR, NULL,
+     "Folder of the web console's files, served at / (read once at start); empty: no console"},
+    {"SHOUWEN_INTAKE_SESSION_TTL", CFG_DURATION, 60000, 2592000000LL, "12h", NULL,
+     "How long a console sign-in (POST /v1/session) lasts"},
+    {"SHOUWEN_INTAKE_STREAM_POLL", CFG_DURATION, 50, 10000, "500ms", NULL,
+     "How often the live stream (GET /v1/stream) reads new events while someone listens"},
+    {"SHOUWEN_INTAKE_STREAM_MAX", CFG_INT, 0, 100000, "1000", NULL,
+     "Live streams open at once; more are answered 503"},
 };
 
 static struct intake the;
@@ -48,6 +60,8 @@ static sw_err intake_start(struct svc *s)
     the.nworkers = (int)cfg_int(c, "SHOUWEN_INTAKE_WORKERS");
     the.batch_max = (int)cfg_int(c, "SHOUWEN_INTAKE_BATCH_MAX");
     the.queue_max = (size_t)cfg_int(c, "SHOUWEN_INTAKE_QUEUE_MAX");
+    the.console_dir = cfg_str(c, "SHOUWEN_INTAKE_CONSOLE_DIR");
+    the.session_ttl_s = cfg_ms(c, "SHOUWEN_INTAKE_SESSION_TTL") / 1000;
     pthread_mutex_init(&the.mu, NULL);
     pthread_cond_init(&the.cv, NULL);
     pthread_cond_init(&the.idle, NULL);
@@ -67,7 +81,9 @@ static sw_err intake_start(struct svc *s)
         LOG(LOG_ERROR, "INTAKE-START", "no publish socket");
         return SW_ENNG;
     }
-    if (intake_workers_start(&the, err, sizeof(err)) != SW_OK ||
+    if (stream_start(&the, cfg_ms(c, "SHOUWEN_INTAKE_STREAM_POLL"),
+                     (int)cfg_int(c, "SHOUWEN_INTAKE_STREAM_MAX"), err, sizeof(err)) != SW_OK ||
+        intake_workers_start(&the, err, sizeof(err)) != SW_OK ||
         intake_http_open(&the, cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"), err, sizeof(err)) != SW_OK) {
         LOG(LOG_ERROR, "INTAKE-START", "refusing to start: %s", err);
         return SW_ENNG;
@@ -96,6 +112,7 @@ static void intake_stop(struct svc *s)
      * context.
      */
     intake_rep_close(&the);
+    stream_stop(); /* the live streams end; their connections are not the server's */
     if (the.workers != NULL)
         intake_workers_stop(&the); /* refuse new requests, answer those in hand */
     intake_http_close(&the);

@@ -32,6 +32,10 @@ static struct metric *m_bad; /* 4xx answers: bad input or credentials, counted *
 
 void job_finish(struct job *j)
 {
+    if (j->stream && j->status == 200 && j->aio != NULL) {
+        stream_adopt(j);
+        return;
+    }
     if (j->finish != NULL) {
         if (j->status >= 400 && j->status < 500)
             metric_add(m_bad, 1);
