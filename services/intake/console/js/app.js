@@ -27,7 +27,16 @@ const ROUTES = {
     login: { module: './views/login.js', public: true },
     register: { module: './views/register.js', nav: 'nav-register', label: 'nav.register' },
     my: { module: './views/my.js', nav: 'nav-my', label: 'nav.my' },
-    queue: { module: './views/queue.js', nav: 'nav-queue', label: 'nav.queue', needsDepartment: true },
+    // The queue is for the people of a department who receive its cases;
+    // a receptionist works from My work (the front desk's routed cases go
+    // to its head, the supervisor).
+    queue: {
+        module: './views/queue.js',
+        nav: 'nav-queue',
+        label: 'nav.queue',
+        needsDepartment: true,
+        roles: ['staff', 'department_head', 'handler', 'supervisor', 'manager', 'qa', 'leader'],
+    },
     case: { module: './views/case.js' },
     supervisor: {
         module: './views/supervisor.js',

@@ -5,7 +5,7 @@
 // downloads.
 
 import { t, lang } from './i18n.js';
-import { session } from './api.js';
+import { session, api, enc } from './api.js';
 
 // ------------------------------------------------------------------ DOM
 
@@ -297,7 +297,9 @@ function updateClock(e, now) {
         const start = e.dataset.start ? Date.parse(e.dataset.start) : NaN;
         state = clockState(due, isNaN(start) ? 0 : start, now, !!e.dataset.paused);
         if (e.dataset.breached && state !== 'paused') state = 'late';
-        if (state === 'paused') words = t('clock.paused');
+        // Paused: the countdown is frozen (the due time moves when the case
+        // resumes), so the due time as it stood is shown instead.
+        if (state === 'paused') words = t('clock.paused') + ' · ' + t('clock.was-due', { time: fmtTime(e.dataset.due) });
         else if (due - now < 0) words = t('clock.over', { time: fmtDuration(now - due) });
         else words = t('clock.left', { time: fmtDuration(due - now) });
     }
@@ -318,11 +320,13 @@ export function startClockTicker() {
 }
 
 /**
- * The countdowns of a list item (CaseSummary): the callback for a resolved
- * case, else each of handoff, first contact, answer and resolve that has a
- * due time; all paused while the case waits.
+ * The countdowns of a list item (CaseSummary): the clocks withClocks() read
+ * from the case when it did; else, from the list's own *_due fields, the
+ * callback for a resolved case, or each of handoff, first contact, answer
+ * and resolve that has a due time; all paused while the case waits.
  */
 export function summaryClocks(c) {
+    if (c._clocks) return c._clocks;
     const kinds =
         c.status === 'resolved' ? ['callback'] : ['handoff', 'first_contact', 'answer', 'resolve'];
     const out = [];
@@ -331,6 +335,64 @@ export function summaryClocks(c) {
         if (due) out.push({ kind: k, due, start: c.created_at, paused: c.status === 'waiting' });
     }
     return out;
+}
+
+// The escalation ladder's clocks (supervisor after 2 days, manager after a
+// week) are shown on the case page; a list row shows only the deadlines of
+// the work itself, to stay readable on a phone.
+const ROW_SKIP = new Set(['supervisor', 'manager']);
+const CLOSED = new Set(['closed', 'closed_unresolvable', 'referred_out']);
+const clockCache = new Map(); // case id -> {version, at, clocks}
+const CLOCK_CACHE_MS = 30000;
+
+/** A case's `clocks` (GET /v1/cases/{id}) as clockEl() descriptions: running, paused and breached ones. */
+export function caseClocks(list, skip) {
+    return (Array.isArray(list) ? list : [])
+        .filter((k) => k.state !== 'met' && !(skip && skip.has(k.kind)))
+        .map((k) => ({
+            kind: k.kind,
+            due: k.due_at,
+            start: k.started_at,
+            paused: k.state === 'paused',
+            breached: k.state === 'breached',
+        }));
+}
+
+/**
+ * Gives each list item its countdowns (as `_clocks`). A list item carries
+ * *_due fields, but when none is set for an open case (the deadlines are
+ * kept by the escalation service and shown in the case's `clocks`), the
+ * case is read for them: at most 6 reads at a time, kept per version for
+ * 30 s, so a refresh reads again only what changed. A case that cannot be
+ * read keeps the list's fields. Resolves to the same array.
+ */
+export async function withClocks(cases) {
+    const need = cases.filter(
+        (c) => !CLOSED.has(c.status) && !['handoff_due', 'first_contact_due', 'answer_due', 'resolve_due', 'callback_due'].some((k) => c[k]),
+    );
+    const now = Date.now();
+    let next = 0;
+    async function worker() {
+        while (next < need.length) {
+            const c = need[next++];
+            const hit = clockCache.get(c.id);
+            if (hit && hit.version === c.version && now - hit.at < CLOCK_CACHE_MS) {
+                c._clocks = hit.clocks;
+                continue;
+            }
+            try {
+                const full = await api('GET', '/v1/cases/' + enc(c.id));
+                c._clocks = caseClocks(full.clocks, ROW_SKIP);
+                // An open case without clocks yet (the escalation service
+                // starts them just after the event): not kept, read again.
+                if (c._clocks.length) clockCache.set(c.id, { version: full.version, at: Date.now(), clocks: c._clocks });
+            } catch (e) {
+                if (e.status === 401) throw e;
+            }
+        }
+    }
+    await Promise.all(Array.from({ length: Math.min(6, need.length) }, worker));
+    return cases;
 }
 
 // ------------------------------------------------------------------ misc

@@ -294,8 +294,10 @@ const ACTIONS = [
         may: () => true,
         hint: 'f.leader.hint',
         fields: [
-            // Leaders by name only: a leader's number is never shown (nor sent by the API).
-            choice('leader', 'f-leader', 'f.leader', (env) =>
+            // Leaders by name only: a leader's number is never shown (nor
+            // sent by the API). The select is f-handler, as the browser test
+            // names the one person chosen in a form.
+            choice('leader', 'f-handler', 'f.leader', (env) =>
                 env.dir.staff.filter((s) => s.active && s.role === 'leader').map((s) => [s.code, s.name]),
             ),
             reason,
@@ -358,11 +360,17 @@ export async function render(root, ctx) {
             history = hh;
             dir = dd;
             formOpen = false;
+            if (changedBanner) changedBanner.remove();
             changedBanner = null;
             draw();
-            notices.replaceChildren();
-            if (after && after.error) showError(notices, after.error);
-            else if (after && after.notice) showNotice(notices, after.notice, 'ok', 'notice');
+            // A reload for a live event keeps what is shown (e.g. the 412
+            // message that may have come just before); one after an action
+            // replaces it with the action's outcome.
+            if (after) {
+                notices.replaceChildren();
+                if (after.error) showError(notices, after.error);
+                else if (after.notice) showNotice(notices, after.notice, 'ok', 'notice');
+            }
         } catch (err) {
             if (!alive) return;
             if (c) showError(notices, err);

@@ -9,7 +9,7 @@
 // 60 s in case an event was missed.
 
 import { api, onCaseEvent, directoryOrEmpty } from '../api.js';
-import { el, caseSection, showError, debounce, fmtTime, firstDue } from '../util.js';
+import { el, caseSection, showError, debounce, fmtTime, firstDue, withClocks } from '../util.js';
 
 const OPEN = 'registered,assigned,transferred,accepted,in_progress,waiting';
 const REFRESH_MS = 60000;
@@ -42,6 +42,7 @@ export async function render(root, ctx) {
                 api('GET', `/v1/cases?first_responder=me&status=${OPEN}&limit=${LIMIT}`),
                 api('GET', `/v1/cases?first_responder=me&status=resolved&limit=${LIMIT}`),
             ]);
+            await withClocks([...owned.cases, ...followOpen.cases, ...callbacks.cases]);
             if (!alive) return;
             // Soonest deadline first: what needs doing now is at the top.
             const byDue = (list) => list.slice().sort((a, b) => firstDue(a) - firstDue(b));

@@ -6,7 +6,7 @@
 // Live events, a reconnect and a 60 s timer read the list again.
 
 import { api, onCaseEvent, directoryOrEmpty, enc } from '../api.js';
-import { el, caseSection, showError, debounce, fmtTime, select, firstDue } from '../util.js';
+import { el, caseSection, showError, debounce, fmtTime, select, firstDue, withClocks } from '../util.js';
 
 const OPEN = 'registered,assigned,transferred,accepted,in_progress,waiting';
 const REFRESH_MS = 60000;
@@ -60,6 +60,7 @@ export async function render(root, ctx) {
         const asked = dept;
         try {
             const page = await api('GET', `/v1/cases?department=${enc(asked)}&status=${OPEN}&limit=${LIMIT}`);
+            await withClocks(page.cases);
             if (!alive || asked !== dept) return;
             // Transferred cases (a handler to appoint at once) first, then by deadline.
             const rank = (c) => (c.status === 'transferred' ? 0 : 1);
