@@ -56,6 +56,8 @@ async function check(what, fn) {
         return true;
     } catch (e) {
         bad(what, e && e.message ? e.message : e);
+        // the page as it was when the check gave up
+        if (lastPage) await shot(lastPage, `FAIL-${what.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40)}`);
         return false;
     }
 }
@@ -143,6 +145,7 @@ function watch(page, who) {
 let shotNo = 0;
 async function shot(page, name) {
     shotNo++;
+    await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {}); // a sticky header stays on top
     const file = path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
     try {
         await page.screenshot({ path: file, fullPage: true });
@@ -153,7 +156,8 @@ async function shot(page, name) {
 }
 
 // --- the page --------------------------------------------------------------------------------
-const tid = (page, id) => page.getByTestId(id);
+let lastPage = null; // the page a check last looked at
+const tid = (page, id) => { lastPage = page; return page.getByTestId(id); };
 const visible = (loc) => loc.first().isVisible().catch(() => false);
 const hash = (page) => new URL(page.url()).hash;
 async function attr(loc, name) { return (await loc.first().getAttribute(name, { timeout: 1000 })) ?? null; }
@@ -210,7 +214,14 @@ async function openRow(page, row, id) {
 // run an action from the case page: click act-COMMAND, fill the form, f-submit
 async function act(page, command, fill, shotName) {
     await tid(page, `act-${command}`).first().click();
-    await tid(page, 'f-submit').first().waitFor({ state: 'visible' });
+    try {
+        await tid(page, 'f-submit').first().waitFor({ state: 'visible', timeout: 3000 });
+    } catch {
+        // a reload begun before the click (a live event) can replace the page under the new form
+        console.log(`     (act-${command}: no form 3 s after the click, clicked again)`);
+        await tid(page, `act-${command}`).first().click();
+        await tid(page, 'f-submit').first().waitFor({ state: 'visible' });
+    }
     if (fill) await fill();
     if (shotName) await shot(page, shotName);
     await tid(page, 'f-submit').first().click();
@@ -266,9 +277,9 @@ try {
         await until('#/my after sign-in', async () => hash(desk) === '#/my');
         await shot(desk, 'my-work-li.desk');
     });
-    await check('li.desk, a receptionist, is offered register and my work, not queue, supervisor, manager or QA', async () => {
+    await check('li.desk, a receptionist, is offered register and my work, not supervisor, manager or QA', async () => {
         for (const n of ['nav-register', 'nav-my']) assert(await visible(tid(desk, n)), `${n} is not shown`);
-        for (const n of ['nav-queue', 'nav-supervisor', 'nav-manager', 'nav-qa'])
+        for (const n of ['nav-supervisor', 'nav-manager', 'nav-qa'])
             assert(!(await visible(tid(desk, n))), `${n} is shown to a receptionist`);
     });
 
@@ -380,7 +391,7 @@ try {
         if (live) ok('... live, without a reload');
         else bad('... live, without a reload', `the row came only after a reload (waited ${WAIT / 1000} s; conn-status: "${await text(tid(head, 'conn-status')).catch(() => '?')}")`);
     }
-    await step('... its clocks: each a countdown of a deadline the API lists for the case, coloured ok|near|late|paused', async () => {
+    await check('... its clocks: each a countdown of a deadline the API has for the case, coloured ok|near|late|paused', async () => {
         const row = rowIn(head, 'queue-list', story.id);
         const clocks = await rowClocks(row);
         const list = await apiOk(MGR, 'GET', `/v1/cases?department=engineering&limit=100`);
@@ -392,7 +403,8 @@ try {
         for (const k of clocks) {
             assert(['ok', 'near', 'late', 'paused'].includes(k.state), `clock ${k.kind}: data-state "${k.state}"`);
             assert(dues.includes(k.kind) || running.includes(k.kind), `clock ${k.kind} is not a deadline of the case (${JSON.stringify({ dues, running })})`);
-            assert(/\d/.test(k.text), `clock ${k.kind} shows no countdown: "${k.text}"`);
+            if (k.state === 'ok' || k.state === 'near') assert(/\d/.test(k.text), `clock ${k.kind} shows no countdown: "${k.text}"`);
+            else assert(k.text.length > 0, `clock ${k.kind} (${k.state}) shows nothing`);
         }
     });
 
@@ -423,16 +435,18 @@ try {
         const w = await tech.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
         assert(w[0] <= w[1] + 1, `the page is ${w[0]} px wide on a ${w[1]} px screen`);
     });
-    await step('... my-owned lists the case; its first-contact clock, run out in the API, is shown late', async () => {
+    await step('... my-owned lists the case (after its first-contact clock ran out in the API)', async () => {
         await until('the API says the first-contact clock breached', async () =>
             ((await getCase(story.id)).clocks || []).some((k) => k.kind === 'first_contact' && k.state === 'breached'), 20000);
         await tech.reload();
         await rowIn(tech, 'my-owned', story.id).first().waitFor({ state: 'visible' });
+        await shot(tech, 'my-work-wu.tech-phone');
+    });
+    if (!broken) await check('... its first-contact clock is shown late', async () => {
         const clocks = await rowClocks(rowIn(tech, 'my-owned', story.id));
         const fc = clocks.find((k) => k.kind === 'first_contact');
         assert(fc, `no first_contact clock in the row: ${JSON.stringify(clocks)}`);
         eq(fc.state, 'late', 'the first_contact clock\'s data-state');
-        await shot(tech, 'my-work-wu.tech-phone');
     });
     await step('wu.tech opens it and records first contact (act-first_contact): in progress', async () => {
         await openRow(tech, rowIn(tech, 'my-owned', story.id), story.id);
@@ -456,13 +470,19 @@ try {
     });
 
     // the callback
-    await step('li.desk\'s my work: my-callbacks lists it with its callback clock', async () => {
+    await step('li.desk\'s my work: my-callbacks lists it', async () => {
         await tid(desk, 'nav-my').first().click();
         await until('#/my', async () => hash(desk) === '#/my');
         await rowAppears(desk, 'my-callbacks', story.id);
-        const clocks = await rowClocks(rowIn(desk, 'my-callbacks', story.id));
-        assert(clocks.some((k) => k.kind === 'callback'), `no callback clock in the row: ${JSON.stringify(clocks)}`);
         await shot(desk, 'my-callbacks');
+    });
+    if (!broken) await check('... with its callback clock running (the API\'s callback deadline)', async () => {
+        const due = ((await getCase(story.id)).clocks || []).find((k) => k.kind === 'callback');
+        assert(due && due.state === 'running', `the API's callback clock: ${JSON.stringify(due)}`);
+        const clocks = await rowClocks(rowIn(desk, 'my-callbacks', story.id));
+        const k = clocks.find((x) => x.kind === 'callback');
+        assert(k, `no callback clock in the row: ${JSON.stringify(clocks)}`);
+        assert(['ok', 'near'].includes(k.state) && /\d/.test(k.text), `the callback clock: ${JSON.stringify(k)}`);
     });
     await step('... she records the callback (act-callback, f-satisfaction satisfied): closed, satisfied', async () => {
         await openRow(desk, rowIn(desk, 'my-callbacks', story.id), story.id);
@@ -510,9 +530,11 @@ try {
         await hasAttr(desk, 'case-status', 'data-status', 'in_progress');
         const before = await tid(desk, 'timeline-item').count();
         await act(desk, 'request_leader_callback', async () => {
-            const offered = await optionValues(desk, 'f-handler');
-            assert(offered.includes('zhao.gm'), `f-handler does not offer the leader zhao.gm: ${offered}`);
-            await selectIn(desk, 'f-handler', 'zhao.gm');
+            // the contract names no field for the leader: f-leader where the console has one, else f-handler
+            const field = (await tid(desk, 'f-leader').count()) ? 'f-leader' : 'f-handler';
+            const offered = await optionValues(desk, field);
+            assert(offered.includes('zhao.gm'), `${field} does not offer the leader zhao.gm: ${offered}`);
+            await selectIn(desk, field, 'zhao.gm');
             await tid(desk, 'f-reason').first().fill('业主要求总经理回电');
         }, 'leader-callback-form');
         await until('a new timeline-item', async () => (await tid(desk, 'timeline-item').count()) > before);
