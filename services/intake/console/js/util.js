@@ -92,8 +92,10 @@ export function showError(target, err) {
     if (typeof err === 'string') message = err;
     else if (err && err.name === 'ApiError') {
         message = err.message;
-        // 422's generic "invalid fields" says nothing the message does not.
-        if (err.reason && err.reason !== 'invalid fields') reason = err.reason;
+        // The server's words where they say why (a rule's reason for 403 and
+        // 409, what was wrong with a request); not for a stale version, an
+        // expired session or field errors, which the message says already.
+        if (err.reason && ![401, 412, 422].includes(err.status)) reason = err.reason;
     } else {
         console.error(err);
         message = t('err.5xx');
@@ -184,8 +186,11 @@ function locale() {
     return lang() === 'zh' ? 'zh-CN' : 'en-GB';
 }
 
-/** A time (ISO string) as the site's local date and time: 2026-11-24 10:15. */
-export function fmtTime(iso) {
+/**
+ * A time (ISO string) as the site's local date and time: 2026/11/24 10:15,
+ * with the seconds when `seconds` (a signed, timed handoff).
+ */
+export function fmtTime(iso, seconds) {
     if (!iso) return '';
     const d = new Date(iso);
     if (isNaN(d)) return String(iso);
@@ -197,6 +202,7 @@ export function fmtTime(iso) {
             day: '2-digit',
             hour: '2-digit',
             minute: '2-digit',
+            second: seconds ? '2-digit' : undefined,
             hour12: false,
         }).format(d);
     } catch {

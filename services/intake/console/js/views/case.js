@@ -383,7 +383,26 @@ export async function render(root, ctx) {
 
     function draw() {
         const env = { c, dir, me, t, pos: position(c, me) };
-        body.replaceChildren(details(env), clocks(env), actions(env), timeline(env));
+        // What the case is and what to do first (a phone shows one column), then the rest.
+        body.replaceChildren(heading(env), clocks(env), actions(env), details(env), timeline(env));
+    }
+
+    // ---- heading: number, status, subject
+    function heading({ c }) {
+        return el(
+            'section',
+            { class: 'card case-heading' },
+            el(
+                'div',
+                { class: 'case-title' },
+                el('h1', { testid: 'case-number' }, c.number),
+                el('span', { class: 'badge badge-status', testid: 'case-status', dataset: { status: c.status } }, t('status.' + c.status)),
+                c.urgency !== 'normal' ? el('span', { class: 'badge badge-urgent' }, t('urgency.' + c.urgency)) : null,
+                c.escalation_level !== 'none' ? el('span', { class: 'badge badge-attention' }, t('case.escalation') + ': ' + t('esc.' + c.escalation_level)) : null,
+            ),
+            el('p', { class: 'case-subject' }, c.subject),
+            c.description ? el('p', { class: 'case-description' }, c.description) : null,
+        );
     }
 
     // ---- details
@@ -393,15 +412,7 @@ export async function render(root, ctx) {
         return el(
             'section',
             { class: 'card case-details' },
-            el(
-                'div',
-                { class: 'case-title' },
-                el('h1', { testid: 'case-number' }, c.number),
-                el('span', { class: 'badge badge-status', testid: 'case-status', dataset: { status: c.status } }, t('status.' + c.status)),
-                c.urgency !== 'normal' ? el('span', { class: 'badge badge-urgent' }, t('urgency.' + c.urgency)) : null,
-            ),
-            el('p', { class: 'case-subject' }, c.subject),
-            c.description ? el('p', { class: 'case-description' }, c.description) : null,
+            el('h2', {}, t('case.details')),
             el(
                 'dl',
                 { class: 'dl' },
@@ -411,7 +422,6 @@ export async function render(root, ctx) {
                 row('case.first_responder', personName(dir, c.first_responder)),
                 row('case.owner', personName(dir, c.owner), { testid: 'case-owner', dataset: { owner: c.owner || '' } }),
                 row('case.department', deptName(dir, c.department), { testid: 'case-department', dataset: { department: c.department || '' } }),
-                row('case.escalation', c.escalation_level !== 'none' ? t('esc.' + c.escalation_level) : null),
                 row('case.customer', [cu.name, cu.unit, cu.room, cu.address].filter(Boolean).join(' · ')),
                 row('case.phone', cu.phone),
                 row('case.email', cu.email),
@@ -582,7 +592,8 @@ export async function render(root, ctx) {
                 signed: ev.error ? null : signedBy(ev.by, ev.on_behalf_of, ev.by_system),
             });
         }
-        items.sort((x, y) => Date.parse(x.at) - Date.parse(y.at));
+        // The API's times are UTC with microseconds: as strings they sort exactly.
+        items.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
         return el(
             'section',
             { class: 'card case-timeline' },
@@ -595,7 +606,7 @@ export async function render(root, ctx) {
                           el(
                               'li',
                               { class: 'timeline-item tl-' + i.kind, testid: 'timeline-item' },
-                              el('div', { class: 'tl-head' }, el('time', { datetime: i.at }, fmtTime(i.at)), el('strong', {}, i.title)),
+                              el('div', { class: 'tl-head' }, el('time', { datetime: i.at }, fmtTime(i.at, true)), el('strong', {}, i.title)),
                               i.route ? el('div', { class: 'tl-route' }, i.route) : null,
                               i.text ? el('div', { class: 'tl-text' }, i.text) : null,
                               i.reason ? el('div', { class: 'tl-reason' }, t('tl.reason', { text: i.reason })) : null,
