@@ -70,6 +70,14 @@ async function step(what, fn) {
     if (!(await check(what, fn))) broken = what;
     return !broken;
 }
+// a check that needs the story so far, but that the story does not need
+async function sub(what, fn) {
+    if (broken) {
+        bad(what, `not reached: "${broken}" failed`);
+        return false;
+    }
+    return check(what, fn);
+}
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 function eq(got, want, what) {
     if (JSON.stringify(got) !== JSON.stringify(want))
@@ -391,7 +399,7 @@ try {
         if (live) ok('... live, without a reload');
         else bad('... live, without a reload', `the row came only after a reload (waited ${WAIT / 1000} s; conn-status: "${await text(tid(head, 'conn-status')).catch(() => '?')}")`);
     }
-    await check('... its clocks: each a countdown of a deadline the API has for the case, coloured ok|near|late|paused', async () => {
+    await sub('... its clocks: each a countdown of a deadline the API has for the case, coloured ok|near|late|paused', async () => {
         const row = rowIn(head, 'queue-list', story.id);
         const clocks = await rowClocks(row);
         const list = await apiOk(MGR, 'GET', `/v1/cases?department=engineering&limit=100`);
@@ -430,8 +438,11 @@ try {
 
     // the handler, on a phone; the first-contact clock has run out (the test site's limit is seconds)
     const tech = await context('wu.tech', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
-    await step('wu.tech signs in on a 390 px phone screen: one column, nothing wider than the screen', async () => {
+    await step('wu.tech signs in on a 390 px phone screen', async () => {
         await signIn(tech, 'wu.tech');
+    });
+    await sub('... his work fits the screen: nothing wider than 390 px', async () => {
+        await tid(tech, 'my-owned').first().waitFor({ state: 'visible' });
         const w = await tech.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
         assert(w[0] <= w[1] + 1, `the page is ${w[0]} px wide on a ${w[1]} px screen`);
     });
@@ -442,7 +453,7 @@ try {
         await rowIn(tech, 'my-owned', story.id).first().waitFor({ state: 'visible' });
         await shot(tech, 'my-work-wu.tech-phone');
     });
-    if (!broken) await check('... its first-contact clock is shown late', async () => {
+    await sub('... its first-contact clock is shown late', async () => {
         const clocks = await rowClocks(rowIn(tech, 'my-owned', story.id));
         const fc = clocks.find((k) => k.kind === 'first_contact');
         assert(fc, `no first_contact clock in the row: ${JSON.stringify(clocks)}`);
@@ -455,9 +466,11 @@ try {
         }, 'first-contact-form-phone');
         await hasAttr(tech, 'case-status', 'data-status', 'in_progress');
         await noError(tech);
+        await shot(tech, 'in-progress-phone');
+    });
+    await sub('... the case page fits the phone screen', async () => {
         const w = await tech.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
         assert(w[0] <= w[1] + 1, `the case page is ${w[0]} px wide on a ${w[1]} px screen`);
-        await shot(tech, 'in-progress-phone');
     });
     await step('... and resolves it (act-resolve, f-result): resolved, the result kept', async () => {
         const result = '已更换楼上水管，楼下不再漏水';
@@ -476,7 +489,7 @@ try {
         await rowAppears(desk, 'my-callbacks', story.id);
         await shot(desk, 'my-callbacks');
     });
-    if (!broken) await check('... with its callback clock running (the API\'s callback deadline)', async () => {
+    await sub('... with its callback clock running (the API\'s callback deadline)', async () => {
         const due = ((await getCase(story.id)).clocks || []).find((k) => k.kind === 'callback');
         assert(due && due.state === 'running', `the API's callback clock: ${JSON.stringify(due)}`);
         const clocks = await rowClocks(rowIn(desk, 'my-callbacks', story.id));
@@ -590,7 +603,7 @@ try {
         }
         return got;
     }
-    await step('... qa-chart-rates: each bar the report\'s rate (satisfaction 100 %)', async () => {
+    await sub('... qa-chart-rates: each bar the report\'s rate (satisfaction 100 %)', async () => {
         const r = story.report;
         const rate = (o) => (o && typeof o.rate === 'number' ? o.rate : null);
         const want = {
@@ -612,19 +625,19 @@ try {
             assert(got.some((b) => b.value === 1 || b.value === 100), `no bar at 100 %: ${JSON.stringify(got)}`);
         }
     });
-    await step('... qa-chart-conflicts: the report\'s conflict escalations per department', async () => {
+    await sub('... qa-chart-conflicts: the report\'s conflict escalations per department', async () => {
         await chartIs('qa-chart-conflicts', story.report.conflict_escalations || {});
     });
-    await step('... qa-chart-violations: the report\'s violations per person, wu.tech\'s late first contact among them', async () => {
+    await sub('... qa-chart-violations: the report\'s violations per person, wu.tech\'s late first contact among them', async () => {
         const want = Object.fromEntries((story.report.violations_by_person || []).map((v) => [v.staff || v.department, v.count]));
         const got = await chartIs('qa-chart-violations', want);
         assert(got.some((b) => b.key === 'wu.tech' || b.key === null), `no bar for wu.tech: ${JSON.stringify(got)}`);
     });
-    await step('... qa-chart-transfers: the report\'s transfers per case (none, one, two, three or more)', async () => {
+    await sub('... qa-chart-transfers: the report\'s transfers per case (none, one, two, three or more)', async () => {
         const t = story.report.transfers || {};
         await chartIs('qa-chart-transfers', { none: t.none, one: t.one, two: t.two, three_or_more: t.three_or_more });
     });
-    await step('... qa-csv downloads a CSV (UTF-8 with a BOM) of the period', async () => {
+    await sub('... qa-csv downloads a CSV (UTF-8 with a BOM) of the period', async () => {
         const [dl] = await Promise.all([qa.waitForEvent('download'), tid(qa, 'qa-csv').first().click()]);
         const file = path.join(SHOTS, 'qa.csv');
         await dl.saveAs(file);
