@@ -73,7 +73,7 @@ const messages = {
         'login.hint': '首问负责：谁接待，谁负责跟进到底。',
 
         // shell
-        'whoami': '{name}（{code}）· {role}',
+        'whoami': '{name} · {code} · {role}',
 
         // register
         'reg.title': '接待登记',
@@ -356,7 +356,7 @@ const messages = {
         'login.token.submit': 'Sign in with token',
         'login.hint': 'Whoever is asked first follows it through.',
 
-        'whoami': '{name} ({code}) · {role}',
+        'whoami': '{name} · {code} · {role}',
 
         'reg.title': 'Register a request',
         'reg.subtitle': 'Reception log',

@@ -142,13 +142,35 @@ export function showFieldErrors(form, fields) {
             unplaced.push(f);
             continue;
         }
-        slot.textContent = f.message;
+        slot.textContent = fieldMessage(f.message);
         wrap.classList.add('has-error');
         input.setAttribute('aria-invalid', 'true');
     }
     const first = form.querySelector('.has-error input, .has-error select, .has-error textarea');
     if (first) first.focus();
     return unplaced;
+}
+
+// The server words its field messages in English. The frequent ones are
+// said in Chinese here; any other is shown as the server wrote it.
+const FIELD_ZH = [
+    [/^is required and must not be blank/, () => '必填，不能为空'],
+    [/^is required/, () => '必填'],
+    [/^must not be blank/, () => '不能为空'],
+    [/^must be a phone number/, () => '请填写正确的电话号码（5-20 位数字，可带 +、空格、横线或括号）'],
+    [/^must be an e-mail address/, () => '请填写正确的电子邮件地址'],
+    [/^is too long: at most (\d+) characters/, (m) => `太长了：最多 ${m[1]} 个字`],
+    [/^must be 1-(\d+) characters/, (m) => `须为 1-${m[1]} 个字`],
+    [/^must be one of/, () => '请从列表中选择'],
+];
+
+function fieldMessage(msg) {
+    if (lang() !== 'zh') return msg;
+    for (const [re, say] of FIELD_ZH) {
+        const m = re.exec(msg);
+        if (m) return say(m);
+    }
+    return msg;
 }
 
 export function clearFieldErrors(form) {
@@ -170,7 +192,7 @@ export function showApiError(box, err, form) {
         const unplaced = showFieldErrors(form, err.fields);
         if (unplaced.length) {
             const b = box.querySelector(':scope > .error-box');
-            for (const f of unplaced) b.appendChild(el('div', { class: 'error-reason' }, f.field + ': ' + f.message));
+            for (const f of unplaced) b.appendChild(el('div', { class: 'error-reason' }, f.field + ': ' + fieldMessage(f.message)));
         }
     }
 }

@@ -51,6 +51,8 @@ addMessages({
         'ev.case.deadline_breached': '超时',
         'ev.emergency.alerted': '紧急警报',
         'ev.emergency.acknowledged': '紧急响应确认',
+        'ev.notification.delivered': '通知已送达',
+        'ev.notification.failed': '通知发送失败',
         'case.changed': '这个事项有新的变化。',
         'case.reload': '重新载入',
         'case.lead': '主办',
@@ -79,6 +81,8 @@ addMessages({
         'ev.case.deadline_breached': 'deadline missed',
         'ev.emergency.alerted': 'emergency alert',
         'ev.emergency.acknowledged': 'emergency acknowledged',
+        'ev.notification.delivered': 'notification delivered',
+        'ev.notification.failed': 'notification failed',
         'case.changed': 'This case has changed.',
         'case.reload': 'Reload',
         'case.lead': 'lead',
@@ -169,7 +173,8 @@ const staffOf = (env, pred) =>
 addMessages({ zh: { 'f.off-duty': '不在岗' }, en: { 'f.off-duty': 'off duty' } });
 
 // The commands offered, in the order shown. statuses: letters of the rules
-// table; may(p): the table's column for the person's role.
+// table; may(p): the table's column for the person's role; when(c): any
+// further condition on the case.
 const ACTIONS = [
     {
         cmd: 'accept',
@@ -254,6 +259,7 @@ const ACTIONS = [
         cmd: 'escalate',
         statuses: 'RATCPW',
         may: (p) => p.o || p.f || p.d || p.sup,
+        when: (c) => c.escalation_level !== 'leader', // the top rung: nowhere higher to go
         fields: [
             choice('level', 'f-level', 'f.level', (env) =>
                 LEVELS.slice(LEVELS.indexOf(env.c.escalation_level) + 1).map((l) => [l, env.t('esc.' + l)]),
@@ -463,7 +469,7 @@ export async function render(root, ctx) {
     // ---- actions
     function actions(env) {
         const letter = LETTER[env.c.status];
-        const offered = ACTIONS.filter((a) => a.statuses.includes(letter) && a.may(env.pos));
+        const offered = ACTIONS.filter((a) => a.statuses.includes(letter) && a.may(env.pos) && (!a.when || a.when(env.c)));
         const formSlot = el('div', { class: 'action-form-slot' });
         const buttons = el(
             'div',
