@@ -127,9 +127,10 @@ function emptyChart(opts) {
  * @param {string} opts.title   accessible title (also the <svg>'s <title>)
  * @param {string} [opts.desc]  accessible description
  * @param {string} [opts.testid] data-testid of the <svg>
- * @param {Array<{key:string,label:string,value:?number,text?:string,note?:string}>} opts.items
+ * @param {Array<{key:string,label:string,value:?number,long?:string,text?:string,note?:string}>} opts.items
  *        one bar each, top to bottom; `value` null draws no bar ("—");
- *        `text` replaces the printed value, `note` is added to the bar's <title>
+ *        `long` is the label in the bar's <title> when `label` is a short form;
+ *        `text` replaces the printed value, `note` is added to the <title>
  * @param {number} [opts.max]   the axis maximum (1 for rates); default from the data
  * @param {boolean} [opts.rate] values are rates 0-1: axis in percent, values as "87.5%"
  * @param {string} [opts.empty] the text drawn when there are no items
@@ -182,7 +183,7 @@ export function hbarChart(opts) {
             'data-value': has ? it.value : '',
         });
         const shown = it.text ?? fmt(has ? it.value : null);
-        g.append(svg('title', {}, [`${it.label}: ${shown}${it.note ? ` (${it.note})` : ''}`]));
+        g.append(svg('title', {}, [`${it.long || it.label}: ${shown}${it.note ? ` (${it.note})` : ''}`]));
         g.append(svg('text', {x: x0 - 6, y: y + bar / 2, 'text-anchor': 'end', 'dominant-baseline': 'central',
             'font-size': FONT, class: 'chart-label'}, [fit(it.label, labelW - 8)]));
         // A rate's bar sits on a 100% track, so the gap to 100% shows too.
@@ -247,7 +248,7 @@ export function vbarChart(opts) {
             'data-value': has ? it.value : '',
         });
         const shown = it.text ?? (has ? String(it.value) : '—');
-        g.append(svg('title', {}, [`${it.label}: ${shown}${it.note ? ` (${it.note})` : ''}`]));
+        g.append(svg('title', {}, [`${it.long || it.label}: ${shown}${it.note ? ` (${it.note})` : ''}`]));
         const h = Math.max(top + plotH - y, v > 0 ? 1.5 : 0);
         g.append(svg('rect', {x: (cx - barW / 2).toFixed(2), y: (top + plotH - h).toFixed(2), width: barW.toFixed(2),
             height: h.toFixed(2), class: 'chart-fill', rx: 2}));

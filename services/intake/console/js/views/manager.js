@@ -19,7 +19,7 @@ import { csvHead, qaSections } from './qa.js';
 addMessages({
     zh: {
         'mgr.title': '经理',
-        'mgr.weekly': '周例会：上周情况回顾',
+        'mgr.weekly': '周例会：一周情况回顾',
         'mgr.weekly.range': '{from} 至 {to}',
         'mgr.week': '选择该周任意一天',
         'mgr.prev': '‹ 前一周',
@@ -37,7 +37,7 @@ addMessages({
     },
     en: {
         'mgr.title': 'Manager',
-        'mgr.weekly': "Monday review: last week's log",
+        'mgr.weekly': 'Monday review of a week',
         'mgr.weekly.range': '{from} to {to}',
         'mgr.week': 'Any day of the week',
         'mgr.prev': '‹ Previous week',

@@ -47,6 +47,12 @@ addMessages({
         'qa.rate.resolution_within_limit': '按时办结率',
         'qa.rate.callback_within_limit': '按时回访率',
         'qa.rate.satisfaction': '满意率',
+        'qa.bar.first_contact_resolution': '首问当场办结',
+        'qa.bar.handoff_within_limit': '按时转办',
+        'qa.bar.answer_within_limit': '1个工作日内答复',
+        'qa.bar.resolution_within_limit': '按时办结',
+        'qa.bar.callback_within_limit': '按时回访',
+        'qa.bar.satisfaction': '满意率',
         'qa.rate.response_rate': '响应率',
         'qa.rate.resolution_rate': '解决率',
         'qa.rate.unresolvable_rate': '无法解决率',
@@ -133,6 +139,12 @@ addMessages({
         'qa.rate.resolution_within_limit': 'Resolved in time',
         'qa.rate.callback_within_limit': 'Callback in time',
         'qa.rate.satisfaction': 'Satisfaction',
+        'qa.bar.first_contact_resolution': 'On the spot',
+        'qa.bar.handoff_within_limit': 'Handoff in time',
+        'qa.bar.answer_within_limit': 'Answer in 1 day',
+        'qa.bar.resolution_within_limit': 'Resolved in time',
+        'qa.bar.callback_within_limit': 'Callback in time',
+        'qa.bar.satisfaction': 'Satisfaction',
         'qa.rate.response_rate': 'Response rate',
         'qa.rate.resolution_rate': 'Resolution rate',
         'qa.rate.unresolvable_rate': 'Unresolvable rate',
@@ -205,7 +217,8 @@ const rateLabel = (key) => t(`qa.rate.${key}`);
 /**
  * The six assessed rates of a QA report, each with its numerator and
  * denominator as the README defines them (so the table can say "3/4").
- * @returns {Array<{key, label, value: ?number, note: string}>}
+ * @returns {Array<{key, label, short, value: ?number, note: string}>}
+ *          short: the label beside a bar; label: the table's and the CSV's
  */
 export function rateItems(r) {
     const o = r.outcomes || {};
@@ -224,7 +237,7 @@ export function rateItems(r) {
         ['callback_within_limit', cw.rate, frac(cw.in_time, cw.callbacks_due)],
         ['satisfaction', (r.hotline_rates || {}).satisfaction_rate, frac(sat, sat + (s.unsatisfied || 0))],
     ].map(([key, value, note]) => ({
-        key, label: rateLabel(key), value: typeof value === 'number' ? value : null, note,
+        key, label: rateLabel(key), short: t(`qa.bar.${key}`), value: typeof value === 'number' ? value : null, note,
     }));
 }
 
@@ -308,7 +321,7 @@ export function qaSections(r, dir, prefix) {
     for (const k of satKeys) add(t('qa.satisfaction'), t(`satisfaction.${k}`), sat[k] || 0);
     const ratesFig = figure(rateSection, t('qa.rates.hint'),
         hbarChart({ title: rateSection, desc: rates.map((i) => `${i.label} ${pct(i.value)}`).join('; '),
-            testid: `${prefix}rates`, items: rates, rate: true }),
+            testid: `${prefix}rates`, items: rates.map((i) => ({ ...i, label: i.short, long: i.label })), rate: true }),
         el('div', { class: 'rep-tables' }, [
             miniTable([t('qa.col.rate'), t('qa.col.value'), t('qa.col.of')],
                 [...rates, ...others].map((i) => [i.label, pct(i.value), i.note || '—'])),
