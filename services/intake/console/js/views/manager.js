@@ -10,9 +10,9 @@
 // their clocks) come from casesByNumber(); the escalated ones from
 // escalatedCases() (the case list has no escalation filter).
 
-import { api, directoryOrEmpty, sitePath } from '../api.js';
+import { api, directoryOrEmpty, onCaseEvent, sitePath } from '../api.js';
 import { addMessages, t } from '../i18n.js';
-import { caseRow, downloadCsv, el, fmtTime, siteToday } from '../util.js';
+import { caseRow, debounce, downloadCsv, el, fmtTime, siteToday } from '../util.js';
 import { addDays, caseList, casesByNumber, escalatedCases, isDate, loading, problem, section } from './supervisor.js';
 import { csvHead, qaSections } from './qa.js';
 
@@ -78,7 +78,7 @@ async function openRows(stillOpen, dir) {
 /**
  * Renders the manager's page: the weekly review (default last week) and the
  * escalated open cases.
- * @returns {Function} cleanup: answers arriving later are dropped
+ * @returns {Function} cleanup: stops the refreshes; answers arriving later are dropped
  */
 export async function render(root, ctx) {
     const today = siteToday();
@@ -138,7 +138,7 @@ export async function render(root, ctx) {
     }
 
     async function loadEscalated() {
-        loading(escalated.body);
+        if (!escalated.body.firstChild) loading(escalated.body);
         try {
             const res = await escalatedCases(['manager', 'leader']);
             if (gone) return;
@@ -169,7 +169,16 @@ export async function render(root, ctx) {
     });
 
     await Promise.all([loadWeek(), loadEscalated()]);
+
+    // The escalated list follows the live events (the review is a past
+    // week's roll-up and is read again only when asked).
+    const refresh = debounce(loadEscalated, 1500);
+    const unsubscribe = onCaseEvent(refresh);
+    const timer = setInterval(loadEscalated, 60000);
     return () => {
         gone = true;
+        refresh.cancel();
+        clearInterval(timer);
+        unsubscribe();
     };
 }

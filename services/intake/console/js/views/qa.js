@@ -11,7 +11,7 @@
 // exported for the manager's weekly review, which carries the same report.
 
 import { api, directoryOrEmpty, enc, sitePath } from '../api.js';
-import { addMessages, t } from '../i18n.js';
+import { addMessages, has, t } from '../i18n.js';
 import { downloadCsv, el, fmtDuration, siteToday } from '../util.js';
 import { hbarChart, pct, vbarChart } from '../chart.js';
 import { addDays, deptOf, isDate, loading, monthEnd, nameOf, problem } from './supervisor.js';
@@ -211,8 +211,11 @@ const frac = (a, b) => (typeof a === 'number' && typeof b === 'number' ? `${a}/$
 /** A number of seconds as a duration ("4小时15分"); "—" for null. */
 const seconds = (s) => (s === null || s === undefined ? '—' : fmtDuration(s * 1000));
 
-/** A rate's label with a translated fallback for keys the API may add. */
+/** A rate's label. */
 const rateLabel = (key) => t(`qa.rate.${key}`);
+
+/** A violation kind's name; a kind added to the API later shows as it is named there. */
+const kindLabel = (k) => (has(`vio.${k}`) ? t(`vio.${k}`) : k);
 
 /**
  * The six assessed rates of a QA report, each with its numerator and
@@ -341,8 +344,8 @@ export function qaSections(r, dir, prefix) {
 
     // Violations per person (the report orders them by points, then count).
     const people = (r.violations_by_person || []).map((p) => ({
-        key: p.staff || p.department,
-        label: p.staff ? nameOf(dir, p.staff) : deptOf(dir, p.department),
+        key: p.staff || p.department || '',
+        label: p.staff ? nameOf(dir, p.staff) : deptOf(dir, p.department) || '—',
         value: p.count,
         note: `${t('qa.col.points')} ${p.points ?? 0}`,
         dept: deptOf(dir, p.department),
@@ -351,14 +354,14 @@ export function qaSections(r, dir, prefix) {
     const vioTitle = t('qa.violations');
     for (const p of people) add(vioTitle, p.label, p.value, `${p.key}; ${p.dept}; ${p.note}`);
     const kinds = Object.entries(vio.by_kind || {}).sort((a, b) => b[1] - a[1]);
-    for (const [k, n] of kinds) add(t('qa.violations.kinds'), t(`vio.${k}`), n, k);
+    for (const [k, n] of kinds) add(t('qa.violations.kinds'), kindLabel(k), n, k);
     const vioFig = figure(vioTitle, null,
         hbarChart({ title: vioTitle, desc: people.map((p) => `${p.label} ${p.value}`).join('; ') || t('qa.violations.empty'),
             testid: `${prefix}violations`, items: people, empty: t('qa.violations.empty') }),
         people.length || kinds.length ? el('div', { class: 'rep-tables' }, [
             people.length ? miniTable([t('qa.col.person'), t('qa.col.department'), t('qa.col.count'), t('qa.col.points')],
                 people.map((p) => [p.label, p.dept, String(p.value), String(p.points)])) : null,
-            kinds.length ? miniTable([t('qa.col.kind'), t('qa.col.count')], kinds.map(([k, n]) => [t(`vio.${k}`), String(n)])) : null,
+            kinds.length ? miniTable([t('qa.col.kind'), t('qa.col.count')], kinds.map(([k, n]) => [kindLabel(k), String(n)])) : null,
         ]) : null);
 
     // Transfers per case: the distribution, and the bounced cases beside it.
