@@ -61,7 +61,8 @@ fi
 S=/v1/sites/SH01
 
 echo "== who may"
-check "a receptionist's token: 403 saying who may" expect 403 "manager's staff token" "$(call GET "$DESK" $S/staff)"
+check "a receptionist's token: 403 saying who may" expect 403 "manager's staff token" "$(call POST "$DESK" $S/staff '{"code":"x.y","name":"x","role":"staff"}')"
+check "... but she reads the staff list (the console appoints and forwards from it)" expect 200 '"code":"wu.tech"' "$(call GET "$DESK" "$S/staff?limit=500")"
 check "... also for issuing herself a token" expect 403 'forbidden' "$(call POST "$DESK" $S/staff/li.desk/tokens '{}')"
 check "a system key: 403 for the directory" expect 403 'role admin' "$(call GET "$SYSKEY" $S/departments)"
 check "a system key cannot create a site: 403" expect 403 'sites are created only with an API key of role admin' "$(call POST "$SYSKEY" /v1/sites '{"code":"SYS1","name":"x"}')"

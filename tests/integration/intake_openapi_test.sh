@@ -262,7 +262,10 @@ def c_response_schemas(doc, args):
             r = resolve(doc, r)
             if not re.fullmatch(r"[1-5][0-9][0-9]", str(status)):
                 bad.append("%s %s: response %r is not a status code" % (method.upper(), path, status))
-            schema = ((r.get("content") or {}).get("application/json") or {}).get("schema")
+            content = r.get("content") or {}
+            # a stream of server-sent events is described as text; everything else is JSON
+            schema = (content.get("application/json") or content.get("text/event-stream") or
+                      {}).get("schema")
             if not isinstance(schema, dict):
                 bad.append("%s %s %s: no application/json schema" % (method.upper(), path, status))
     if bad:
@@ -298,7 +301,9 @@ def c_served(doc, args):
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            status, body = r.status, r.read()
+            # a live stream never ends: what has arrived is enough
+            stream = (r.headers.get("Content-Type") or "").startswith("text/event-stream")
+            status, body = r.status, (r.read1(200) if stream else r.read())
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read()
     try:
@@ -546,14 +551,20 @@ id=$(jget reg '["id"]' 2>/dev/null || echo 00000000-0000-4000-8000-000000000000)
 token_id=$(q "SELECT t.id FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id WHERE s.code = 'li.desk' LIMIT 1")
 key_id=$(q "SELECT id FROM core.api_keys WHERE name = 'demo-hotline'")
 values=("id=$id" site=SH01 department=front-desk staff=li.desk "token_id=$token_id" "key_id=$key_id" absence_id=1 date=2026-12-31 channel=ops-hook \
-    subscription=00000000-0000-4000-8000-000000000000 template=00000000-0000-4000-8000-000000000000 delivery=1)
+    subscription=00000000-0000-4000-8000-000000000000 template=00000000-0000-4000-8000-000000000000 delivery=1 type=help)
 
 echo "== every path and method of the document is served (the demo token; not 404 \"no such resource\", not 405)"
 ops=$(oa list-ops "$doc" 2>/dev/null)
 check "the document names operations" test -n "$ops"
 while read -r method path; do
     [ -n "$method" ] || continue
-    check "served: $method $path" oa served "$doc" "$api" "$TOKEN" "$method" "$path" "${values[@]}"
+    auth=$TOKEN
+    # signing out revokes the token it is sent with: not the demo token the others use
+    if [ "$method $path" = "DELETE /v1/session" ]; then
+        auth="swt_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        q "INSERT INTO core.staff_tokens (staff_id, token_hash, expires_at) SELECT id, sha256('$auth'::bytea), now() + interval '1 hour' FROM core.staff WHERE code = 'li.desk'" >/dev/null
+    fi
+    check "served: $method $path" oa served "$doc" "$api" "$auth" "$method" "$path" "${values[@]}"
 done <<<"$ops"
 
 echo "== every route of the service is in the document"
@@ -561,6 +572,10 @@ echo "== every route of the service is in the document"
 # services/intake/handle_admin.c for everything under /v1/sites: keep this
 # list in step with them.
 routes=(
+    "POST /v1/session"
+    "GET /v1/session"
+    "DELETE /v1/session"
+    "GET /v1/stream"
     "POST /v1/cases"
     "GET /v1/cases"
     "GET /v1/cases/{id}"
@@ -578,6 +593,10 @@ routes=(
     "POST /v1/sites/{code}/staff"
     "GET /v1/sites/{code}/staff/{staff}"
     "PATCH /v1/sites/{code}/staff/{staff}"
+    "PUT /v1/sites/{code}/staff/{staff}/password"
+    "GET /v1/sites/{code}/checklists"
+    "PUT /v1/sites/{code}/checklists/{type}"
+    "DELETE /v1/sites/{code}/checklists/{type}"
     "GET /v1/sites/{code}/staff/{staff}/tokens"
     "POST /v1/sites/{code}/staff/{staff}/tokens"
     "DELETE /v1/sites/{code}/staff/{staff}/tokens/{id}"
@@ -717,8 +736,10 @@ check "PUT /v1/sites/SH01/limits with a zero limit: 422" answer badlim 422 PUT "
 check "... conforms" conforms "PUT /v1/sites/{site}/limits" 422 badlim
 check "GET /v1/sites by the manager: 200" answer sites 200 GET "$MGR" /v1/sites
 check "... conforms" conforms "GET /v1/sites" 200 sites
-check "GET /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 GET "$TOKEN" /v1/sites/SH01/staff
-check "... conforms" conforms "GET /v1/sites/{site}/staff" 403 forbidden
+check "POST /v1/sites/SH01/staff by the receptionist: 403" answer forbidden 403 POST "$TOKEN" /v1/sites/SH01/staff '{"code":"x.y","name":"x","role":"staff"}'
+check "... conforms" conforms "POST /v1/sites/{site}/staff" 403 forbidden
+check "GET /v1/sites/SH01/staff by the receptionist: 200" answer stafflist 200 GET "$TOKEN" /v1/sites/SH01/staff
+check "... conforms" conforms "GET /v1/sites/{site}/staff" 200 stafflist
 
 echo "== stop"
 intake_stop
