@@ -647,6 +647,24 @@ try {
         assert(lines.length >= 2, `${lines.length} line(s)`);
     });
 
+    // a lost connection: the live stream refused from a reload on, then let through again
+    await check('conn-status: live; "lost" in words while the stream cannot connect; live again once it can', async () => {
+        const state = async () => (await attr(tid(head, 'conn-status'), 'data-state')) || (await text(tid(head, 'conn-status')));
+        await tid(head, 'nav-queue').first().click();
+        const live = await until('conn-status live', state);
+        await head.route('**/v1/stream*', (r) => r.abort('connectionrefused'));
+        await head.reload();
+        await tid(head, 'queue-list').first().waitFor({ state: 'visible' });
+        const lost = await until('conn-status to say the stream is down', async () => {
+            const s = await state();
+            return s !== live && !/connecting|正在连接/.test(s) ? s : null;
+        }, 15000);
+        humane(await text(tid(head, 'conn-status')), 'conn-status while lost');
+        await shot(head, 'connection-lost');
+        await head.unroute('**/v1/stream*');
+        await until(`conn-status back to "${live}" (it was "${lost}")`, async () => (await state()) === live, 40000);
+    });
+
     // sign out
     await check('signout: back at #/login; #/my then asks to sign in again', async () => {
         await tid(desk, 'signout').first().click();

@@ -11,7 +11,8 @@
 # engineering, zhou.eng sees it in the queue and appoints wu.tech, who makes
 # first contact and resolves it on a phone-sized screen, li.desk records the
 # callback, wei.qa's charts count it.  Also: a wrong password, the English
-# switch, a stale action (412), a leader's call-back request, and on every
+# switch, a stale action (412), a leader's call-back request, the live stream
+# refused and let through again (conn-status), and on every
 # page no raw JSON, no "undefined", never the leader's private number.
 # A screenshot of every step goes to build/browser/ (BROWSER_SHOTS).
 set -uo pipefail
