@@ -301,11 +301,14 @@ export function checklists() {
 
 const caseListeners = new Set();
 const connListeners = new Set();
-let connState = 'lost';
+let connState = 'connecting';
 let streamAbort = null;
 let retryTimer = null;
 let retryDelay = 1000;
 let everConnected = false;
+// The server sends a `: ping` every 15 s: a connection silent for 40 s is
+// dead even if the socket does not say so (a phone that changed networks).
+const SILENCE_MS = 40000;
 
 /**
  * Calls fn({type, case, at}) for every live case event of the site.
@@ -342,6 +345,7 @@ function emit(ev) {
 /** Opens the live stream (once; a second call does nothing). */
 export function startStream() {
     if (streamAbort || retryTimer || !current) return;
+    setConn('connecting');
     connect();
 }
 
@@ -370,48 +374,60 @@ function scheduleReconnect() {
 async function connect() {
     const ctl = new AbortController();
     streamAbort = ctl;
-    setConn('connecting');
-    let res;
+    // After a drop the header keeps saying "lost" until the server says hello.
+    if (connState !== 'lost') setConn('connecting');
+    // Nothing for SILENCE_MS (no answer, no ping): the connection is dead
+    // even if the socket does not say so; drop it and connect again.
+    let lastByte = Date.now();
+    let silent = false;
+    const watchdog = setInterval(() => {
+        if (Date.now() - lastByte > SILENCE_MS) {
+            silent = true;
+            ctl.abort();
+        }
+    }, 5000);
     try {
-        res = await fetch('/v1/stream', {
-            headers: { Authorization: 'Bearer ' + current.token, Accept: 'text/event-stream' },
-            cache: 'no-store',
-            signal: ctl.signal,
+        await readStream(ctl, () => {
+            lastByte = Date.now();
         });
     } catch {
-        if (!ctl.signal.aborted) scheduleReconnect();
-        return;
+        /* dropped or refused: reconnect below, unless stopStream() aborted it */
     }
+    clearInterval(watchdog);
+    // Reconnect unless stopStream() or a 401 ended it (or a newer connection took over).
+    if (streamAbort === ctl && (!ctl.signal.aborted || silent)) scheduleReconnect();
+}
+
+/** One connection to /v1/stream, read until it ends; alive() on every chunk. */
+async function readStream(ctl, alive) {
+    const res = await fetch('/v1/stream', {
+        headers: { Authorization: 'Bearer ' + current.token, Accept: 'text/event-stream' },
+        cache: 'no-store',
+        signal: ctl.signal,
+    });
     if (res.status === 401) {
         streamAbort = null;
         expire();
         return;
     }
-    if (!res.ok || !res.body) {
-        scheduleReconnect();
-        return;
-    }
+    if (!res.ok || !res.body) return;
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buf = '';
-    try {
-        for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buf += decoder.decode(value, { stream: true });
-            // Events are separated by a blank line (LF or CRLF).
-            let cut;
-            while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
-                const block = buf.slice(0, cut);
-                buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
-                handleBlock(block);
-            }
-            if (buf.length > 1 << 20) buf = ''; // a runaway line: drop it, keep reading
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        alive();
+        buf += decoder.decode(value, { stream: true });
+        // Events are separated by a blank line (LF or CRLF).
+        let cut;
+        while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
+            handleBlock(block);
         }
-    } catch {
-        /* dropped: reconnect below, unless stopStream() aborted it */
+        if (buf.length > 1 << 20) buf = ''; // a runaway line: drop it, keep reading
     }
-    if (!ctl.signal.aborted) scheduleReconnect();
 }
 
 function handleBlock(block) {
