@@ -3,9 +3,8 @@
 # playwright-core (tests/browser/console.test.mjs) against all five real
 # services and a private PostgreSQL, started here as the end-to-end tests
 # start them (tests/e2e/lib.sh).  Every demo person of the story gets a
-# password of this run (through PUT /v1/sites/SH01/staff/{staff}/password
-# with the manager's token once the API documents it, else written as a
-# bcrypt hash in SQL); the browser signs in with it like a person would.
+# password of this run (PUT /v1/sites/SH01/staff/{staff}/password with the
+# manager's token); the browser signs in with it like a person would.
 #
 # The story (issue 10): li.desk registers a phone complaint and sends it to
 # engineering, zhou.eng sees it in the queue and appoints wu.tech, who makes
@@ -39,22 +38,13 @@ check "complaints' first contact due in 2 s (the handler's clock runs out: shown
  {"clock":"first_contact","amount":"2s","basis":"calendar","case_type":"complaint"}]}')"
 
 echo "== setup: passwords of this run"
-people=(li.desk zhou.eng wu.tech wei.qa) # the story's people (a manager may not set another manager's)
+people=(li.desk zhou.eng wu.tech wei.qa) # the people of the story
 declare -A pw=()
 for p in "${people[@]}"; do pw[$p]="pw-$(hex 8)"; done
-if grep -q '/staff/{staff}/password' "$top/services/intake/openapi.yaml"; then
-    for p in "${people[@]}"; do
-        check "$p's password set through the API (manager's token)" \
-            expect 200 '"password_set":true' "$(call PUT "$MGR" "/v1/sites/SH01/staff/$p/password" "{\"password\":\"${pw[$p]}\"}")"
-    done
-else
-    echo "     (PUT .../staff/{staff}/password not in openapi.yaml yet: bcrypt hashes written in SQL)"
-    q "CREATE EXTENSION IF NOT EXISTS pgcrypto" >/dev/null
-    for p in "${people[@]}"; do
-        check "$p's password set in SQL" eq "$p" \
-            q "UPDATE core.staff SET password_hash = crypt('${pw[$p]}', gen_salt('bf', 8)), password_set_at = now() WHERE code = '$p' AND site_id = (SELECT id FROM core.sites WHERE code = 'SH01') RETURNING code"
-    done
-fi
+for p in "${people[@]}"; do
+    check "$p's password set through the API (the manager's token)" \
+        expect 200 '"password_set":true' "$(call PUT "$MGR" "/v1/sites/SH01/staff/$p/password" "{\"password\":\"${pw[$p]}\"}")"
+done
 passwords=$(for p in "${people[@]}"; do printf '%s=%s\n' "$p" "${pw[$p]}"; done)
 
 echo "== the console in Chromium"
