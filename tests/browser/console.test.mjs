@@ -537,6 +537,28 @@ try {
         eq((await getCase(story.id2)).status, 'in_progress', 'the API\'s status (the stale resolve refused)');
     });
 
+    // answered on the spot, from the register screen
+    await check('resolved on the spot from the register screen (reg-onspot, reg-result): closed at once, the result kept', async () => {
+        await desk.goto(`${BASE}/#/register`);
+        await selectIn(desk, 'reg-channel', 'visit');
+        await selectIn(desk, 'reg-type', 'consultation');
+        await tid(desk, 'reg-customer-name').fill('赵女士');
+        await tid(desk, 'reg-phone').fill('13800003333');
+        await tid(desk, 'reg-subject').fill('物业费怎么交');
+        assert(!(await visible(tid(desk, 'reg-result'))), 'reg-result is shown before reg-onspot is ticked');
+        await tid(desk, 'reg-onspot').first().check();
+        const result = '已告知缴费方式：物业服务中心或线上缴纳';
+        await tid(desk, 'reg-result').first().fill(result);
+        await shot(desk, 'onspot-form');
+        await tid(desk, 'reg-submit').click();
+        await tid(desk, 'reg-done').first().waitFor({ state: 'visible' });
+        const href = await tid(desk, 'reg-number').first().getAttribute('href');
+        const c = await getCase((href || '').replace(/^.*#\/case\//, ''));
+        eq([c.status, c.result, c.type, c.channel], ['closed', result, 'consultation', 'visit'], 'the case in the API');
+        await noError(desk);
+        await shot(desk, 'onspot-done');
+    });
+
     // a leader's call-back: the leader is named, never his number
     await check('a leader\'s call-back request (act-request_leader_callback): recorded, the leader\'s number nowhere', async () => {
         await desk.goto(`${BASE}/#/case/${story.id2}`);
