@@ -6,7 +6,9 @@
 //   MGR_TOKEN, DESK_TOKEN, QA_TOKEN   bearer tokens made in SQL for the test's
 //                 own look at the API (what the page should show)
 //   LEADER_PHONE  the leader's private number: on no page, in no answer
-//   SHOTS         where the screenshots go; CHROMIUM the browser; BROWSER_TMP
+//   SHOTS         where the screenshots go; CHROMIUM the browser
+// Chromium gets a fresh profile (user-data dir) from playwright-core under
+// TMPDIR, removed when it closes.
 //
 // It prints "ok   ..." and "FAIL ..." lines (counted by console_test.sh) and
 // exits 1 when a check failed, 2 when the script itself broke.  The story's
@@ -15,7 +17,7 @@
 // alone (wrong password, English, stale action, what no page may show) run
 // whatever happened before.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const BASE = need('CONSOLE_URL');

@@ -55,7 +55,9 @@ elif [ ! -d "$top/tests/browser/node_modules/playwright-core" ]; then
 elif [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     bad "Chromium at ${CHROMIUM:-/usr/bin/chromium}" "run: make bootstrap"
 else
-    # the node script prints the same ok/FAIL lines; they are counted here
+    # the node script prints the same ok/FAIL lines; they are counted here.
+    # Chromium's profile and downloads go to $tmp/browser (removed with $tmp).
+    mkdir -p "$tmp/browser"
     while IFS= read -r line; do
         echo "$line"
         case $line in
@@ -64,7 +66,7 @@ else
         esac
     done < <(CONSOLE_URL=$api SITE=SH01 SHOTS="$shots" PASSWORDS="$passwords" \
         MGR_TOKEN=$MGR DESK_TOKEN=$DESK QA_TOKEN=$QA LEADER_PHONE=$(q "SELECT phone FROM core.staff WHERE code = 'zhao.gm'") \
-        CHROMIUM=${CHROMIUM:-/usr/bin/chromium} BROWSER_TMP=$tmp \
+        CHROMIUM=${CHROMIUM:-/usr/bin/chromium} TMPDIR=$tmp/browser \
         node "$top/tests/browser/console.test.mjs" 2>&1 ||
         { rc=$?; [ "$rc" = 1 ] || echo "FAIL console.test.mjs ended with status $rc"; })
 fi
