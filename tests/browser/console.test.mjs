@@ -671,6 +671,38 @@ try {
         assert(lines.length >= 2, `${lines.length} line(s)`);
     });
 
+    // the supervisor's and the manager's pages
+    const sup = await context('sun.sup', { viewport: { width: 1280, height: 1000 } });
+    await check('sun.sup, the supervisor: #/supervisor (nav-supervisor) shows sup-reception-log, sup-overdue, sup-escalated', async () => {
+        await signIn(sup, 'sun.sup');
+        await tid(sup, 'nav-supervisor').first().click();
+        await until('#/supervisor', async () => hash(sup) === '#/supervisor');
+        for (const c of ['sup-reception-log', 'sup-overdue', 'sup-escalated']) await tid(sup, c).first().waitFor({ state: 'visible' });
+    });
+    await check('... the reception log of the day shown holds exactly the API\'s rows for that day, the story\'s complaint among them', async () => {
+        const day = await tid(sup, 'sup-log-date').first().inputValue();
+        assert(/^\d{4}-\d{2}-\d{2}$/.test(day), `sup-log-date: "${day}"`);
+        const log = await apiOk(MGR, 'GET', `/v1/sites/${SITE}/reports/reception-log?date=${day}`);
+        const want = log.rows.map((r) => r.number).sort();
+        assert(want.includes(story.number), `the API's log of ${day} lacks ${story.number}: ${want}`);
+        const rows = tid(sup, 'sup-reception-log').first().locator('[data-testid=log-row]');
+        const got = await until(`${want.length} log-row elements`, async () => {
+            const ns = (await rows.evaluateAll((es) => es.map((e) => e.dataset.number))).sort();
+            return ns.length === want.length ? ns : null;
+        });
+        eq(got, want, 'the log rows\' numbers');
+        await shot(sup, 'supervisor');
+    });
+    const mgr = await context('qian.mgr', { viewport: { width: 1280, height: 1000 } });
+    await check('qian.mgr, the manager, signs in with the demo password: #/manager (nav-manager) shows mgr-weekly', async () => {
+        await signIn(mgr, 'qian.mgr');
+        await tid(mgr, 'nav-manager').first().click();
+        await until('#/manager', async () => hash(mgr) === '#/manager');
+        await tid(mgr, 'mgr-weekly').first().waitFor({ state: 'visible' });
+        await noError(mgr);
+        await shot(mgr, 'manager');
+    });
+
     // a lost connection: the live stream refused from a reload on, then let through again
     await check('conn-status: live; "lost" in words while the stream cannot connect; live again once it can', async () => {
         const state = async () => (await attr(tid(head, 'conn-status'), 'data-state')) || (await text(tid(head, 'conn-status')));

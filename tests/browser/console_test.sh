@@ -11,7 +11,8 @@
 # first contact and resolves it on a phone-sized screen, li.desk records the
 # callback, wei.qa's charts count it.  Also: a wrong password, the English
 # switch, a stale action (412), a leader's call-back request, the live stream
-# refused and let through again (conn-status), and on every
+# refused and let through again (conn-status), the supervisor's reception
+# log against the API's, the manager's page, and on every
 # page no raw JSON, no "undefined", never the leader's private number.
 # A screenshot of every step goes to build/browser/ (BROWSER_SHOTS).
 set -uo pipefail
@@ -38,14 +39,15 @@ check "complaints' first contact due in 2 s (the handler's clock runs out: shown
  {"clock":"first_contact","amount":"2s","basis":"calendar","case_type":"complaint"}]}')"
 
 echo "== setup: passwords of this run"
-people=(li.desk zhou.eng wu.tech wei.qa) # the people of the story
+people=(li.desk zhou.eng wu.tech wei.qa sun.sup) # the manager signs in with the demo password
 declare -A pw=()
 for p in "${people[@]}"; do pw[$p]="pw-$(hex 8)"; done
 for p in "${people[@]}"; do
     check "$p's password set through the API (the manager's token)" \
         expect 200 '"password_set":true' "$(call PUT "$MGR" "/v1/sites/SH01/staff/$p/password" "{\"password\":\"${pw[$p]}\"}")"
 done
-passwords=$(for p in "${people[@]}"; do printf '%s=%s\n' "$p" "${pw[$p]}"; done)
+passwords=$(for p in "${people[@]}"; do printf '%s=%s\n' "$p" "${pw[$p]}"; done
+    echo "qian.mgr=$SHOUWEN_DEMO_PASSWORD")
 
 echo "== the console in Chromium"
 if [ "$fail" -gt 0 ]; then
