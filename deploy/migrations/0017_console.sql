@@ -26,3 +26,12 @@ CREATE TABLE core.checklists (
     PRIMARY KEY (site_id, case_type)
 );
 COMMENT ON TABLE core.checklists IS 'Per site and request type: everything the customer must bring or do, told in one go (一次性告知清单).';
+
+-- The case's clocks are kept by the escalation service in
+-- escalation.deadlines; these columns of 0001 were never written, and the
+-- case list now reads the clocks (GET /v1/cases: *_due, overdue).
+COMMENT ON COLUMN core.cases.handoff_due IS 'Unused: the clocks are escalation.deadlines.';
+COMMENT ON COLUMN core.cases.first_contact_due IS 'Unused: the clocks are escalation.deadlines.';
+COMMENT ON COLUMN core.cases.answer_due IS 'Unused: the clocks are escalation.deadlines.';
+COMMENT ON COLUMN core.cases.resolve_due IS 'Unused: the clocks are escalation.deadlines.';
+COMMENT ON COLUMN core.cases.callback_due IS 'Unused: the clocks are escalation.deadlines.';

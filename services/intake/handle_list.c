@@ -37,6 +37,7 @@ static const char *const statuses[] = {
 static const char *const types[] = {"consultation", "complaint", "help",   "suggestion",
                                     "repair",       "business",  "report", "emergency"};
 static const char *const urgencies[] = {"normal", "urgent", "emergency"};
+static const char *const levels[] = {"none", "supervisor", "manager", "leader"};
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -48,15 +49,16 @@ enum lp {
     LP_FIRST_RESPONDER,
     LP_TYPE,
     LP_URGENCY,
+    LP_ESCALATION,
     LP_OVERDUE,
     LP_TEXT,
     LP_LIMIT,
     LP_AFTER,
     LP_N
 };
-static const char *const lp_names[LP_N] = {"status", "department", "owner",   "first_responder",
-                                           "type",   "urgency",    "overdue", "text",
-                                           "limit",  "after"};
+static const char *const lp_names[LP_N] = {
+    "status",           "department", "owner", "first_responder", "type", "urgency",
+    "escalation_level", "overdue",    "text",  "limit",           "after"};
 
 /* Does this credential see only the cases it submitted (an external system's key)? */
 static bool own_cases_only(const struct principal *p)
@@ -345,14 +347,15 @@ static const char *list_args_parse(struct list_args *a, const char *query, char 
         if (k == LP_N) {
             snprintf(msg, msglen,
                      "unknown query parameter \"%.*s\": expected status, department, owner, "
-                     "first_responder, type, urgency, overdue, text, limit or after",
+                     "first_responder, type, urgency, escalation_level, overdue, text, limit or "
+                     "after",
                      utf8_cut(key, strlen(key), 60), key);
             return msg;
         }
         if (a->v[k] != NULL) {
             snprintf(msg, msglen,
-                     "query parameter \"%s\" given twice: give it once (status, type and "
-                     "urgency take a comma-separated list)",
+                     "query parameter \"%s\" given twice: give it once (status, type, "
+                     "urgency and escalation_level take a comma-separated list)",
                      key);
             return msg;
         }
@@ -375,18 +378,23 @@ static int param(struct params *p, const char *v)
 }
 
 /*
- * Deadlines that passed while the clock ran: for a case still open, any
- * deadline before now, or for a waiting case before it began to wait (the
- * clocks are paused while waiting); once resolved only the callback is
- * still due.
+ * Deadlines that passed while the clock ran, from the escalation service's
+ * clocks (escalation.deadlines, the truth): a clock not met whose time has
+ * come (running) or that was breached (also before the case began to wait:
+ * a waiting case's clocks are paused, their due time null); once resolved
+ * only the callback is still due; closed, unresolvable and referred-out
+ * cases never.
  */
 #define OVERDUE_SQL                                                                                \
-    "(c.status NOT IN ('closed', 'closed_unresolvable', 'referred_out') AND ("                     \
-    "c.callback_due < coalesce(c.waiting_since, now()) OR (c.status <> 'resolved' AND ("           \
-    "c.handoff_due < coalesce(c.waiting_since, now()) OR "                                         \
-    "c.first_contact_due < coalesce(c.waiting_since, now()) OR "                                   \
-    "c.answer_due < coalesce(c.waiting_since, now()) OR "                                          \
-    "c.resolve_due < coalesce(c.waiting_since, now())))))"
+    "(c.status NOT IN ('closed', 'closed_unresolvable', 'referred_out') AND EXISTS (SELECT 1 "     \
+    "FROM escalation.deadlines dl WHERE dl.case_id = c.id AND dl.met_at IS NULL AND "              \
+    "(dl.breached_at IS NOT NULL OR dl.due_at < now()) AND (c.status <> 'resolved' OR dl.kind = "  \
+    "'callback')))"
+
+/* A case's clock of `kind` not yet met: its due time as RFC 3339 UTC (null when paused). */
+#define DUE_SQL(kind)                                                                              \
+    "(SELECT to_char(dl.due_at AT TIME ZONE 'UTC', " UTC_FORMAT ") FROM escalation.deadlines dl "  \
+    "WHERE dl.case_id = c.id AND dl.kind = '" kind "' AND dl.met_at IS NULL)"
 
 /* to_char's format for RFC 3339 UTC with microseconds, as case_get answers */
 #define UTC_FORMAT "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
@@ -480,7 +488,8 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
     struct field_error fe[INTAKE_MAX_FIELDS];
     int nfe = 0;
     char msg[300];
-    char st[200], ty[120], ur[60], lim[16], after_ts[80], after_id[40], text[LIST_TEXT_MAX * 4 + 1];
+    char st[200], ty[120], ur[60], el[60], lim[16], after_ts[80], after_id[40],
+        text[LIST_TEXT_MAX * 4 + 1];
     int limit = LIST_LIMIT_DEFAULT, overdue = -1;
     sw_err rv = SW_OK;
     PGresult *r = NULL;
@@ -505,6 +514,9 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
         name_list(a.v[LP_TYPE], types, NELEM(types), "type", ty, sizeof(ty), fe, &nfe);
     if (a.v[LP_URGENCY] != NULL)
         name_list(a.v[LP_URGENCY], urgencies, NELEM(urgencies), "urgency", ur, sizeof(ur), fe,
+                  &nfe);
+    if (a.v[LP_ESCALATION] != NULL)
+        name_list(a.v[LP_ESCALATION], levels, NELEM(levels), "escalation_level", el, sizeof(el), fe,
                   &nfe);
     if (a.v[LP_DEPARTMENT] != NULL && !code_ok(a.v[LP_DEPARTMENT]))
         field_add(fe, &nfe, "department", "not a department code: %.*s",
@@ -580,17 +592,83 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
                    "c.urgency, c.subject, d.code AS dcode, o.code AS ocode, fr.code AS fcode, "
                    "c.escalation_level, c.version, c.created_at, "
                    "to_char(c.created_at AT TIME ZONE 'UTC', " UTC_FORMAT ") AS created, "
-                   "(extract(epoch FROM c.created_at) * 1000000)::bigint AS us, "
-                   "to_char(c.handoff_due AT TIME ZONE 'UTC', " UTC_FORMAT ") AS hd, "
-                   "to_char(c.first_contact_due AT TIME ZONE 'UTC', " UTC_FORMAT ") AS fd, "
-                   "to_char(c.answer_due AT TIME ZONE 'UTC', " UTC_FORMAT ") AS ad, "
-                   "to_char(c.resolve_due AT TIME ZONE 'UTC', " UTC_FORMAT ") AS rd, "
-                   "to_char(c.callback_due AT TIME ZONE 'UTC', " UTC_FORMAT ") AS cd, "
-                   "c.customer_name, c.customer_phone FROM core.cases c "
-                   "LEFT JOIN core.departments d ON d.id = c.department_id "
-                   "LEFT JOIN core.staff o ON o.id = c.owner_id "
-                   "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
-                   "WHERE c.site_id = $1::uuid");
+                   "(extract(epoch FROM c.created_at) * 1000000)::bigint AS us, " DUE_SQL("handoff") " AS hd, " DUE_SQL("first_contact") " AS fd, " DUE_SQL(
+                       "answer") " AS ad, " DUE_SQL("resolve") " AS rd, " DUE_SQL("callback") " AS "
+                                                                                              "cd, "
+                                                                                              "c."
+                                                                                              "cust"
+                                                                                              "omer"
+                                                                                              "_nam"
+                                                                                              "e, "
+                                                                                              "c."
+                                                                                              "cust"
+                                                                                              "omer"
+                                                                                              "_pho"
+                                                                                              "ne "
+                                                                                              "FROM"
+                                                                                              " cor"
+                                                                                              "e."
+                                                                                              "case"
+                                                                                              "s c "
+                                                                                              "LEFT"
+                                                                                              " JOI"
+                                                                                              "N "
+                                                                                              "core"
+                                                                                              ".dep"
+                                                                                              "artm"
+                                                                                              "ents"
+                                                                                              " d "
+                                                                                              "ON "
+                                                                                              "d."
+                                                                                              "id "
+                                                                                              "= "
+                                                                                              "c."
+                                                                                              "depa"
+                                                                                              "rtme"
+                                                                                              "nt_"
+                                                                                              "id "
+                                                                                              "LEFT"
+                                                                                              " JOI"
+                                                                                              "N "
+                                                                                              "core"
+                                                                                              ".sta"
+                                                                                              "ff "
+                                                                                              "o "
+                                                                                              "ON "
+                                                                                              "o."
+                                                                                              "id "
+                                                                                              "= "
+                                                                                              "c."
+                                                                                              "owne"
+                                                                                              "r_"
+                                                                                              "id "
+                                                                                              "LEFT"
+                                                                                              " JOI"
+                                                                                              "N "
+                                                                                              "core"
+                                                                                              ".sta"
+                                                                                              "ff "
+                                                                                              "fr "
+                                                                                              "ON "
+                                                                                              "fr."
+                                                                                              "id "
+                                                                                              "= "
+                                                                                              "c."
+                                                                                              "firs"
+                                                                                              "t_"
+                                                                                              "resp"
+                                                                                              "onde"
+                                                                                              "r_"
+                                                                                              "id "
+                                                                                              "WHER"
+                                                                                              "E "
+                                                                                              "c."
+                                                                                              "site"
+                                                                                              "_id "
+                                                                                              "= "
+                                                                                              "$1::"
+                                                                                              "uui"
+                                                                                              "d");
     if (own_cases_only(&j->who))
         buf_printf(&sql, " AND c.source = $%d", param(&ps, j->who.name));
     if (a.v[LP_STATUS] != NULL)
@@ -605,6 +683,8 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
         buf_printf(&sql, " AND c.type = ANY($%d::text[])", param(&ps, ty));
     if (a.v[LP_URGENCY] != NULL)
         buf_printf(&sql, " AND c.urgency = ANY($%d::text[])", param(&ps, ur));
+    if (a.v[LP_ESCALATION] != NULL)
+        buf_printf(&sql, " AND c.escalation_level = ANY($%d::text[])", param(&ps, el));
     if (overdue == 1)
         buf_puts(&sql, " AND " OVERDUE_SQL);
     else if (overdue == 0)

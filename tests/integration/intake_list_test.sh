@@ -125,15 +125,34 @@ H=$(post "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"waiting
 # I: registered, handoff overdue (1 hour), emergency urgency
 I=$(post "$TOKEN" '{"site":"SH01","channel":"phone","type":"emergency","urgency":"emergency","subject":"water main burst 水管爆裂"}')
 check "nine cases registered over HTTP" test "$(printf '%s\n' "$A" "$B" "$C" "$D" "$E" "$F" "$G" "$H" "$I" | grep -c '^[0-9a-f-]\{36\}$')" = 9
+# clock CASE KIND DUE [met|breached]: one of the case's clocks as the escalation service keeps it
+clock() {
+    local met=NULL breached=NULL
+    [ "${4:-}" != met ] || met="now() - interval '1 minute'"
+    [ "${4:-}" != breached ] || breached="now() - interval '2 days'"
+    q "INSERT INTO escalation.deadlines (site_id, case_id, kind, due_at, met_at, breached_at) SELECT site_id, id, '$2', $3, $met, $breached FROM core.cases WHERE id = '$1'" >/dev/null
+}
 sql_fixtures() {
     q "UPDATE core.cases SET status = 'accepted', owner_id = (SELECT id FROM core.staff WHERE code = 'wu.tech'), department_id = (SELECT id FROM core.departments WHERE code = 'engineering'), version = 3 WHERE id = '$B'"
-    q "UPDATE core.cases SET status = 'in_progress', owner_id = (SELECT id FROM core.staff WHERE code = 'wu.tech'), department_id = (SELECT id FROM core.departments WHERE code = 'engineering'), resolve_due = now() - interval '1 hour', answer_due = now() + interval '1 day' WHERE id = '$C'"
-    q "UPDATE core.cases SET status = 'closed', closed_at = now(), resolve_due = now() - interval '3 days', handoff_due = now() - interval '4 days' WHERE id = '$D'"
-    q "UPDATE core.cases SET status = 'resolved', resolved_at = now(), resolve_due = now() - interval '1 day', callback_due = now() + interval '2 days' WHERE id = '$E'"
-    q "UPDATE core.cases SET status = 'resolved', resolved_at = now() - interval '3 days', resolve_due = now() + interval '1 day', callback_due = now() - interval '1 day' WHERE id = '$F'"
-    q "UPDATE core.cases SET status = 'waiting', waiting_since = now() - interval '2 days', status_before_waiting = 'in_progress', waiting_on = 'customer', resolve_due = now() - interval '1 day' WHERE id = '$G'"
-    q "UPDATE core.cases SET status = 'waiting', waiting_since = now() - interval '1 day', status_before_waiting = 'assigned', waiting_on = 'third_party', resolve_due = now() - interval '2 days' WHERE id = '$H'"
-    q "UPDATE core.cases SET handoff_due = now() - interval '5 minutes', resolve_due = now() + interval '6 days' WHERE id = '$I'"
+    q "UPDATE core.cases SET status = 'in_progress', owner_id = (SELECT id FROM core.staff WHERE code = 'wu.tech'), department_id = (SELECT id FROM core.departments WHERE code = 'engineering') WHERE id = '$C'"
+    clock "$C" resolve "now() - interval '1 hour'"
+    clock "$C" answer "now() + interval '1 day'"
+    q "UPDATE core.cases SET status = 'closed', closed_at = now() WHERE id = '$D'"
+    clock "$D" resolve "now() - interval '3 days'"
+    clock "$D" handoff "now() - interval '4 days'"
+    q "UPDATE core.cases SET status = 'resolved', resolved_at = now() WHERE id = '$E'"
+    clock "$E" resolve "now() - interval '1 day'" met
+    clock "$E" callback "now() + interval '2 days'"
+    q "UPDATE core.cases SET status = 'resolved', resolved_at = now() - interval '3 days' WHERE id = '$F'"
+    clock "$F" resolve "now() + interval '1 day'"
+    clock "$F" callback "now() - interval '1 day'"
+    q "UPDATE core.cases SET status = 'waiting', waiting_since = now() - interval '2 days', status_before_waiting = 'in_progress', waiting_on = 'customer' WHERE id = '$G'"
+    clock "$G" resolve NULL
+    q "UPDATE core.cases SET status = 'waiting', waiting_since = now() - interval '1 day', status_before_waiting = 'assigned', waiting_on = 'third_party' WHERE id = '$H'"
+    clock "$H" resolve NULL breached
+    q "UPDATE core.cases SET escalation_level = 'manager' WHERE id = '$I'"
+    clock "$I" handoff "now() - interval '5 minutes'"
+    clock "$I" resolve "now() + interval '6 days'"
     # B's handoffs, written out of time order: the history sorts them; B's notes
     q "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason)
        SELECT c.site_id, c.id, 'accept', zh.id, zh.department_id, wu.id, wu.department_id, li.id, zh.id, '2030-01-02 03:04:05.123456+00', '周主管 appoints 吴师傅'
@@ -230,6 +249,9 @@ check "type=repair" only "$TOKEN" "type=repair" "$B" "$C"
 check "type=help,emergency" only "$TOKEN" "type=help,emergency" "$E" "$G" "$H" "$I" "$late"
 check "urgency=urgent" only "$TOKEN" "urgency=urgent" "$C"
 check "urgency=urgent,emergency" only "$TOKEN" "urgency=urgent,emergency" "$C" "$I"
+check "escalation_level=supervisor,manager,leader matches the database" matches "$TOKEN" "escalation_level=supervisor,manager,leader" "c.escalation_level IN ('supervisor', 'manager', 'leader')"
+check "escalation_level=manager,leader" only "$TOKEN" "escalation_level=manager,leader" "$I"
+check "escalation_level=none matches the database" matches "$TOKEN" "escalation_level=none" "c.escalation_level = 'none'" 50
 check "overdue=true: passed deadlines of open cases only" only "$TOKEN" "overdue=true" "$C" "$F" "$H" "$I"
 check "overdue=false: all the others" matches "$TOKEN" "overdue=false" "c.id NOT IN ('$C', '$F', '$H', '$I')" 50
 check "department + status + urgency" only "$TOKEN" "department=engineering&status=in_progress&urgency=urgent" "$C"
@@ -278,9 +300,9 @@ check "malformed %-escape: 400" expect 400 'malformed query string' "$(lst "$TOK
 check "truncated %-escape: 400" expect 400 'malformed query string' "$(lst "$TOKEN" "text=ab%4")"
 check "%00: 400" expect 400 'malformed query string' "$(lst "$TOKEN" "text=a%00b")"
 check "not UTF-8: 400" expect 400 'not UTF-8' "$(lst "$TOKEN" "text=%E6%BC")"
-out=$(lst "$TOKEN" "status=bogus&limit=0&overdue=maybe&type=repair,x&urgency=high")
+out=$(lst "$TOKEN" "status=bogus&limit=0&overdue=maybe&type=repair,x&urgency=high&escalation_level=boss")
 check "invalid values: 422" expect 422 '"error":"invalid fields"' "$out"
-for f in status limit overdue type urgency; do
+for f in status limit overdue type urgency escalation_level; do
     check "... names $f" expect 422 "{\"field\":\"$f\"" "$out"
 done
 check "limit=201: 422" expect 422 '"field":"limit"' "$(lst "$TOKEN" "limit=201")"
