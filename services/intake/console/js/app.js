@@ -45,7 +45,7 @@ const ROUTES = {
         roles: ['supervisor', 'manager'],
     },
     manager: { module: './views/manager.js', nav: 'nav-manager', label: 'nav.manager', roles: ['manager'] },
-    qa: { module: './views/qa.js', nav: 'nav-qa', label: 'nav.qa', roles: ['qa', 'manager', 'leader'] },
+    qa: { module: './views/qa.js', nav: 'nav-qa', label: 'nav.qa', roles: ['qa', 'supervisor', 'manager'] },
 };
 const NAV_ORDER = ['register', 'my', 'queue', 'supervisor', 'manager', 'qa'];
 const DEFAULT_ROUTE = '#/my';

@@ -11,20 +11,14 @@
 // these pieces are not charts.
 //
 // Data: GET /v1/sites/{site}/reports/reception-log?date= (the log);
-// GET /v1/cases?overdue=true (overdue); GET /v1/cases?status=<open statuses>
-// filtered here on escalation_level, since the case list has no escalation
-// filter; GET /v1/cases?text=<number prefix> to find the ids of the log's
+// GET /v1/cases?overdue=true (overdue); GET /v1/cases?status=<open
+// statuses>&escalation_level=supervisor,manager,leader (escalated);
+// GET /v1/cases?text=<number prefix> to find the ids of the log's
 // cases, since its rows carry numbers but no ids.
 
 import { api, ApiError, directoryOrEmpty, enc, onCaseEvent, sitePath } from '../api.js';
 import { addMessages, t } from '../i18n.js';
 import { caseRow, clear, debounce, downloadCsv, el, showError, siteToday } from '../util.js';
-
-// index.html links css/console.css; this page's own rules are in
-// css/reports.css, linked here once if the page does not link it already.
-if (!document.querySelector('link[rel="stylesheet"][href$="css/reports.css"]')) {
-    document.head.appendChild(el('link', { rel: 'stylesheet', href: 'css/reports.css' }));
-}
 
 addMessages({
     zh: {
@@ -196,8 +190,7 @@ const ESC_ORDER = { leader: 3, manager: 2, supervisor: 1 };
 
 /**
  * The open cases above escalation level none, highest level first, then
- * oldest first. The case list has no escalation filter, so this walks up to
- * `pages` pages of 200 open cases (newest first) and filters them here.
+ * oldest first: up to `pages` pages of 200 (the list filters on the level).
  * @param {string[]} [levels] only these levels (default: all above none)
  * @returns {Promise<{cases: Object[], partial: boolean, checked: number}>}
  *          partial: more open cases exist than were checked
@@ -208,9 +201,10 @@ export async function escalatedCases(levels, pages = 5) {
     let after = null;
     let checked = 0;
     for (let p = 0; p < pages; p++) {
-        const page = await api('GET', `/v1/cases?status=${OPEN_STATUSES}&limit=200${after ? `&after=${enc(after)}` : ''}`);
+        const page = await api('GET', `/v1/cases?status=${OPEN_STATUSES}&escalation_level=${[...want].join(',')}`
+            + `&limit=200${after ? `&after=${enc(after)}` : ''}`);
         checked += page.cases.length;
-        for (const c of page.cases) if (want.has(c.escalation_level)) out.push(c);
+        out.push(...page.cases);
         after = page.next;
         if (!after) break;
     }
