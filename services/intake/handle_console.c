@@ -197,7 +197,7 @@ sw_err session_create(struct intake *in, PGconn *db, struct job *j, struct bus_o
     members_only(&f, j->json, known, "a sign-in");
     const char *site = json_str_member(&f, j->json, "site", 16, true);
     const char *staff = json_str_member(&f, j->json, "staff", 32, true);
-    const char *pw = json_str_member(&f, j->json, "password", 4 * PASSWORD_MAX, true);
+    const char *pw = json_str_member(&f, j->json, "password", (size_t)4 * PASSWORD_MAX, true);
     if (f.n > 0) {
         job_reply_fields(j, f.fe, f.n);
         return SW_OK;
@@ -287,8 +287,8 @@ sw_err password_put(struct job *j, PGconn *db, const char *staff, char *err, siz
     const struct principal *p = &j->who;
     struct field_errors f = {.n = 0};
     members_only(&f, j->json, known, "a password");
-    const char *pw = json_str_member(&f, j->json, "password", 4 * PASSWORD_MAX, true);
-    const char *current = json_str_member(&f, j->json, "current", 4 * PASSWORD_MAX, false);
+    const char *pw = json_str_member(&f, j->json, "password", (size_t)4 * PASSWORD_MAX, true);
+    const char *current = json_str_member(&f, j->json, "current", (size_t)4 * PASSWORD_MAX, false);
     const char *weak = pw != NULL ? password_weak(pw) : NULL;
     if (weak != NULL)
         field_bad(&f, "password", "%s", weak);
