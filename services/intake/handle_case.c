@@ -48,44 +48,42 @@ static void member(struct buf *b, const char *key, const PGresult *r, int col, b
         buf_json_string(b, PQgetvalue(r, 0, col));
 }
 
+/*
+ * One case (columns 0-26), its clocks as JSON (27), its lead department
+ * (28) and assisting ones as a JSON array (29).
+ */
+// clang-format off
+#define CASE_SQL                                                                                   \
+    "SELECT c.id::text, c.number, c.status, c.type, c.channel, c.urgency, c.category, "           \
+    "c.subject, c.description, c.customer_name, c.customer_phone, c.customer_unit, "              \
+    "c.customer_address, fr.code, o.code, d.code, c.escalation_level, c.external_ref, "           \
+    "c.source, c.version::text, " SQL_UTC("c.created_at") ", c.result, c.satisfaction, "           \
+    "array_to_json(c.required_documents)::text, c.customer_room, c.customer_email, "              \
+    "c.customer_consent, "                                                                         \
+    "(SELECT coalesce(jsonb_agg(jsonb_build_object('kind', dl.kind, 'state', "                    \
+    " CASE WHEN dl.met_at IS NOT NULL THEN 'met' WHEN dl.breached_at IS NOT NULL THEN 'breached' "\
+    " WHEN dl.due_at IS NULL THEN 'paused' ELSE 'running' END, "                                  \
+    " 'due_at', " SQL_UTC("dl.due_at") ", 'started_at', " SQL_UTC("dl.started_at") ") "           \
+    " ORDER BY dl.started_at, dl.kind), '[]')::text "                                              \
+    " FROM escalation.deadlines dl WHERE dl.case_id = c.id), "                                     \
+    "(SELECT ld.code FROM core.case_departments cd JOIN core.departments ld ON "                   \
+    " ld.id = cd.department_id WHERE cd.case_id = c.id AND cd.role = 'lead'), "                    \
+    "(SELECT coalesce(array_to_json(array_agg(ad.code ORDER BY ad.code)), '[]')::text "           \
+    " FROM core.case_departments cd JOIN core.departments ad ON ad.id = cd.department_id "        \
+    " WHERE cd.case_id = c.id AND cd.role = 'assisting') "                                         \
+    "FROM core.cases c LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "                   \
+    "LEFT JOIN core.staff o ON o.id = c.owner_id "                                                 \
+    "LEFT JOIN core.departments d ON d.id = c.department_id "                                      \
+    "WHERE c.id = $1::uuid AND c.site_id = $2::uuid"
+// clang-format on
+
 sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                 size_t errlen)
 {
     (void)in;
     (void)ob;
     const char *v[] = {j->case_id, j->who.site_id};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT c.id::text, c.number, c.status, c.type, c.channel, c.urgency, c.category, "
-        "c.subject, c.description, c.customer_name, c.customer_phone, c.customer_unit, "
-        "c.customer_address, fr.code, o.code, d.code, c.escalation_level, c.external_ref, "
-        "c.source, c.version::text, " SQL_UTC(
-            "c.created_at") ", c.result, c.satisfaction, "
-                            "array_to_json(c.required_documents)::text, c.customer_room, "
-                            "c.customer_email, "
-                            "c.customer_consent, "
-                            "(SELECT coalesce(jsonb_agg(jsonb_build_object('kind', dl.kind, "
-                            "'state', CASE WHEN "
-                            "dl.met_at IS NOT NULL THEN 'met' WHEN dl.breached_at IS NOT NULL THEN "
-                            "'breached' WHEN "
-                            "dl.due_at IS NULL THEN 'paused' ELSE 'running' END, "
-                            "'due_at', " SQL_UTC(
-                                "dl.due_at") ", "
-                                             "'started_at', " SQL_UTC(
-                                                 "dl.started_at") ") ORDER BY dl.started_at, "
-                                                                  "dl.kind), '[]')::text "
-                                                                  "FROM escalation.deadlines dl "
-                                                                  "WHERE dl.case_id = c.id) "
-                                                                  "FROM core.cases c LEFT JOIN "
-                                                                  "core.staff fr ON fr.id = "
-                                                                  "c.first_responder_id "
-                                                                  "LEFT JOIN core.staff o ON o.id "
-                                                                  "= c.owner_id "
-                                                                  "LEFT JOIN core.departments d ON "
-                                                                  "d.id = c.department_id "
-                                                                  "WHERE c.id = $1::uuid AND "
-                                                                  "c.site_id = $2::uuid",
-        2, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(db, CASE_SQL, 2, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "could not read case %s: %s", j->case_id, PQerrorMessage(db));
         PQclear(r);
@@ -152,7 +150,8 @@ sw_err case_get(struct intake *in, PGconn *db, struct job *j, struct bus_outbox 
     buf_printf(b, ",\"consent\":%s", PQgetvalue(r, 0, 26)[0] == 't' ? "true" : "false");
     buf_puts(b, "},\"clocks\":");
     buf_puts(b, PQgetvalue(r, 0, 27)); /* JSON from the database */
-    buf_puts(b, "}");
+    member(b, "lead_department", r, 28, false);
+    buf_printf(b, ",\"assisting_departments\":%s}", PQgetvalue(r, 0, 29));
     snprintf(j->etag, sizeof(j->etag), "\"%s\"", PQgetvalue(r, 0, 19));
     PQclear(r);
     return SW_OK;

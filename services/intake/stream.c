@@ -27,9 +27,11 @@
  * shows every minute and after every reconnection.
  *
  * All writes happen on this thread, each waiting at most 2 s: a client
- * that does not read is dropped, never waited for.  At most
+ * that does not read is dropped, never waited for.  A read is kept pending
+ * on every connection, so a client that hangs up is seen at once.  At most
  * SHOUWEN_INTAKE_STREAM_MAX clients; more are answered 503.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,9 @@
 struct client {
     struct client *next;
     nng_http_conn *conn;
+    nng_aio *rx;       /* a read always pending: it fails when the client goes */
+    uint8_t rxbuf[64]; /* whatever a client sends is read and ignored */
+    atomic_bool gone;
     char site[17];
     char who[101];
     bool greeted;
@@ -93,8 +98,27 @@ static bool client_write(struct client *c, nng_aio *aio, const char *data, size_
 
 static void client_drop(struct client *c)
 {
+    nng_aio_stop(c->rx); /* no callback runs after this */
     nng_http_conn_close(c->conn);
+    nng_aio_free(c->rx);
     free(c);
+}
+
+/* The pending read ended: the client hung up (or sent something, ignored). */
+static void client_read(void *arg)
+{
+    struct client *c = arg;
+    if (nng_aio_result(c->rx) == 0) {
+        nng_iov iov = {.iov_buf = c->rxbuf, .iov_len = sizeof(c->rxbuf)};
+        if (nng_aio_set_iov(c->rx, 1, &iov) == 0) {
+            nng_http_conn_read(c->conn, c->rx);
+            return;
+        }
+    }
+    atomic_store(&c->gone, true);
+    pthread_mutex_lock(&S.mu);
+    pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.mu);
 }
 
 /* The thread's clients: greet the new ones, ping the quiet ones, drop the dead. */
@@ -114,8 +138,10 @@ static struct client *clients_tend(struct client *live, nng_aio *aio)
     int dropped = 0;
     while (*pp != NULL) {
         struct client *c = *pp;
-        bool ok = true;
-        if (!c->greeted) {
+        bool ok = !atomic_load(&c->gone);
+        if (!ok) {
+            /* hung up: dropped below */
+        } else if (!c->greeted) {
             static const char head[] = "HTTP/1.1 200 OK\r\n"
                                        "Content-Type: text/event-stream; charset=utf-8\r\n"
                                        "Cache-Control: no-store\r\n"
@@ -337,6 +363,10 @@ void stream_adopt(struct job *j)
     nng_http_conn *conn = nng_aio_get_input(aio, 2);
     nng_http_req *req = nng_aio_get_input(aio, 0);
     struct client *c = calloc(1, sizeof(*c));
+    if (c != NULL && nng_aio_alloc(&c->rx, client_read, c) != 0) {
+        free(c);
+        c = NULL;
+    }
     pthread_mutex_lock(&S.mu);
     bool room = c != NULL && !S.stopping && S.nclients < S.max;
     if (room) {
@@ -345,6 +375,8 @@ void stream_adopt(struct job *j)
     }
     pthread_mutex_unlock(&S.mu);
     if (!room) {
+        if (c != NULL)
+            nng_aio_free(c->rx);
         free(c);
         job_reply_error(j, 503, "too many live streams open: retry later");
         j->stream = false;
@@ -358,6 +390,9 @@ void stream_adopt(struct job *j)
     nng_http_hijack(conn);
     nng_aio_finish(aio, 0);
     nng_http_req_free(req);
+    nng_iov iov = {.iov_buf = c->rxbuf, .iov_len = sizeof(c->rxbuf)};
+    nng_aio_set_iov(c->rx, 1, &iov);
+    nng_http_conn_read(c->conn, c->rx);
     pthread_mutex_lock(&S.mu);
     c->next = S.fresh;
     S.fresh = c;

@@ -56,6 +56,8 @@ addMessages({
         'case.changed': '这个事项有新的变化。',
         'case.reload': '重新载入',
         'case.lead': '主办',
+        'case.lead_department': '主办部门',
+        'case.assisting': '协办部门',
     },
     en: {
         'ev.case.registered': 'registered',
@@ -86,6 +88,8 @@ addMessages({
         'case.changed': 'This case has changed.',
         'case.reload': 'Reload',
         'case.lead': 'lead',
+        'case.lead_department': 'Lead department',
+        'case.assisting': 'Assisting departments',
     },
 });
 
@@ -107,16 +111,17 @@ const LEVELS = ['none', 'supervisor', 'manager', 'leader'];
 
 /**
  * The person's position toward a case: o owner, d head of the owning
- * department, t in the owning department, f natural first responder, sup a
+ * department, t in the owning or an assisting department, f natural first responder, sup a
  * supervisor, manager or leader; role.
  */
 function position(c, me) {
     const inDept = !!c.department && c.department === me.department;
+    const assisting = !!me.department && (c.assisting_departments || []).includes(me.department);
     return {
         role: me.role,
         o: c.owner === me.code,
         d: me.role === 'department_head' && inDept,
-        t: inDept,
+        t: inDept || assisting,
         f: c.first_responder === me.code,
         sup: SUP.includes(me.role),
     };
@@ -428,6 +433,8 @@ export async function render(root, ctx) {
                 row('case.first_responder', personName(dir, c.first_responder)),
                 row('case.owner', personName(dir, c.owner), { testid: 'case-owner', dataset: { owner: c.owner || '' } }),
                 row('case.department', deptName(dir, c.department), { testid: 'case-department', dataset: { department: c.department || '' } }),
+                row('case.lead_department', c.lead_department ? deptName(dir, c.lead_department) : null, { testid: 'case-lead' }),
+                row('case.assisting', (c.assisting_departments || []).map((d) => deptName(dir, d)).join('、') || null, { testid: 'case-assisting' }),
                 row('case.customer', [cu.name, cu.unit, cu.room, cu.address].filter(Boolean).join(' · ')),
                 row('case.phone', cu.phone),
                 row('case.email', cu.email),
