@@ -483,10 +483,6 @@ sw_err checklist_delete(struct job *j, PGconn *db, const char *type, char *err, 
         job_reply_error(j, 404, msg);
         return SW_OK;
     }
-    buf_reset(&j->body);
-    buf_puts(&j->body, "{\"removed\":");
-    buf_json_string(&j->body, type);
-    buf_puts(&j->body, "}");
-    j->status = 200;
+    job_reply_removed(j, type);
     return SW_OK;
 }

@@ -533,11 +533,7 @@ sw_err ntf_channel_delete(struct job *j, PGconn *db, const char *name, char *err
         return channel_answer(j, db, name, 404, err, errlen);
     LOG(LOG_INFO, "NOTIFICATION-CHANNEL", "channel %s of site %s removed by %s %s", name,
         j->who.site, j->who.kind == 'k' ? "api key" : "staff", j->who.name);
-    buf_reset(&j->body);
-    buf_puts(&j->body, "{\"removed\":");
-    buf_json_string(&j->body, name);
-    buf_puts(&j->body, "}");
-    j->status = 200;
+    job_reply_removed(j, name);
     return SW_OK;
 }
 
@@ -653,11 +649,7 @@ static sw_err delete_by_id(struct job *j, PGconn *db, const char *sql, const cha
         job_reply_error(j, 404, msg);
         return SW_OK;
     }
-    buf_reset(&j->body);
-    buf_puts(&j->body, "{\"removed\":");
-    buf_json_string(&j->body, id);
-    buf_puts(&j->body, "}");
-    j->status = 200;
+    job_reply_removed(j, id);
     return SW_OK;
 }
 

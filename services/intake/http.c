@@ -120,6 +120,16 @@ void job_reply_json(struct job *j, uint16_t status, const char *json)
     }
 }
 
+void job_reply_removed(struct job *j, const char *what)
+{
+    j->status = 200;
+    j->ctype = NULL;
+    buf_reset(&j->body);
+    buf_puts(&j->body, "{\"removed\":");
+    buf_json_string(&j->body, what);
+    buf_puts(&j->body, "}");
+}
+
 void job_reply_error(struct job *j, uint16_t status, const char *message)
 {
     j->status = status;

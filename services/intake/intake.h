@@ -142,6 +142,8 @@ sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size
 void intake_http_close(struct intake *in);
 void job_reply_json(struct job *j, uint16_t status, const char *json);
 void job_reply_error(struct job *j, uint16_t status, const char *message);
+/* 200 {"removed": what}, the answer of a DELETE. */
+void job_reply_removed(struct job *j, const char *what);
 void job_reply_fields(struct job *j, const struct field_error *fe, int n);
 void job_free(struct job *j);
 /*

@@ -5,7 +5,7 @@
 // downloads.
 
 import { t, lang } from './i18n.js';
-import { session, api, enc } from './api.js';
+import { session, api, enc, onCaseEvent } from './api.js';
 
 // ------------------------------------------------------------------ DOM
 
@@ -465,6 +465,46 @@ export function debounce(fn, ms) {
     };
     d.cancel = () => clearTimeout(timer);
     return d;
+}
+
+/**
+ * Keeps a view's lists fresh: `read(isAlive)` runs when `load()` is called,
+ * on every live case event (a burst once), and every `ms` in case an event
+ * was missed. One read at a time: a request during a read runs once after
+ * it. `stop()` (the view's cleanup) ends it all.
+ */
+export function liveReader(read, ms = 60000) {
+    let alive = true;
+    let loading = false;
+    let again = false;
+    async function load() {
+        if (loading) {
+            again = true;
+            return;
+        }
+        loading = true;
+        try {
+            await read(() => alive);
+        } finally {
+            loading = false;
+            if (again && alive) {
+                again = false;
+                load();
+            }
+        }
+    }
+    const soon = debounce(load, 300);
+    const unsub = onCaseEvent(() => soon());
+    const timer = setInterval(load, ms);
+    return {
+        load,
+        stop() {
+            alive = false;
+            unsub();
+            soon.cancel();
+            clearInterval(timer);
+        },
+    };
 }
 
 /** A person's name from the directory, or their code when unknown. */

@@ -8,11 +8,10 @@
 // event arrives (a burst is read once), when the stream reconnects, and every
 // 60 s in case an event was missed.
 
-import { api, onCaseEvent, directoryOrEmpty } from '../api.js';
-import { el, caseSection, showError, debounce, fmtTime, firstDue, withClocks } from '../util.js';
+import { api, directoryOrEmpty } from '../api.js';
+import { el, caseSection, showError, fmtTime, firstDue, withClocks, liveReader } from '../util.js';
 
 const OPEN = 'registered,assigned,transferred,accepted,in_progress,waiting';
-const REFRESH_MS = 60000;
 const LIMIT = 200;
 
 export async function render(root, ctx) {
@@ -24,17 +23,7 @@ export async function render(root, ctx) {
     root.appendChild(body);
     body.appendChild(el('p', { class: 'muted' }, t('common.loading')));
 
-    let alive = true;
-    let loading = false;
-    let again = false;
-
-    async function load() {
-        // One read at a time; a request during a read runs once after it.
-        if (loading) {
-            again = true;
-            return;
-        }
-        loading = true;
+    const live = liveReader(async (alive) => {
         try {
             const [dir, owned, followOpen, callbacks] = await Promise.all([
                 directoryOrEmpty(),
@@ -43,7 +32,7 @@ export async function render(root, ctx) {
                 api('GET', `/v1/cases?first_responder=me&status=resolved&limit=${LIMIT}`),
             ]);
             await withClocks([...owned.cases, ...followOpen.cases, ...callbacks.cases]);
-            if (!alive) return;
+            if (!alive()) return;
             // Soonest deadline first: what needs doing now is at the top.
             const byDue = (list) => list.slice().sort((a, b) => firstDue(a) - firstDue(b));
             const followup = el(
@@ -56,26 +45,10 @@ export async function render(root, ctx) {
             body.replaceChildren(caseSection('my-owned', t('my.owned'), byDue(owned.cases), dir, { more: !!owned.next }), followup);
             stamp.textContent = t('common.updated', { time: fmtTime(new Date().toISOString()) });
         } catch (err) {
-            if (alive) showError(body, err);
-        } finally {
-            loading = false;
-            if (again && alive) {
-                again = false;
-                load();
-            }
+            if (alive()) showError(body, err);
         }
-    }
-
-    const soon = debounce(load, 300);
-    const unsub = onCaseEvent(() => soon());
-    const timer = setInterval(load, REFRESH_MS);
+    });
+    const load = live.load;
     await load();
-
-    return () => {
-        alive = false;
-        unsub();
-        soon.cancel();
-        clearInterval(timer);
-    };
+    return live.stop;
 }
-

@@ -5,11 +5,10 @@
 // the right department. There is no refuse: a department may not refuse.
 // Live events, a reconnect and a 60 s timer read the list again.
 
-import { api, onCaseEvent, directoryOrEmpty, enc } from '../api.js';
-import { el, caseSection, showError, debounce, fmtTime, select, firstDue, withClocks } from '../util.js';
+import { api, directoryOrEmpty, enc } from '../api.js';
+import { el, caseSection, showError, fmtTime, select, firstDue, withClocks, liveReader } from '../util.js';
 
 const OPEN = 'registered,assigned,transferred,accepted,in_progress,waiting';
-const REFRESH_MS = 60000;
 const LIMIT = 200;
 // Roles that look across departments may pick another department's queue.
 const PICKERS = ['supervisor', 'manager', 'leader', 'qa'];
@@ -47,21 +46,12 @@ export async function render(root, ctx) {
     const body = el('div', { class: 'queue-body' }, el('p', { class: 'muted' }, t('common.loading')));
     root.appendChild(body);
 
-    let alive = true;
-    let loading = false;
-    let again = false;
-
-    async function load() {
-        if (loading) {
-            again = true;
-            return;
-        }
-        loading = true;
+    const live = liveReader(async (alive) => {
         const asked = dept;
         try {
             const page = await api('GET', `/v1/cases?department=${enc(asked)}&status=${OPEN}&limit=${LIMIT}`);
             await withClocks(page.cases);
-            if (!alive || asked !== dept) return;
+            if (!alive() || asked !== dept) return;
             // Transferred cases (a handler to appoint at once) first, then by deadline.
             const rank = (c) => (c.status === 'transferred' ? 0 : 1);
             const cases = page.cases.slice().sort((a, b) => rank(a) - rank(b) || firstDue(a) - firstDue(b));
@@ -73,25 +63,10 @@ export async function render(root, ctx) {
             );
             stamp.textContent = t('common.updated', { time: fmtTime(new Date().toISOString()) });
         } catch (err) {
-            if (alive) showError(body, err);
-        } finally {
-            loading = false;
-            if (again && alive) {
-                again = false;
-                load();
-            }
+            if (alive()) showError(body, err);
         }
-    }
-
-    const soon = debounce(load, 300);
-    const unsub = onCaseEvent(() => soon());
-    const timer = setInterval(load, REFRESH_MS);
+    });
+    const load = live.load;
     await load();
-
-    return () => {
-        alive = false;
-        unsub();
-        soon.cancel();
-        clearInterval(timer);
-    };
+    return live.stop;
 }
