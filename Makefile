@@ -6,7 +6,13 @@
 #   make test-e2e        the end-to-end tests alone (tests/e2e: DOMAIN.md's stories, the kill test)
 #   make test-browser    the web console in Debian's Chromium, driven by playwright-core
 #                        (tests/browser; screenshots of each step in build/browser/)
+#   make test-ops        the operations tests alone (tests/ops: replicas and failover behind
+#                        HAProxy, TLS between sites, the Kubernetes/systemd manifests, the
+#                        Grafana dashboard and alert rules against the real /metrics)
 #   make run / stop      the whole stack in the background: private PostgreSQL + five services
+#                        (make run REPLICAS=2: two of each, the intakes behind HAProxy)
+#   make certs           a development CA and certificates for tls+tcp:// and PostgreSQL TLS,
+#                        in CERTS_DIR (default .run/certs); kept if there
 #   make SANITIZER=address|undefined [test-unit]   instrumented build in build/<sanitizer>/
 #   make fuzz            libFuzzer drivers of the parsers that see outside input (clang, build/fuzz/)
 #   make test-fuzz       run each driver for FUZZ_TIME (20) seconds on its seed corpus; a crash fails
@@ -76,9 +82,12 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*/*_test.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 INTEGRATION := $(sort $(wildcard tests/integration/*_test.sh))
 E2E        := $(sort $(wildcard tests/e2e/*_test.sh))
+OPS        := $(sort $(wildcard tests/ops/*_test.sh))
+REPLICAS   ?= 1
+CERTS_DIR  ?= $(RUN_DIR)/certs
 
 .PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration test-e2e \
-        test-browser fuzz test-fuzz run stop status lint format compose-check clean
+        test-ops test-browser certs fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -157,7 +166,7 @@ $(B)/tests/http_sink: $(B)/obj/tests/bench/http_sink.o
 test: bootstrap
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory test-unit test-valgrind test-sanitizers test-fuzz test-integration \
-	    test-e2e test-browser
+	    test-e2e test-ops test-browser
 
 test-unit: $(UNIT_BINS)
 	@tests/run_unit.sh $(UNIT_BINS)
@@ -181,6 +190,15 @@ test-integration: all $(B)/tests/bus_driver $(B)/tests/rep_client $(B)/tests/htt
 # public interfaces only.
 test-e2e: all $(B)/tests/rep_client $(B)/tests/http_load
 	@for t in $(E2E); do \
+	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	        bash $$t || exit 1; \
+	done
+
+# Operations (tests/ops): two replicas of every service behind HAProxy with
+# failover, TLS between a remote site and the centre, the deployment
+# manifests and the observability files checked against the binaries.
+test-ops: all $(B)/tests/rep_client $(B)/tests/http_load
+	@for t in $(OPS); do \
 	    echo "== $$t"; SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	        bash $$t || exit 1; \
 	done
@@ -284,13 +302,17 @@ bench-audit: bootstrap
 # --- running ------------------------------------------------------------------
 run: bootstrap
 	@$(MAKE) --no-print-directory all
-	@SHOUWEN_RUN_DIR=$(RUN_DIR) SHOUWEN_BIN=$(CURDIR)/$(B)/bin deploy/stack.sh start
+	@SHOUWEN_RUN_DIR=$(RUN_DIR) SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_REPLICAS=$(REPLICAS) \
+	    deploy/stack.sh start
 
 stop:
 	@SHOUWEN_RUN_DIR=$(RUN_DIR) deploy/stack.sh stop
 
 status:
 	@SHOUWEN_RUN_DIR=$(RUN_DIR) deploy/stack.sh status
+
+certs:
+	@deploy/certs.sh $(CERTS_DIR)
 
 # --- checks -------------------------------------------------------------------
 C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -18,6 +18,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define BUS_COPY_FROM  64         /* events per write from which COPY beats INSERT */
 #define BUS_MEMBER_KEY 2147483647 /* second advisory-lock key of the group membership lock */
@@ -1487,7 +1488,7 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
     for (size_t i = 0; i < c->ntypes && rv == 0; i++)
         rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, c->types[i], strlen(c->types[i]));
     for (size_t i = 0; i < nurls && rv == 0; i++) {
-        rv = nng_dial(c->sub, c->urls[i], NULL, NNG_FLAG_NONBLOCK);
+        rv = tls_dial(c->sub, c->urls[i], NNG_FLAG_NONBLOCK);
         if (rv != 0)
             snprintf(err, errlen, "could not dial %s: %s", c->urls[i], nng_strerror(rv));
     }

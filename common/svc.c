@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "svc.h"
+#include "tls.h"
 
 #define SVC_RECV_MAX (1u << 20) /* no service accepts a bus message over 1 MiB */
 
@@ -136,9 +137,38 @@ static sw_err svc__open_pub(struct svc *s, const char *url, char *err, size_t er
     }
     s->pub_open = true;
     if ((rv = nng_socket_set_size(s->pub, NNG_OPT_RECVMAXSZ, SVC_RECV_MAX)) != 0 ||
-        (rv = nng_listen(s->pub, url, NULL, 0)) != 0) {
+        (rv = tls_listen(s->pub, url)) != 0) {
         snprintf(err, errlen, "could not listen for publishing on %s: %s", url, nng_strerror(rv));
         return SW_ENNG;
+    }
+    return SW_OK;
+}
+
+/*
+ * The TLS files, when the table has them; and no tls+tcp:// address
+ * without them (the PUB and REP addresses, the SUB_URLS lists).
+ */
+static sw_err svc__tls(const struct cfg *c, char *err, size_t errlen)
+{
+    bool has = false;
+    for (size_t i = 0; i < c->n; i++)
+        has = has || strcmp(c->defs[i].env, "SHOUWEN_TLS_CERT") == 0;
+    if (has) {
+        sw_err rv = tls_configure_from(c, err, errlen);
+        if (rv != SW_OK)
+            return rv;
+    }
+    for (size_t i = 0; i < c->n && !tls_enabled(); i++) {
+        const char *env = c->defs[i].env;
+        size_t n = strlen(env);
+        bool url = c->defs[i].type == CFG_NNG_URL || (n > 9 && strcmp(env + n - 9, "_SUB_URLS") == 0);
+        if (url && tls_url(c->vals[i].str)) {
+            snprintf(err, errlen,
+                     "%s names a tls+tcp:// address, but SHOUWEN_TLS_CERT, SHOUWEN_TLS_KEY and "
+                     "SHOUWEN_TLS_CA are not set",
+                     env);
+            return SW_EMISSING;
+        }
     }
     return SW_OK;
 }
@@ -178,7 +208,13 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
         LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
         return 1;
     }
+    if (svc__tls(&s.cfg, err, sizeof(err)) != SW_OK) {
+        LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
+        cfg_fini(&s.cfg);
+        return 1;
+    }
     if (check_only) {
+        tls_fini();
         for (size_t i = 0; i < s.cfg.n; i++)
             svc__print_setting(d->settings[i].env, s.cfg.vals[i].str);
         cfg_fini(&s.cfg);
@@ -206,12 +242,19 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
     if (d->start != NULL && d->start(&s) != SW_OK)
         goto out; /* the hook logged why */
 
+    struct metric *m_tls = metrics_get(
+        METRIC_COUNTER, "shouwen_tls_refused_total",
+        "Peers refused by the tls+tcp:// listeners (no certificate, or not from SHOUWEN_TLS_CA)",
+        NULL);
     long long check_every = cfg_ms(&s.cfg, "SHOUWEN_DB_CHECK_INTERVAL");
     for (;;) {
         long long now = db_now_ms();
         bool check = now - last_check >= check_every;
-        if (check)
+        if (check) {
             last_check = now;
+            if (tls_enabled())
+                metric_set(m_tls, (int64_t)tls_refused());
+        }
         if (db_tick(s.db, check, svc_stopping) == SW_OK && !announced) {
             LOG(LOG_INFO, "SVC-READY", "%s ready: admin http://%s%s%s", d->name,
                 cfg_str(&s.cfg, d->admin_env), d->pub_env ? ", publishing on " : "",
@@ -244,6 +287,7 @@ out:
         nng_close(s.pub);
     db_close(s.db);
     cfg_fini(&s.cfg);
+    tls_fini();
     if (code == 0)
         LOG(LOG_INFO, "SVC-STOPPED", "%s stopped", d->name);
     return code;

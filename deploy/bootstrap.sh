@@ -26,6 +26,8 @@ packages=(
     # make test-browser: Debian's Chromium, driven by playwright-core (tests/browser), and
     # a font with Chinese glyphs for its screenshots
     chromium fonts-wqy-microhei
+    # make run REPLICAS=2 and make test-ops: HAProxy in front of two intakes
+    haproxy
 )
 # node and npm run the browser tests; Debian's packages only for what is not
 # on PATH already (a nodejs from elsewhere, nodesource's say, bundles its own

@@ -20,11 +20,13 @@
 #include "db.h"
 #include "log.h"
 #include "svc.h"
+#include "tls.h"
 
 #define AUDIT_SUBS_MAX 16
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
+    TLS_SETTINGS,
     SVC_ADMIN_SETTING("AUDIT", "127.0.0.1:7405"),
     SVC_PUB_SETTING("AUDIT", "ipc://{run}/audit.pub"),
     {"SHOUWEN_AUDIT_SUB_URLS", CFG_STRING, 1, 2048,

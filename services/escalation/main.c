@@ -12,11 +12,13 @@
 #include "escalation.h"
 #include "log.h"
 #include "svc.h"
+#include "tls.h"
 
 #define ESCALATION_SUBS_MAX 16
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
+    TLS_SETTINGS,
     SVC_ADMIN_SETTING("ESCALATION", "127.0.0.1:7403"),
     SVC_PUB_SETTING("ESCALATION", "ipc://{run}/escalation.pub"),
     {"SHOUWEN_ESCALATION_SUB_URLS", CFG_STRING, 1, 2048,

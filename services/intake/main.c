@@ -14,6 +14,7 @@
 #include "intake.h"
 #include "log.h"
 #include "svc.h"
+#include "tls.h"
 
 #ifndef SHOUWEN_DEFAULT_CONSOLE_DIR
 #define SHOUWEN_DEFAULT_CONSOLE_DIR "/usr/share/shouwen/console"
@@ -21,6 +22,7 @@
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
+    TLS_SETTINGS,
     SVC_ADMIN_SETTING("INTAKE", "127.0.0.1:7401"),
     SVC_PUB_SETTING("INTAKE", "ipc://{run}/intake.pub"),
     {"SHOUWEN_INTAKE_HTTP_ADDR", CFG_HOSTPORT, 0, 0, "127.0.0.1:7400", NULL,

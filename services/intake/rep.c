@@ -27,6 +27,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "tls.h"
 #include "workflow.h"
 #include "shouwen/v1/intake.pb-c.h"
 
@@ -516,7 +517,7 @@ sw_err intake_rep_open(struct intake *in, const char *url, int nctx, char *err, 
             goto fail;
         }
     }
-    if ((rv = nng_listen(r->sock, url, NULL, 0)) != 0) {
+    if ((rv = tls_listen(r->sock, url)) != 0) {
         snprintf(err, errlen, "could not listen for SubmitCase on %s: %s", url, nng_strerror(rv));
         ret = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? SW_EINVAL : SW_ENNG;
         goto fail;

@@ -14,11 +14,13 @@
 #include "log.h"
 #include "notification.h"
 #include "svc.h"
+#include "tls.h"
 
 #define NOTIFICATION_SUBS_MAX 16
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
+    TLS_SETTINGS,
     SVC_ADMIN_SETTING("NOTIFICATION", "127.0.0.1:7404"),
     SVC_PUB_SETTING("NOTIFICATION", "ipc://{run}/notification.pub"),
     {"SHOUWEN_NOTIFICATION_SUB_URLS", CFG_STRING, 1, 2048,

@@ -12,11 +12,13 @@
 #include "log.h"
 #include "routing.h"
 #include "svc.h"
+#include "tls.h"
 
 #define ROUTING_SUBS_MAX 16
 
 static const struct cfg_def settings[] = {
     SVC_COMMON_SETTINGS,
+    TLS_SETTINGS,
     SVC_ADMIN_SETTING("ROUTING", "127.0.0.1:7402"),
     SVC_PUB_SETTING("ROUTING", "ipc://{run}/routing.pub"),
     {"SHOUWEN_ROUTING_SUB_URLS", CFG_STRING, 1, 2048, "ipc://{run}/intake.pub", NULL,

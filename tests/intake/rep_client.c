@@ -12,6 +12,9 @@
  *       [--source TEXT] [--received-at US]
  *   rep_client --decode   reads a packed SubmitCaseReply on stdin (e.g. nngcat --raw)
  *
+ * A tls+tcp:// URL uses the files named by SHOUWEN_TLS_CERT, SHOUWEN_TLS_KEY
+ * and SHOUWEN_TLS_CA (and SHOUWEN_TLS_SERVER_NAME), as the services do.
+ *
  * Enums take their API names ("phone") or a raw number (99: not a known
  * value).  --description-bytes N sends a description of N 'x' (to pass the
  * size limit).  Prints {"case_id":..,"number":..,"status":..,"version":..,
@@ -28,6 +31,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "tls.h"
 #include "workflow.h"
 #include "shouwen/v1/intake.pb-c.h"
 
@@ -335,7 +339,17 @@ int main(int argc, char **argv)
         rc = fail("could not set socket options", rv);
         goto out;
     }
-    if ((rv = nng_dial(sock, url, NULL, 0)) != 0) {
+    if (tls_url(url)) {
+        char terr[512];
+        const char *e[4] = {getenv("SHOUWEN_TLS_CERT"), getenv("SHOUWEN_TLS_KEY"),
+                            getenv("SHOUWEN_TLS_CA"), getenv("SHOUWEN_TLS_SERVER_NAME")};
+        if (tls_configure(e[0] ? e[0] : "", e[1] ? e[1] : "", e[2] ? e[2] : "", e[3] ? e[3] : "",
+                          terr, sizeof(terr)) != SW_OK) {
+            rc = fail(terr, NNG_EINVAL);
+            goto out;
+        }
+    }
+    if ((rv = tls_dial(sock, url, 0)) != 0) {
         rc = fail("could not dial", rv);
         goto out;
     }
@@ -358,6 +372,7 @@ int main(int argc, char **argv)
     nng_msg_free(msg);
 out:
     nng_close(sock);
+    tls_fini();
     free(big);
     fflush(stdout);
     return rc;
