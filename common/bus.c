@@ -528,6 +528,7 @@ struct bus_consumer {
     struct metric *m_handled_fast;
     struct metric *m_recovered;
     struct metric *m_parked;
+    struct metric *m_parked_waiting;
     struct metric *m_failures;
     struct metric *m_owned;
 };
@@ -824,6 +825,14 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
     sw_err rrv = replay_parked(c, err, errlen);
     if (rrv == SW_EDBDOWN)
         return rrv;
+    /* The group's parked events still waiting for an operator (the same on every replica). */
+    r = PQexecParams(db,
+                     "SELECT count(*) FROM bus.dead_letters WHERE consumer = $1 AND "
+                     "replayed_at IS NULL",
+                     1, NULL, (const char *const[]){c->name}, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        metric_set(c->m_parked_waiting, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+    PQclear(r);
     /* Lag: events of each owned partition not handled yet. */
     for (uint32_t p = 0; p < c->nparts; p++) {
         struct part *pt = &c->parts[p];
@@ -1468,6 +1477,9 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
                                  "Events handled by catch-up, their doorbell lost", labels);
     c->m_parked = metrics_get(METRIC_COUNTER, "shouwen_bus_parked_total",
                               "Events parked in bus.dead_letters", labels);
+    c->m_parked_waiting = metrics_get(
+        METRIC_GAUGE, "shouwen_bus_parked_waiting",
+        "Parked events of this consumer group not replayed yet (bus.dead_letters)", labels);
     c->m_failures = metrics_get(METRIC_COUNTER, "shouwen_bus_handler_failures_total",
                                 "Handler failures (each rolled back)", labels);
     c->m_owned = metrics_get(METRIC_GAUGE, "shouwen_bus_partitions_owned",

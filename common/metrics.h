@@ -11,6 +11,7 @@
 #ifndef SHOUWEN_METRICS_H
 #define SHOUWEN_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -33,6 +34,20 @@ struct metric *metrics_get(enum metric_kind kind, const char *name, const char *
 void metric_add(struct metric *m, int64_t n);
 void metric_set(struct metric *m, int64_t v);
 int64_t metric_value(const struct metric *m);
+
+/*
+ * A histogram (TYPE histogram): observations counted into buckets with
+ * upper bounds in seconds, plus their sum and count.  At most
+ * METRICS_HISTOGRAMS_MAX histograms of at most METRICS_BUCKETS_MAX
+ * bounds; `bounds` ascending.  Returns NULL when full (observe ignores
+ * NULL).  Observing is lock-free.
+ */
+#define METRICS_HISTOGRAMS_MAX 8
+#define METRICS_BUCKETS_MAX    16
+struct histogram;
+struct histogram *metrics_histogram(const char *name, const char *help, const double *bounds,
+                                    size_t nbounds);
+void histogram_observe_us(struct histogram *h, int64_t us);
 
 /* metrics_render appends every series to `out`. */
 sw_err metrics_render(struct buf *out);

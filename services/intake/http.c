@@ -47,13 +47,33 @@ static struct intake *intake_from(nng_aio *aio)
     return nng_http_handler_get_data(h);
 }
 
+/*
+ * The start of an API request travels with its handler aio, in an output
+ * slot the HTTP server never reads (it takes the answer from slot 0), as
+ * microseconds on the monotonic clock; 0 is "not timed".
+ */
+#define T0_SLOT 3
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t len,
                        const char *etag, bool close, const char *ctype)
 {
     nng_http_res *res = NULL;
     int rv = nng_http_res_alloc(&res);
+    struct intake *in = intake_from(aio);
     if (status >= 400 && status < 500)
-        metric_add(intake_from(aio)->m_bad, 1);
+        metric_add(in->m_bad, 1);
+    uintptr_t t0 = (uintptr_t)nng_aio_get_output(aio, T0_SLOT);
+    if (t0 != 0) {
+        histogram_observe_us(in->m_latency, (int64_t)(mono_us() - (uint64_t)t0));
+        nng_aio_set_output(aio, T0_SLOT, NULL);
+    }
     if (rv == 0)
         rv = nng_http_res_set_status(res, status);
     if (rv == 0)
@@ -704,6 +724,7 @@ static void api_handle(nng_aio *aio)
         return;
     }
     metric_add(in->m_requests, 1);
+    nng_aio_set_output(aio, T0_SLOT, (void *)(uintptr_t)mono_us());
     const char *method = nng_http_req_get_method(req);
     if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
         read_body(in, aio, req);

@@ -130,6 +130,7 @@ struct intake {
     int inflight; /* HTTP handlers running now */
     pthread_cond_t idle;
     struct metric *m_requests;
+    struct histogram *m_latency; /* request read to reply handed to nng */
     struct metric *m_bad;
     struct metric *m_registered;
     struct metric *m_duplicates;

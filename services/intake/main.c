@@ -69,6 +69,12 @@ static sw_err intake_start(struct svc *s)
     pthread_cond_init(&the.idle, NULL);
     the.m_requests = metrics_get(METRIC_COUNTER, "shouwen_intake_requests_total",
                                  "Requests to the public API", NULL);
+    static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,   0.25,   0.5,   1,    2.5};
+    the.m_latency = metrics_histogram(
+        "shouwen_intake_request_duration_seconds",
+        "Public API requests, from the request read to the answer handed to the HTTP server",
+        latency_bounds, sizeof(latency_bounds) / sizeof(latency_bounds[0]));
     the.m_bad = metrics_get(METRIC_COUNTER, "shouwen_intake_bad_requests_total",
                             "Requests refused for bad input or credentials (4xx)", NULL);
     the.m_registered = metrics_get(METRIC_COUNTER, "shouwen_intake_cases_registered_total",

@@ -46,6 +46,36 @@ static void test_render(void **state)
     buf_free(&b);
 }
 
+static void test_histogram(void **state)
+{
+    (void)state;
+    metrics_reset();
+    static const double bounds[] = {0.001, 0.0025, 1};
+    struct histogram *h = metrics_histogram("t_seconds", "Time", bounds, 3);
+    assert_non_null(h);
+    assert_ptr_equal(metrics_histogram("t_seconds", "Time", bounds, 3), h);
+    histogram_observe_us(h, 1000);    /* on a bound: that bucket (le) */
+    histogram_observe_us(h, 1001);    /* just above: the next */
+    histogram_observe_us(h, -5);      /* a clock step back counts as 0 */
+    histogram_observe_us(h, 3000000); /* above every bound: +Inf only */
+    histogram_observe_us(NULL, 1);    /* no room: ignored */
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    assert_int_equal(metrics_render(&b), SW_OK);
+    assert_string_equal(buf_cstr(&b), "# HELP t_seconds Time\n"
+                                      "# TYPE t_seconds histogram\n"
+                                      "t_seconds_bucket{le=\"0.001\"} 2\n"
+                                      "t_seconds_bucket{le=\"0.0025\"} 3\n"
+                                      "t_seconds_bucket{le=\"1\"} 3\n"
+                                      "t_seconds_bucket{le=\"+Inf\"} 4\n"
+                                      "t_seconds_sum 3.002001\n"
+                                      "t_seconds_count 4\n");
+    buf_free(&b);
+    double many[METRICS_BUCKETS_MAX + 1] = {0};
+    assert_null(metrics_histogram("t_too_many_buckets", "x", many, METRICS_BUCKETS_MAX + 1));
+    metrics_reset();
+}
+
 static void test_full_registry(void **state)
 {
     (void)state;
@@ -67,6 +97,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_full_registry),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
