@@ -161,7 +161,8 @@ static sw_err svc__tls(const struct cfg *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->n && !tls_enabled(); i++) {
         const char *env = c->defs[i].env;
         size_t n = strlen(env);
-        bool url = c->defs[i].type == CFG_NNG_URL || (n > 9 && strcmp(env + n - 9, "_SUB_URLS") == 0);
+        bool url =
+            c->defs[i].type == CFG_NNG_URL || (n > 9 && strcmp(env + n - 9, "_SUB_URLS") == 0);
         if (url && tls_url(c->vals[i].str)) {
             snprintf(err, errlen,
                      "%s names a tls+tcp:// address, but SHOUWEN_TLS_CERT, SHOUWEN_TLS_KEY and "

@@ -20,8 +20,8 @@
 #define TLS_LISTENERS_MAX 8
 
 static struct {
-    char *cert, *key, *ca; /* NUL-terminated PEM text; NULL: TLS off */
-    char name[254];        /* SHOUWEN_TLS_SERVER_NAME */
+    char *cert, *key, *ca;                     /* NUL-terminated PEM text; NULL: TLS off */
+    char name[254];                            /* SHOUWEN_TLS_SERVER_NAME */
     nng_listener listeners[TLS_LISTENERS_MAX]; /* the tls+tcp:// ones, for tls_refused */
     int nlisteners;
 } the;
@@ -46,7 +46,9 @@ static sw_err slurp(const char *setting, const char *path, char **out, char *err
     if (bad || n == 0 || n > TLS_FILE_MAX) {
         free(b);
         snprintf(err, errlen, "%s: \"%s\" is %s", setting, path,
-                 bad ? "unreadable" : n == 0 ? "empty" : "larger than 1 MiB");
+                 bad      ? "unreadable"
+                 : n == 0 ? "empty"
+                          : "larger than 1 MiB");
         return SW_EINVAL;
     }
     b[n] = '\0';
@@ -119,9 +121,10 @@ sw_err tls_configure(const char *cert, const char *key, const char *ca, const ch
     if (set == 0)
         return SW_OK;
     if (set != 3) {
-        snprintf(err, errlen, "%s is empty: SHOUWEN_TLS_CERT, SHOUWEN_TLS_KEY and SHOUWEN_TLS_CA "
-                              "are set together or not at all",
-                 cert[0] == '\0' ? "SHOUWEN_TLS_CERT"
+        snprintf(err, errlen,
+                 "%s is empty: SHOUWEN_TLS_CERT, SHOUWEN_TLS_KEY and SHOUWEN_TLS_CA "
+                 "are set together or not at all",
+                 cert[0] == '\0'  ? "SHOUWEN_TLS_CERT"
                  : key[0] == '\0' ? "SHOUWEN_TLS_KEY"
                                   : "SHOUWEN_TLS_CA");
         return SW_EMISSING;
