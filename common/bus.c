@@ -589,8 +589,8 @@ static void consumer_lost(struct bus_consumer *c)
     for (uint32_t p = 0; c->parts != NULL && p < c->nparts; p++)
         if (c->parts[p].owned)
             set_owned(c, p, false);
-    atomic_store(&c->owned, 0);
-    metric_set(c->m_owned, 0);
+    /* the series is shared by the process's consumers of this name: each adds its own change */
+    metric_add(c->m_owned, -(int64_t)atomic_exchange(&c->owned, 0));
 }
 
 static sw_err consumer_join(struct bus_consumer *c, char *err, size_t errlen)
@@ -820,8 +820,7 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
             LOG(LOG_INFO, "BUS-CLAIM", "consumer %s owns partition %u", c->name, p);
         }
     }
-    atomic_store(&c->owned, owned);
-    metric_set(c->m_owned, owned);
+    metric_add(c->m_owned, (int64_t)owned - atomic_exchange(&c->owned, owned));
     sw_err rrv = replay_parked(c, err, errlen);
     if (rrv == SW_EDBDOWN)
         return rrv;

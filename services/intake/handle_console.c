@@ -122,7 +122,7 @@ static void metrics_once(void)
                     "Console sign-ins refused (wrong site, staff code or password)", NULL);
 }
 
-static void metrics_init(void)
+void console_metrics_init(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, metrics_once);
@@ -193,7 +193,7 @@ sw_err session_create(struct intake *in, PGconn *db, struct job *j, struct bus_o
     (void)ob;
     static const char *const known[] = {"site", "staff", "password", NULL};
     struct field_errors f = {.n = 0};
-    metrics_init();
+    console_metrics_init();
     members_only(&f, j->json, known, "a sign-in");
     const char *site = json_str_member(&f, j->json, "site", 16, true);
     const char *staff = json_str_member(&f, j->json, "staff", 32, true);

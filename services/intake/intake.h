@@ -198,6 +198,7 @@ sw_err case_list(struct intake *in, PGconn *db, struct job *j, struct bus_outbox
 sw_err case_history(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,
                     size_t errlen);
 /* handle_console.c: POST /v1/session (no credential), GET and DELETE /v1/session */
+void console_metrics_init(void); /* the sign-in counters; once, any thread */
 sw_err session_create(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob,
                       char *err, size_t errlen);
 sw_err session_run(struct intake *in, PGconn *db, struct job *j, struct bus_outbox *ob, char *err,

@@ -83,6 +83,7 @@ static sw_err intake_start(struct svc *s)
                                    "Submissions answered with an earlier case", NULL);
     the.m_batches = metrics_get(METRIC_COUNTER, "shouwen_intake_batches_total",
                                 "Transactions that carried more than one request", NULL);
+    console_metrics_init(); /* the sign-in counters show from the start, at 0 */
     the.m_unavailable = metrics_get(METRIC_COUNTER, "shouwen_intake_unavailable_total",
                                     "Requests answered 503 (database down, queue full)", NULL);
     if (the.pub == NULL) {

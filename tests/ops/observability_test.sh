@@ -18,7 +18,12 @@ py=/usr/bin/python3 # Debian's, with python3-yaml
 
 echo "== the five services, a few cases through them"
 e2e_setup
-for s in intake routing escalation notification audit; do svc_start "$s"; done
+svc_start intake
+check "the sign-in counters show before any sign-in" \
+    eval 'curl -s "http://${svc_admin[intake]}/metrics" | grep -q "^shouwen_intake_signins_refused_total 0$"'
+# routing with two consumer threads: their partitions add up in the one series
+svc_start routing SHOUWEN_ROUTING_CONSUMERS=2
+for s in escalation notification audit; do svc_start "$s"; done
 P=$(q "SELECT partitions FROM bus.settings")
 for i in 1 2 3; do
     check "case $i registered" test -n "$(register "$TOKEN" "{\"site\":\"SH01\",\"channel\":\"phone\",\"type\":\"complaint\",\"urgency\":\"normal\",\"subject\":\"metrics $i\",\"description\":\"so the counters move\",\"customer\":{\"name\":\"x\",\"phone\":\"1380000100$i\"}}")"
