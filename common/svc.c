@@ -209,8 +209,10 @@ int svc_main(const struct svc_desc *d, int argc, char **argv)
         LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
         return 1;
     }
-    if (svc__tls(&s.cfg, err, sizeof(err)) != SW_OK) {
+    if (svc__tls(&s.cfg, err, sizeof(err)) != SW_OK ||
+        (d->check != NULL && d->check(&s.cfg, err, sizeof(err)) != SW_OK)) {
         LOG(LOG_ERROR, "CFG-INVALID", "refusing to start: %s", err);
+        tls_fini();
         cfg_fini(&s.cfg);
         return 1;
     }

@@ -64,6 +64,8 @@ struct svc_desc {
     const char *admin_env; /* the SVC_ADMIN_SETTING name */
     const char *pub_env;   /* the SVC_PUB_SETTING name, or NULL */
     /* Optional hooks, all on the main thread. */
+    /* Checks between settings that the table cannot express; also run by --check-config. */
+    sw_err (*check)(const struct cfg *c, char *err, size_t errlen);
     sw_err (*start)(struct svc *s); /* after settings, admin and bus are up */
     void (*tick)(struct svc *s);    /* every SVC_TICK_MS or sooner */
     /* Whether the service's own work is ready (after the database is), and if not

@@ -64,18 +64,24 @@ static void committed(void *arg, size_t n)
     begun(a);
 }
 
+/* What the table cannot say: a key, when set, is long enough (also for --check-config). */
+static sw_err audit_check(const struct cfg *c, char *err, size_t errlen)
+{
+    const char *key = cfg_str(c, "SHOUWEN_AUDIT_KEY");
+    if (key[0] != '\0' && strlen(key) < 32) {
+        snprintf(err, errlen, "SHOUWEN_AUDIT_KEY must hold at least 32 characters (it has %zu)",
+                 strlen(key));
+        return SW_EINVAL;
+    }
+    return SW_OK;
+}
+
 static sw_err audit_start(struct svc *s)
 {
     const struct cfg *c = svc_cfg(s);
     char err[512] = "";
     struct audit *a = &the;
     const char *key = cfg_str(c, "SHOUWEN_AUDIT_KEY");
-    if (key[0] != '\0' && strlen(key) < 32) {
-        LOG(LOG_ERROR, "AUDIT-START",
-            "refusing to start: SHOUWEN_AUDIT_KEY must hold at least 32 characters (it has %zu)",
-            strlen(key));
-        return SW_EINVAL;
-    }
     a->masterlen = strlen(key);
     memcpy(a->master, key, a->masterlen);
     if (a->masterlen == 0)
@@ -164,10 +170,13 @@ static void audit_stop(struct svc *s)
 
 static const struct svc_desc desc = {
     .name = "audit",
-    .summary = "keeps the hash-chained audit log and the QA reports.",
+    .summary = "keeps the hash-chained audit log and the QA reports.\n\n"
+               "  shouwen-audit verify SITE   recompute SITE's chain and its signed checkpoints, "
+               "say where it breaks (exit 0: intact, 1: broken)",
     .settings = settings,
     .nsettings = sizeof(settings) / sizeof(settings[0]),
     .admin_env = "SHOUWEN_AUDIT_ADMIN_ADDR",
+    .check = audit_check,
     .pub_env = "SHOUWEN_AUDIT_PUB_URL",
     .start = audit_start,
     .tick = audit_tick,

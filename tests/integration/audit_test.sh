@@ -96,6 +96,9 @@ out=$(verify_cli)
 check "shouwen-audit verify: exit 0, all entries" contains "chain verified: $n entries" "$out"
 check "a checkpoint is signed within a second" wait_for 5 qis "SELECT count(*) FROM audit.checkpoints" -ge 1
 check "verify checks the signatures with the key" contains "signatures verify" "$(verify_cli)"
+out=$(SHOUWEN_AUDIT_KEY=too-short "$bin/shouwen-audit" --check-config 2>&1)
+check "--check-config refuses a key under 32 characters, naming it" \
+    contains "SHOUWEN_AUDIT_KEY must hold at least 32 characters (it has 9)" "$out"
 MGR=$SHOUWEN_DEMO_MANAGER_TOKEN
 r=$(call POST "$MGR" /v1/sites/SH01/audit/verify '{}')
 check "API: POST /v1/sites/SH01/audit/verify: ok" expect 200 '"ok":true' "$r"
