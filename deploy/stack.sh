@@ -12,7 +12,8 @@
 #   stack.sh status
 #
 # Replicas.  SHOUWEN_REPLICAS=N (`make run REPLICAS=N`, default 1, at most
-# 20) runs N replicas of every service:
+# 20, and fewer with a long run folder: audit's SHOUWEN_AUDIT_SUB_URLS,
+# 4 N ipc:// paths, holds at most 2048 bytes) runs N replicas of every service:
 #   - routing, escalation, notification and audit split the bus partitions
 #     between their replicas (DESIGN.md section 1); replica r
 #     publishes on ipc://$SHOUWEN_RUN_DIR/<service>-<r>.pub (replica 1 on
@@ -267,6 +268,16 @@ start() {
         status
         return 0
     fi
+    # every consumer dials every replica of what it listens to: the list must fit its setting
+    for s in routing escalation notification audit; do
+        name="SHOUWEN_${s^^}_SUB_URLS"
+        n=${!name:-$(sub_urls "$s")}
+        if [ ${#n} -gt 2048 ]; then
+            echo "stack.sh: $s would dial ${#n} bytes of PUB URLs (SHOUWEN_${s^^}_SUB_URLS holds at most 2048):" \
+                "fewer replicas, or a shorter SHOUWEN_RUN_DIR" >&2
+            return 1
+        fi
+    done
     if [ "$replicas" -gt 1 ] && ! [ -x "$haproxy" ]; then
         echo "stack.sh: $haproxy not found: REPLICAS > 1 puts the intakes behind HAProxy (deploy/bootstrap.sh installs it)" >&2
         return 1
