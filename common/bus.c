@@ -807,6 +807,8 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
         set_owned(c, p, false);
         metric_set(c->parts[p].m_lag, -1);
         owned--;
+        LOG(LOG_INFO, "BUS-RELEASE", "consumer %s gives partition %u back (%ld members share %u)",
+            c->name, p, members, c->nparts);
     }
     for (uint32_t p = 0; p < c->nparts && owned < target; p++) {
         bool got;
