@@ -323,6 +323,9 @@ echo "== history"
 out=$(hist "$TOKEN" "$B")
 check "GET history: 200 with the case" expect 200 "{\"case\":{\"id\":\"$B\",\"number\":\"SH01-" "$out"
 check "... its version" expect 200 '"version":3}' "$out"
+# the history's read of bus.events goes by the case (0018), not through the whole partition
+plan=$(q "SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT payload FROM bus.events WHERE partition = 3 AND case_id = '$B'::uuid ORDER BY created_at, seq")
+check "the history reads the case's events through events_case_idx" eval 'grep -q "Index.*events_case_idx" <<<"$plan"'
 hjson() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().split(" ",1)[1]); print('"$1"')' <<<"$out"; }
 check "three handoffs in time order" same "kinds" "transfer accept escalate" "$(hjson '" ".join(h["kind"] for h in d["handoffs"])')"
 check "the transfer: signed by li.desk, timed, from and to, why, its event" same "transfer" \
