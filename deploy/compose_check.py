@@ -21,6 +21,16 @@ import sys
 import yaml
 
 
+def interpolate(value):
+    """A value as compose gives it when the variables it names are unset:
+    ${NAME:-default} and ${NAME-default} become the default, ${NAME} and
+    $NAME nothing, $$ a dollar sign."""
+    value = value.replace("$$", "\0")
+    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
+    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*", "", value)
+    return value.replace("\0", "$")
+
+
 def settings_of(binary):
     out = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
     return set(re.findall(r"^  (SHOUWEN_[A-Z0-9_]+)$", out, re.M))
@@ -76,7 +86,7 @@ def main():
         dep = s.get("depends_on", {}).get("migrate", {}).get("condition")
         if dep != "service_completed_successfully":
             problems.append(f"{name}: must start after migrate completed successfully")
-        env = {k: str(v) for k, v in (s.get("environment") or {}).items()}
+        env = {k: interpolate(str(v)) for k, v in (s.get("environment") or {}).items()}
         admin = env.get(f"SHOUWEN_{name.upper()}_ADMIN_ADDR", "")
         port = admin.rsplit(":", 1)[-1] if admin else None
         test = " ".join(s.get("healthcheck", {}).get("test", []))
