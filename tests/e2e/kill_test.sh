@@ -94,28 +94,8 @@ check "... one delivery per case, none dead" eq "0 0" q "SELECT (SELECT count(*)
 pending() { q "SELECT count(*) FROM notification.deliveries WHERE status = 'pending'"; }
 check "... nothing left pending" wait_for 60 eq 0 pending
 q "SELECT message_id || ' ' || extract(epoch FROM delivered_at) FROM notification.deliveries WHERE status = 'delivered'" >"$tmp/delivered"
-check "no delivery recorded as delivered was sent again after the record; each reached the receiver" python3 - "$tmp/delivered" "$tmp/received.log" <<'PY'
-import json, sys
-recorded = {}
-for line in open(sys.argv[1]):
-    mid, at = line.split()
-    recorded[mid] = float(at)
-hits = {}
-for line in open(sys.argv[2]):
-    r = json.loads(line)
-    if r["path"] == "/hook/ok":
-        hits.setdefault(r["id"], []).append((int(r["ts"] or 0), r["status"], r["sig_ok"]))
-# an attempt's webhook-timestamp is when the sender made it (whole seconds): one made
-# after the delivery was recorded as delivered is a second send of a sent message.  (The
-# time the receiver read it is no guide: a request whose sender timed out may still be
-# read later.)
-late = [m for m, at in recorded.items() for ts, s, ok in hits.get(m, []) if ts > int(at)]
-unseen = [m for m in recorded if not any(s == 200 and ok for t, s, ok in hits.get(m, []))]
-twice = sum(1 for m in recorded if len(hits.get(m, [])) > 1)
-assert not late, "sent again after being recorded: %s" % late[:5]
-assert not unseen, "recorded as delivered, never received with a good signature: %s" % unseen[:5]
-print(len(recorded), "deliveries;", twice, "received twice before their record (a kill between send and record)")
-PY
+check "no delivery recorded as delivered was sent again after the record; each reached the receiver" \
+    python3 "$top/tests/e2e/delivered_once.py" "$tmp/delivered" "$tmp/received.log"
 
 overdue() { q "SELECT count(*) FROM escalation.deadlines WHERE met_at IS NULL AND breached_at IS NULL AND due_at < now() - interval '2 s'"; }
 check "every deadline that ran out has fired (none missed across the kills)" wait_for 60 eq 0 overdue
