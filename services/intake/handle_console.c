@@ -467,22 +467,10 @@ sw_err checklist_delete(struct job *j, PGconn *db, const char *type, char *err, 
 {
     if (!type_known(j, type))
         return SW_OK;
-    const char *v[] = {j->who.site_id, type};
-    PGresult *r;
-    sw_err rv = db_run(db, "remove the checklist",
-                       "DELETE FROM core.checklists WHERE site_id = $1::uuid AND case_type = $2 "
-                       "RETURNING case_type",
-                       2, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    bool gone = PQntuples(r) == 1;
-    PQclear(r);
-    if (!gone) {
-        char msg[80];
-        snprintf(msg, sizeof(msg), "no checklist for \"%s\"", type);
-        job_reply_error(j, 404, msg);
-        return SW_OK;
-    }
-    job_reply_removed(j, type);
-    return SW_OK;
+    char msg[80];
+    snprintf(msg, sizeof(msg), "no checklist for \"%s\"", type);
+    return job_delete_one(j, db, "remove the checklist",
+                          "DELETE FROM core.checklists WHERE site_id = $1::uuid AND case_type = $2 "
+                          "RETURNING case_type",
+                          type, msg, err, errlen);
 }

@@ -628,29 +628,14 @@ sw_err ntf_sub_create(struct job *j, PGconn *db, char *err, size_t errlen)
 static sw_err delete_by_id(struct job *j, PGconn *db, const char *sql, const char *id,
                            const char *what, char *err, size_t errlen)
 {
+    char w[80], msg[80];
+    snprintf(msg, sizeof(msg), "no such %s", what);
     if (!is_uuid(id, strlen(id))) {
-        char msg[80];
-        snprintf(msg, sizeof(msg), "no such %s", what);
         job_reply_error(j, 404, msg);
         return SW_OK;
     }
-    const char *v[] = {j->who.site_id, id};
-    PGresult *r;
-    char w[80];
     snprintf(w, sizeof(w), "remove the %s", what);
-    sw_err rv = db_run(db, w, sql, 2, v, &r, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    bool gone = PQntuples(r) == 1;
-    PQclear(r);
-    if (!gone) {
-        char msg[80];
-        snprintf(msg, sizeof(msg), "no such %s", what);
-        job_reply_error(j, 404, msg);
-        return SW_OK;
-    }
-    job_reply_removed(j, id);
-    return SW_OK;
+    return job_delete_one(j, db, w, sql, id, msg, err, errlen);
 }
 
 sw_err ntf_sub_delete(struct job *j, PGconn *db, const char *id, char *err, size_t errlen)

@@ -291,6 +291,23 @@ sw_err db_run(PGconn *db, const char *what, const char *sql, int n, const char *
     return SW_OK;
 }
 
+sw_err job_delete_one(struct job *j, PGconn *db, const char *what, const char *sql, const char *key,
+                      const char *notfound, char *err, size_t errlen)
+{
+    const char *v[] = {j->who.site_id, key};
+    PGresult *r;
+    sw_err rv = db_run(db, what, sql, 2, v, &r, err, errlen);
+    if (rv != SW_OK)
+        return rv;
+    bool gone = PQntuples(r) == 1;
+    PQclear(r);
+    if (gone)
+        job_reply_removed(j, key);
+    else
+        job_reply_error(j, 404, notfound);
+    return SW_OK;
+}
+
 void field_bad(struct field_errors *f, const char *field, const char *fmt, ...)
 {
     va_list ap;

@@ -283,6 +283,13 @@ bool parse_time(const char *s, char *local, size_t llen, int64_t *us, bool *zone
  */
 sw_err db_run(PGconn *db, const char *what, const char *sql, int n, const char *const *v,
               PGresult **out, char *err, size_t errlen);
+/*
+ * job_delete_one runs `sql` (a DELETE ... RETURNING with $1 the caller's
+ * site id, $2 `key`): one row gone answers {"removed": key}, none a 404
+ * saying `notfound`.  `what` names the work in an error ("remove the ...").
+ */
+sw_err job_delete_one(struct job *j, PGconn *db, const char *what, const char *sql, const char *key,
+                      const char *notfound, char *err, size_t errlen);
 /* The invalid fields of a 422 answer, gathered while a body is checked. */
 struct field_errors {
     struct field_error fe[INTAKE_MAX_FIELDS];
