@@ -115,6 +115,7 @@ struct esc_timer_config {
     struct bus_consumer *consumer; /* whose partitions the timer keeps */
     int64_t horizon_us;            /* how far ahead the heap holds deadlines */
     int batch_max;                 /* deadlines fired in one transaction */
+    int sessions;                  /* transactions firing a burst at once, each its own session */
     int review_hour;               /* local hour of the daily and weekly reviews */
     int review_weekday;            /* ISO weekday of the weekly review (1 = Monday) */
 };

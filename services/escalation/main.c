@@ -29,6 +29,9 @@ static const struct cfg_def settings[] = {
      "Most case events handled in one transaction"},
     {"SHOUWEN_ESCALATION_FIRE_BATCH_MAX", CFG_INT, 1, 100000, "2000", NULL,
      "Most deadlines fired in one transaction"},
+    {"SHOUWEN_ESCALATION_FIRE_SESSIONS", CFG_INT, 1, 16, "2", NULL,
+     "Database sessions that fire a burst of deadlines due at once in parallel (each case's "
+     "on one of them); 1: the timer's own only"},
     {"SHOUWEN_ESCALATION_HORIZON", CFG_DURATION, 1000, 3600000, "60s", NULL,
      "How far ahead the timer holds deadlines in memory; the database holds the rest"},
     {"SHOUWEN_ESCALATION_REVIEW_HOUR", CFG_INT, 0, 23, "9", NULL,
@@ -143,6 +146,7 @@ static sw_err escalation_start(struct svc *s)
         .consumer = e->consumer,
         .horizon_us = cfg_ms(c, "SHOUWEN_ESCALATION_HORIZON") * 1000,
         .batch_max = (int)cfg_int(c, "SHOUWEN_ESCALATION_FIRE_BATCH_MAX"),
+        .sessions = (int)cfg_int(c, "SHOUWEN_ESCALATION_FIRE_SESSIONS"),
         .review_hour = (int)cfg_int(c, "SHOUWEN_ESCALATION_REVIEW_HOUR"),
         .review_weekday = (int)cfg_int(c, "SHOUWEN_ESCALATION_REVIEW_WEEKDAY"),
     };

@@ -14,7 +14,12 @@
  * The thread sleeps until the earliest deadline, a push, or the next
  * slice, whichever is first; a batch of up to batch_max due deadlines is
  * fired in one transaction, and a failed transaction puts them back to be
- * tried again after a pause.  Every 10 s it also asks for the reviews due
+ * tried again after a pause.  When more than a batch is due at once (a
+ * burst), it is split among `sessions` transactions fired at the same
+ * time, the timer's own and those of firer threads with a session each:
+ * a case's deadlines always go to the same one (by a hash of its id), so
+ * two sessions never lock the same case's rows, and the timer waits for
+ * all of them before it takes the next.  Every 10 s it also asks for the reviews due
  * and checks every site's calendar for the holidays it should hold.
  */
 #include <errno.h>
@@ -37,6 +42,27 @@ struct flag {
     char code[WF_SITE_SIZE];
     int year; /* the year missing, 0 when none */
     struct metric *m;
+};
+
+/*
+ * A session firing beside the timer's own in a burst: its own connection,
+ * site cache and outbox; the batch handed to it and the outcome, under the
+ * timer's mu.
+ */
+struct firer {
+    struct esc_timer *t;
+    int index;
+    pthread_t thread;
+    bool started;
+    pthread_cond_t cv; /* work given, or stop */
+    struct db *db;
+    struct esc_cache cache;
+    struct bus_outbox *ob;
+    struct esc_due *batch;
+    size_t n, fired;
+    bool busy; /* given a batch, not yet done with it */
+    sw_err rv;
+    char err[512];
 };
 
 struct esc_timer {
@@ -64,6 +90,9 @@ struct esc_timer {
     struct flag flags[SITES_FLAGGED];
     size_t nflags;
     struct esc_fire_metrics fm;
+    struct firer *firers; /* cfg.sessions - 1 of them */
+    int nfirers;
+    pthread_cond_t done; /* a firer finished its batch */
     struct metric *m_heap, *m_fired_batches, *m_failures, *m_reviews, *m_lateness;
 };
 
@@ -222,6 +251,7 @@ static void take_pushed(struct esc_timer *t)
     pthread_mutex_unlock(&t->mu);
 }
 
+static _Thread_local struct esc_timer *timer_self;
 static int timer_stopping(void);
 
 /* ---- firing ------------------------------------------------------------------------------- */
@@ -236,61 +266,178 @@ static sw_err exec(PGconn *db, const char *sql, char *err, size_t errlen)
     return rv;
 }
 
-static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_due *d, size_t n,
-                         size_t *fired, char *err, size_t errlen)
+/* One transaction firing `d` on a session: its connection, site cache and outbox. */
+static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_cache *cache,
+                         struct bus_outbox *ob, struct esc_due *d, size_t n, size_t *fired,
+                         char *err, size_t errlen)
 {
-    bus_outbox_clear(t->ob);
+    bus_outbox_clear(ob);
     sw_err rv = exec(db, "BEGIN", err, errlen);
     if (rv == SW_OK)
-        rv = esc_cache_check(&t->cache, db, err, errlen);
+        rv = esc_cache_check(cache, db, err, errlen);
     if (rv == SW_OK)
-        rv = esc_fire(db, &t->cache, t->ob, d, n, &t->fm, fired, err, errlen);
-    if (rv == SW_OK && bus_outbox_len(t->ob) > 0)
-        rv = bus_outbox_write(t->ob, db, err, errlen);
+        rv = esc_fire(db, cache, ob, d, n, &t->fm, fired, err, errlen);
+    if (rv == SW_OK && bus_outbox_len(ob) > 0)
+        rv = bus_outbox_write(ob, db, err, errlen);
     if (rv == SW_OK)
         rv = exec(db, "COMMIT", err, errlen);
     if (rv != SW_OK) {
         PGresult *r = PQexec(db, "ROLLBACK");
         PQclear(r);
-        bus_outbox_clear(t->ob);
+        bus_outbox_clear(ob);
         return rv;
     }
-    bus_outbox_publish(t->ob, *t->cfg.pub);
+    bus_outbox_publish(ob, *t->cfg.pub);
     return SW_OK;
 }
 
-/* Fires everything due now, batch by batch. */
+/* A firer's batch, on its own session (connected, and its outbox made, on first use). */
+static sw_err firer_fire(struct firer *f)
+{
+    struct esc_timer *t = f->t;
+    f->fired = 0;
+    f->err[0] = '\0';
+    if (db_tick(f->db, false, timer_stopping) != SW_OK || db_conn(f->db) == NULL) {
+        db_last_error(f->db, f->err, sizeof(f->err));
+        return SW_EDBDOWN;
+    }
+    if (f->ob == NULL && bus_outbox_alloc(&f->ob, t->partitions) != SW_OK) {
+        snprintf(f->err, sizeof(f->err), "out of memory for firer %d's outbox", f->index);
+        return SW_ENOMEM;
+    }
+    sw_err rv = fire_batch(t, db_conn(f->db), &f->cache, f->ob, f->batch, f->n, &f->fired, f->err,
+                           sizeof(f->err));
+    if (rv == SW_EDBDOWN || PQstatus(db_conn(f->db)) == CONNECTION_BAD)
+        db_reset(f->db);
+    return rv;
+}
+
+static void *firer_run(void *arg)
+{
+    struct firer *f = arg;
+    struct esc_timer *t = f->t;
+    timer_self = t;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!f->busy && !t->stop)
+            pthread_cond_wait(&f->cv, &t->mu);
+        if (!f->busy)
+            break; /* stopping, nothing in hand */
+        pthread_mutex_unlock(&t->mu);
+        sw_err rv = firer_fire(f);
+        pthread_mutex_lock(&t->mu);
+        f->rv = rv;
+        f->busy = false;
+        pthread_cond_broadcast(&t->done);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Which session fires a case's deadlines: a hash of its id (FNV-1a). */
+static int session_of(const struct esc_due *d, int sessions)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = d->case_id; *c; c++) {
+        h ^= (uint8_t)*c;
+        h *= 16777619u;
+    }
+    return (int)(h % (uint32_t)sessions);
+}
+
+/*
+ * Fires everything due now, a round at a time: up to batch_max due
+ * deadlines in one transaction; in a burst (more due than that) up to
+ * batch_max per session, split among the sessions by case, fired at once.
+ */
 static sw_err fire_due(struct esc_timer *t, PGconn *db, char *err, size_t errlen)
 {
     size_t max = (size_t)(t->cfg.batch_max > 0 ? t->cfg.batch_max : 1000);
-    struct esc_due *batch = malloc(max * sizeof(*batch));
-    if (batch == NULL)
+    int sessions = t->nfirers + 1;
+    size_t cap = max * (size_t)sessions;
+    struct esc_due *staged = malloc(cap * sizeof(*staged));
+    struct esc_due *own = malloc(cap * sizeof(*own));
+    if (staged == NULL || own == NULL) {
+        free(staged);
+        free(own);
         return SW_ENOMEM;
+    }
     sw_err rv = SW_OK;
     for (;;) {
         int64_t now = esc_now_us();
-        size_t n = 0;
-        while (n < max && t->n > 0 && t->heap[0].due <= now)
-            batch[n++] = heap_pop(t);
+        size_t n = 0, nown = 0;
+        while (n < cap && t->n > 0 && t->heap[0].due <= now)
+            staged[n++] = heap_pop(t);
         if (n == 0)
             break;
-        size_t fired = 0;
-        rv = fire_batch(t, db, batch, n, &fired, err, errlen);
-        if (rv != SW_OK) {
-            metric_add(t->m_failures, 1);
-            LOG(LOG_WARN, "ESCALATION-FIRE", "could not fire %zu deadlines (trying again): %s", n,
-                err);
-            for (size_t i = 0; i < n; i++)
-                (void)heap_push(t, &batch[i]); /* tried again after the pause */
-            break;
+        if (n <= max) {
+            memcpy(own, staged, n * sizeof(*own)); /* no burst: one transaction */
+            nown = n;
+        } else {
+            /* each case to its session; the firers' batches are theirs until done */
+            pthread_mutex_lock(&t->mu);
+            for (size_t i = 0; i < n; i++) {
+                int k = session_of(&staged[i], sessions);
+                if (k == 0)
+                    own[nown++] = staged[i];
+                else
+                    t->firers[k - 1].batch[t->firers[k - 1].n++] = staged[i];
+            }
+            for (int k = 0; k < t->nfirers; k++) {
+                if (t->firers[k].n > 0) {
+                    t->firers[k].busy = true;
+                    pthread_cond_signal(&t->firers[k].cv);
+                }
+            }
+            pthread_mutex_unlock(&t->mu);
         }
-        metric_add(t->m_fired_batches, 1);
-        int64_t late = esc_now_us() - batch[0].due;
+        size_t fired = 0;
+        sw_err mine =
+            nown > 0 ? fire_batch(t, db, &t->cache, t->ob, own, nown, &fired, err, errlen) : SW_OK;
+        if (mine != SW_OK) {
+            metric_add(t->m_failures, 1);
+            LOG(LOG_WARN, "ESCALATION-FIRE", "could not fire %zu deadlines (trying again): %s",
+                nown, err);
+            for (size_t i = 0; i < nown; i++)
+                (void)heap_push(t, &own[i]); /* tried again after the pause */
+            rv = mine;
+        } else if (nown > 0) {
+            metric_add(t->m_fired_batches, 1);
+        }
+        /* the firers' outcomes: what failed goes back to be tried again */
+        pthread_mutex_lock(&t->mu);
+        for (int k = 0; k < t->nfirers; k++) {
+            struct firer *f = &t->firers[k];
+            while (f->busy)
+                pthread_cond_wait(&t->done, &t->mu);
+            if (f->n == 0)
+                continue;
+            if (f->rv != SW_OK) {
+                metric_add(t->m_failures, 1);
+                LOG(LOG_WARN, "ESCALATION-FIRE",
+                    "could not fire %zu deadlines on session %d (trying again): %s", f->n, k + 1,
+                    f->err);
+                for (size_t i = 0; i < f->n; i++)
+                    (void)heap_push(t, &f->batch[i]);
+                if (rv == SW_OK) {
+                    rv = f->rv == SW_EDBDOWN ? SW_EDB : f->rv; /* its session, not the timer's */
+                    snprintf(err, errlen, "%s", f->err);
+                }
+            } else {
+                metric_add(t->m_fired_batches, 1);
+            }
+            f->n = 0;
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (rv != SW_OK)
+            break;
+        int64_t late = esc_now_us() - staged[0].due;
         metric_set(t->m_lateness, late / 1000);
         if (timer_stopping())
             break;
     }
-    free(batch);
+    free(staged);
+    free(own);
     return rv;
 }
 
@@ -382,8 +529,6 @@ static void housekeeping(struct esc_timer *t, PGconn *db)
 }
 
 /* ---- the thread --------------------------------------------------------------------------- */
-
-static _Thread_local struct esc_timer *timer_self;
 
 static int timer_stopping(void)
 {
@@ -500,6 +645,7 @@ sw_err esc_timer_start(struct esc_timer **out, const struct esc_timer_config *cf
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&t->cv, &ca); /* CLOCK_REALTIME: deadlines are wall-clock instants */
+    pthread_cond_init(&t->done, NULL);
     pthread_condattr_destroy(&ca);
     for (int k = 0; k < CLK_KINDS; k++) {
         char labels[64];
@@ -527,6 +673,32 @@ sw_err esc_timer_start(struct esc_timer **out, const struct esc_timer_config *cf
         esc_timer_stop(t);
         return rv;
     }
+    int nf = cfg->sessions > 1 ? cfg->sessions - 1 : 0;
+    size_t cap = (size_t)(cfg->batch_max > 0 ? cfg->batch_max : 1000) * (size_t)(nf + 1);
+    t->firers = nf > 0 ? calloc((size_t)nf, sizeof(*t->firers)) : NULL;
+    if (nf > 0 && t->firers == NULL)
+        rv = SW_ENOMEM;
+    for (int k = 0; k < nf && rv == SW_OK; k++) {
+        struct firer *f = &t->firers[k];
+        char app[64];
+        f->t = t;
+        f->index = k + 1;
+        esc_cache_init(&f->cache);
+        pthread_cond_init(&f->cv, NULL);
+        t->nfirers = k + 1;
+        snprintf(app, sizeof(app), "shouwen-escalation-fire-%d", k + 1);
+        f->batch = malloc(cap * sizeof(*f->batch));
+        if (f->batch == NULL || db_open(&f->db, cfg->db_url, app, 5000) != SW_OK ||
+            pthread_create(&f->thread, NULL, firer_run, f) != 0)
+            rv = SW_ENOMEM;
+        else
+            f->started = true;
+    }
+    if (rv != SW_OK) {
+        snprintf(err, errlen, "could not start the firing sessions");
+        esc_timer_stop(t);
+        return SW_ENOMEM;
+    }
     if (pthread_create(&t->thread, NULL, run, t) != 0) {
         snprintf(err, errlen, "could not start the timer thread");
         esc_timer_stop(t);
@@ -544,10 +716,17 @@ void esc_timer_halt(struct esc_timer *t)
     pthread_mutex_lock(&t->mu);
     t->stop = true;
     pthread_cond_signal(&t->cv);
+    for (int k = 0; k < t->nfirers; k++)
+        pthread_cond_signal(&t->firers[k].cv);
     pthread_mutex_unlock(&t->mu);
     if (t->started)
         pthread_join(t->thread, NULL);
     t->started = false;
+    for (int k = 0; k < t->nfirers; k++) {
+        if (t->firers[k].started)
+            pthread_join(t->firers[k].thread, NULL);
+        t->firers[k].started = false;
+    }
 }
 
 void esc_timer_stop(struct esc_timer *t)
@@ -555,6 +734,16 @@ void esc_timer_stop(struct esc_timer *t)
     if (t == NULL)
         return;
     esc_timer_halt(t);
+    for (int k = 0; k < t->nfirers; k++) {
+        struct firer *f = &t->firers[k];
+        db_close(f->db);
+        esc_cache_clear(&f->cache);
+        bus_outbox_free(f->ob);
+        free(f->batch);
+        pthread_cond_destroy(&f->cv);
+    }
+    free(t->firers);
+    pthread_cond_destroy(&t->done);
     db_close(t->db);
     esc_cache_clear(&t->cache);
     bus_outbox_free(t->ob);

@@ -159,6 +159,34 @@ sleep 3
 check "... restarted again: nothing fires twice" test "$(q "SELECT count(*) FROM escalation.violations")" = "$before"
 check "... nor announced twice" test "$(events_of "$k" case.deadline_breached)" = 1
 
+echo "== a burst: more deadlines due at once than a batch, fired by several sessions"
+kill -KILL "$esc_pid"
+wait "$esc_pid" 2>/dev/null
+esc_pid=""
+burst=()
+for i in $(seq 1 12); do
+    burst+=("$(register "$TOKEN" '{"site":"SH01","channel":"visit","type":"suggestion","subject":"建议 '"$i"'"}')")
+done
+check "12 cases registered while escalation is down" test "$(printf '%s\n' "${burst[@]}" | grep -c .)" = 12
+sleep 4
+export SHOUWEN_ESCALATION_FIRE_BATCH_MAX=1 SHOUWEN_ESCALATION_FIRE_SESSIONS=3
+esc_start
+unset SHOUWEN_ESCALATION_FIRE_BATCH_MAX SHOUWEN_ESCALATION_FIRE_SESSIONS
+all_breached() {
+    local c
+    for c in "${burst[@]}"; do has_violation "$c" late_handoff "1 li.desk front-desk" || return 1; done
+}
+check "... restarted with batches of 1 on 3 sessions: every handoff breached once" wait_for 20 all_breached
+once=0
+for c in "${burst[@]}"; do [ "$(events_of "$c" case.deadline_breached)" = 1 ] && once=$((once + 1)); done
+check "... each announced once" test "$once" = 12
+check "... the firing sessions beside the timer's were used" test "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'shouwen-escalation-fire-%'")" -ge 1
+check "... and no batch failed" test "$(metric shouwen_escalation_fire_failures_total)" = 0
+kill -KILL "$esc_pid"
+wait "$esc_pid" 2>/dev/null
+esc_pid=""
+esc_start
+
 echo "== reviews and calendars"
 check "the daily review is asked for once" wait_for 15 eq 2 q "SELECT count(*) FROM bus.events WHERE type = 'review.requested'"
 check "... daily and (today being the weekly day) weekly" test "$(q "SELECT string_agg(kind, ',' ORDER BY kind) FROM escalation.reviews")" = "daily,weekly"
