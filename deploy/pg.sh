@@ -5,6 +5,8 @@
 # names addresses (e.g. 127.0.0.1).  Uses the machine's PostgreSQL binaries.
 # PostgreSQL refuses to run as root: as root, the server runs as an
 # unprivileged user (SHOUWEN_PG_USER, default postgres, created if absent).
+# SHOUWEN_PG_SHARED_BUFFERS (e.g. 512MB) sets the server's shared_buffers
+# at start; unset, PostgreSQL's own default (128MB).
 #
 #   pg.sh init     create the cluster and the shouwen database (no-op if there)
 #   pg.sh start    init if needed, then start (no-op if running)
@@ -104,6 +106,7 @@ cmd_start() {
         return 0
     fi
     local opts="-c listen_addresses='$listen' -c port=$port"
+    [ -z "${SHOUWEN_PG_SHARED_BUFFERS:-}" ] || opts="$opts -c shared_buffers=$SHOUWEN_PG_SHARED_BUFFERS"
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "$opts" start >/dev/null ||
         { tail -n 20 "$LOG" >&2; die "could not start PostgreSQL (log: $LOG)"; }
     if ! "$BIN/psql" -h "$REAL" -p "$port" -U "$dbuser" -d postgres -qtAc \

@@ -27,8 +27,8 @@ static const struct cfg_def settings[] = {
      "every service that changes cases; events are read from the database either way"},
     {"SHOUWEN_ESCALATION_BATCH_MAX", CFG_INT, 1, 10000, "500", NULL,
      "Most case events handled in one transaction"},
-    {"SHOUWEN_ESCALATION_FIRE_BATCH_MAX", CFG_INT, 1, 100000, "2000", NULL,
-     "Most deadlines fired in one transaction"},
+    {"SHOUWEN_ESCALATION_FIRE_BATCH_MAX", CFG_INT, 1, 100000, "10000", NULL,
+     "Most deadlines fired in one transaction (a burst: per session)"},
     {"SHOUWEN_ESCALATION_FIRE_SESSIONS", CFG_INT, 1, 16, "2", NULL,
      "Database sessions that fire a burst of deadlines due at once in parallel (each case's "
      "on one of them); 1: the timer's own only"},
