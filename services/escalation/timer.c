@@ -51,17 +51,17 @@ struct flag {
  */
 struct firer {
     struct esc_timer *t;
-    int index;
     pthread_t thread;
-    bool started;
     pthread_cond_t cv; /* work given, or stop */
     struct db *db;
     struct esc_cache cache;
     struct bus_outbox *ob;
     struct esc_due *batch;
     size_t n, fired;
-    bool busy; /* given a batch, not yet done with it */
     sw_err rv;
+    int index;
+    bool started;
+    bool busy; /* given a batch, not yet done with it */
     char err[512];
 };
 
@@ -86,13 +86,13 @@ struct esc_timer {
     struct esc_cache cache;
     struct bus_outbox *ob;
     uint32_t partitions;
+    int nfirers;
     long long next_housekeeping;
     struct flag flags[SITES_FLAGGED];
     size_t nflags;
     struct esc_fire_metrics fm;
-    struct firer *firers; /* cfg.sessions - 1 of them */
-    int nfirers;
-    pthread_cond_t done; /* a firer finished its batch */
+    struct firer *firers; /* cfg.sessions - 1 of them (nfirers) */
+    pthread_cond_t done;  /* a firer finished its share */
     struct metric *m_heap, *m_fired_batches, *m_failures, *m_reviews, *m_lateness;
 };
 
@@ -278,9 +278,9 @@ static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_cache *cach
      * cheaper by hashing whole tables (the open cases, every deadline), a
      * scan that grows with the tables; so no hash or merge joins here.
      */
-    sw_err rv = exec(db,
-                     "BEGIN; SET LOCAL enable_hashjoin TO off; SET LOCAL enable_mergejoin TO off",
-                     err, errlen);
+    sw_err rv =
+        exec(db, "BEGIN; SET LOCAL enable_hashjoin TO off; SET LOCAL enable_mergejoin TO off", err,
+             errlen);
     if (rv == SW_OK)
         rv = esc_cache_check(cache, db, err, errlen);
     if (rv == SW_OK)
