@@ -19,8 +19,9 @@
  * time, the timer's own and those of firer threads with a session each:
  * a case's deadlines always go to the same one (by a hash of its id), so
  * two sessions never lock the same case's rows, and the timer waits for
- * all of them before it takes the next.  Every 10 s it also asks for the reviews due
- * and checks every site's calendar for the holidays it should hold.
+ * all of them before it takes the next.  Every 10 s it also asks for the
+ * reviews due and checks every site's calendar for the holidays it should
+ * hold.
  */
 #include <errno.h>
 #include <inttypes.h>
