@@ -58,7 +58,7 @@ struct firer {
     struct esc_cache cache;
     struct bus_outbox *ob;
     struct esc_due *batch;
-    size_t n, fired;
+    size_t n;
     sw_err rv;
     int index;
     bool started;
@@ -269,9 +269,10 @@ static sw_err exec(PGconn *db, const char *sql, char *err, size_t errlen)
 
 /* One transaction firing `d` on a session: its connection, site cache and outbox. */
 static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_cache *cache,
-                         struct bus_outbox *ob, struct esc_due *d, size_t n, size_t *fired,
-                         char *err, size_t errlen)
+                         struct bus_outbox *ob, struct esc_due *d, size_t n, char *err,
+                         size_t errlen)
 {
+    size_t fired = 0; /* counted in the breach metrics by esc_fire */
     bus_outbox_clear(ob);
     /*
      * Every row a batch touches is found by its key: thousands of index
@@ -285,7 +286,7 @@ static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_cache *cach
     if (rv == SW_OK)
         rv = esc_cache_check(cache, db, err, errlen);
     if (rv == SW_OK)
-        rv = esc_fire(db, cache, ob, d, n, &t->fm, fired, err, errlen);
+        rv = esc_fire(db, cache, ob, d, n, &t->fm, &fired, err, errlen);
     if (rv == SW_OK && bus_outbox_len(ob) > 0)
         rv = bus_outbox_write(ob, db, err, errlen);
     if (rv == SW_OK)
@@ -304,7 +305,6 @@ static sw_err fire_batch(struct esc_timer *t, PGconn *db, struct esc_cache *cach
 static sw_err firer_fire(struct firer *f)
 {
     struct esc_timer *t = f->t;
-    f->fired = 0;
     f->err[0] = '\0';
     if (db_tick(f->db, false, timer_stopping) != SW_OK || db_conn(f->db) == NULL) {
         db_last_error(f->db, f->err, sizeof(f->err));
@@ -314,8 +314,8 @@ static sw_err firer_fire(struct firer *f)
         snprintf(f->err, sizeof(f->err), "out of memory for firer %d's outbox", f->index);
         return SW_ENOMEM;
     }
-    sw_err rv = fire_batch(t, db_conn(f->db), &f->cache, f->ob, f->batch, f->n, &f->fired, f->err,
-                           sizeof(f->err));
+    sw_err rv =
+        fire_batch(t, db_conn(f->db), &f->cache, f->ob, f->batch, f->n, f->err, sizeof(f->err));
     if (rv == SW_EDBDOWN || PQstatus(db_conn(f->db)) == CONNECTION_BAD)
         db_reset(f->db);
     return rv;
@@ -400,9 +400,8 @@ static sw_err fire_due(struct esc_timer *t, PGconn *db, char *err, size_t errlen
             }
             pthread_mutex_unlock(&t->mu);
         }
-        size_t fired = 0;
         sw_err mine =
-            nown > 0 ? fire_batch(t, db, &t->cache, t->ob, own, nown, &fired, err, errlen) : SW_OK;
+            nown > 0 ? fire_batch(t, db, &t->cache, t->ob, own, nown, err, errlen) : SW_OK;
         if (mine != SW_OK) {
             metric_add(t->m_failures, 1);
             LOG(LOG_WARN, "ESCALATION-FIRE", "could not fire %zu deadlines (trying again): %s",
