@@ -522,11 +522,16 @@ struct bus_consumer {
     long long next_rebalance;
     long long next_catchup;
     uint64_t *fp_seen;
+    /* Recent seqs read and committed: a doorbell that arrives after its
+     * event was read (by a batch a doorbell before it started) is not
+     * chased, which would poll an empty window every millisecond. */
+    uint64_t *done_seen;
     struct metric *m_fast;
     struct metric *m_garbage;
     struct metric *m_dup;
     struct metric *m_handled_fast;
     struct metric *m_recovered;
+    struct metric *m_empty;
     struct metric *m_parked;
     struct metric *m_parked_waiting;
     struct metric *m_failures;
@@ -1198,6 +1203,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
             int k = ids[pass][row_k(r, i)];
             struct part *pt = &c->parts[ps[k]];
             int64_t seq = row_seq(r, i);
+            c->done_seen[(uint64_t)seq % FP_SLOTS] = (uint64_t)seq;
             if (!type_wanted(c, PQgetvalue(r, i, 3)))
                 continue;
             uint64_t *slot = &c->fp_seen[(uint64_t)seq % FP_SLOTS];
@@ -1268,7 +1274,8 @@ static void doorbell(struct bus_consumer *c, nng_msg *m)
     if (*slot == seq)
         metric_add(c->m_dup, 1);
     *slot = seq;
-    if (c->parts != NULL && part < c->nparts && c->parts[part].owned) {
+    if (c->parts != NULL && part < c->nparts && c->parts[part].owned &&
+        c->done_seen[seq % FP_SLOTS] != seq) {
         struct part *pt = &c->parts[part];
         pt->dirty = true;
         if (seq > pt->bell_seq) {
@@ -1331,6 +1338,8 @@ static void *consumer_main(void *arg)
             pt->dirty = false;
             if (pt->single) {
                 int n = process_set(c, &p, 1, err, sizeof(err));
+                if (n == 0)
+                    metric_add(c->m_empty, 1);
                 if (n > 0) {
                     did += n;
                     pt->dirty = true;
@@ -1349,6 +1358,8 @@ static void *consumer_main(void *arg)
             if (n < 0)
                 for (int k = first; k < nset; k++)
                     c->parts[set[k]].dirty = true; /* rolled back with the failure */
+            if (n == 0)
+                metric_add(c->m_empty, 1);
             if (n <= 0)
                 break;
             did += n;
@@ -1415,6 +1426,7 @@ static void consumer_free(struct bus_consumer *c)
     db_close(c->db);
     free(c->parts);
     free(c->fp_seen);
+    free(c->done_seen);
     free_list(c->types);
     free_list(c->urls);
     free(c->name);
@@ -1460,8 +1472,9 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
     c->types = dup_list(cfg->types, &c->ntypes);
     c->urls = dup_list(cfg->sub_urls, &nurls);
     c->fp_seen = calloc(FP_SLOTS, sizeof(*c->fp_seen));
+    c->done_seen = calloc(FP_SLOTS, sizeof(*c->done_seen));
     if (c->name == NULL || c->db_url == NULL || c->types == NULL || c->urls == NULL ||
-        c->fp_seen == NULL)
+        c->fp_seen == NULL || c->done_seen == NULL)
         goto nomem;
     if (db_open(&c->db, c->db_url, c->name, 5000) != SW_OK)
         goto nomem;
@@ -1476,6 +1489,8 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
                                     "Events handled after their doorbell arrived", labels);
     c->m_recovered = metrics_get(METRIC_COUNTER, "shouwen_bus_recovered_total",
                                  "Events handled by catch-up, their doorbell lost", labels);
+    c->m_empty = metrics_get(METRIC_COUNTER, "shouwen_bus_empty_reads_total",
+                             "Reads of the outbox that found no event", labels);
     c->m_parked = metrics_get(METRIC_COUNTER, "shouwen_bus_parked_total",
                               "Events parked in bus.dead_letters", labels);
     c->m_parked_waiting = metrics_get(

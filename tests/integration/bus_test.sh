@@ -145,9 +145,14 @@ sleep 0.2
 timeout 10 nngcat --sub --dial "ipc://$tmp/tap2.pub" --subscribe "" --raw --count 1 >"$tmp/one.bin" 2>/dev/null
 wait "$prod"
 check "captured one real bus message" test -s "$tmp/one.bin"
+empty0=$(metric $((base + 7)) shouwen_bus_empty_reads_total)
 nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/one.bin" --delay 1 --interval 1 --count 3 >/dev/null 2>&1
 sleep 1
 check "its doorbell rung 3 more times: seen as duplicates" test "$(metric $((base + 7)) shouwen_bus_duplicates_ignored_total)" -ge 2
+# a doorbell for an event already handled is not chased: only the
+# catch-up (every 500 ms) reads in those 4 s, not a read every millisecond
+empty=$(($(metric $((base + 7)) shouwen_bus_empty_reads_total) - empty0))
+check "the handled event's doorbells were not chased ($empty empty reads in 4 s)" test "$empty" -lt 40
 check "still exactly once" exactly_once 20001
 garbage=$(metric $((base + 7)) shouwen_bus_garbage_total)
 check "garbage counted and dropped ($garbage)" test "$garbage" -gt 0
