@@ -568,6 +568,17 @@ static sw_err exec1(PGconn *db, const char *sql, int n, const char *const *vals,
     return rv;
 }
 
+/* Open a transaction for the handler: keyed (db.h) if the consumer asked. */
+static sw_err begin_handler(struct bus_consumer *c, PGconn *db, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(db, c->cfg.keyed ? DB_BEGIN_KEYED : "BEGIN");
+    sw_err rv = SW_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rv = pq_fail(db, "begin a transaction", err, errlen);
+    PQclear(r);
+    return rv;
+}
+
 static void rollback(PGconn *db)
 {
     PGresult *r = PQexec(db, "ROLLBACK");
@@ -744,7 +755,7 @@ static sw_err replay_parked(struct bus_consumer *c, char *err, size_t errlen)
             bytes ? shouwen__v1__envelope__unpack(NULL, blen, bytes) : NULL;
         PQfreemem(bytes);
         char herr[512] = "undecodable envelope in the outbox";
-        sw_err hrv = exec1(db, "BEGIN", 0, NULL, err, errlen);
+        sw_err hrv = begin_handler(c, db, err, errlen);
         if (hrv == SW_OK && c->cfg.begun != NULL)
             c->cfg.begun(c->cfg.arg);
         if (hrv == SW_OK)
@@ -920,6 +931,16 @@ static void arr(struct buf *b, const uint32_t *ps, const struct part *w, const i
     buf_puts(b, "}");
 }
 
+static const char next_windows_sql[] =
+    "SELECT f.f::text, least(s.x, greatest(coalesce(nn.nth, s.x), "
+    "(f.f::text::bigint + 1)::text::xid8))::text "
+    "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i) "
+    "CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s "
+    "CROSS JOIN LATERAL (SELECT least(coalesce((SELECT min(txid) FROM bus.events "
+    "WHERE partition = c.p AND txid >= c.top), s.x), s.x) AS f) f "
+    "LEFT JOIN LATERAL (SELECT txid AS nth FROM bus.events WHERE partition = c.p "
+    "AND txid >= f.f ORDER BY txid OFFSET $3::int LIMIT 1) nn ON true ORDER BY c.i";
+
 /*
  * Move the windows of the partitions `idx` on: each starts at the smallest
  * txid past its current top and ends at xmin, or sooner: at the txid of
@@ -939,17 +960,9 @@ static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct pa
     char off[12];
     snprintf(off, sizeof(off), "%d", c->cfg.batch_max);
     const char *v[] = {buf_cstr(&a0), buf_cstr(&a2), off};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT f.f::text, least(s.x, greatest(coalesce(nn.nth, s.x), "
-        "(f.f::text::bigint + 1)::text::xid8))::text "
-        "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i) "
-        "CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s "
-        "CROSS JOIN LATERAL (SELECT least(coalesce((SELECT min(txid) FROM bus.events "
-        "WHERE partition = c.p AND txid >= c.top), s.x), s.x) AS f) f "
-        "LEFT JOIN LATERAL (SELECT txid AS nth FROM bus.events WHERE partition = c.p "
-        "AND txid >= f.f ORDER BY txid OFFSET $3::int LIMIT 1) nn ON true ORDER BY c.i",
-        3, NULL, v, NULL, NULL, 0);
+    /* keyed: prepared, its generic plan kept (the transaction probes by key) */
+    PGresult *r = c->cfg.keyed ? db_exec_fixed(db, next_windows_sql, 3, v)
+                               : PQexecParams(db, next_windows_sql, 3, NULL, v, NULL, NULL, 0);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n) {
         rv = pq_fail(db, "find the next windows", err, errlen);
@@ -1073,7 +1086,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         w[k] = c->parts[ps[k]];
         got[k] = 0;
     }
-    if (exec1(db, "BEGIN", 0, NULL, err, errlen) != SW_OK)
+    if (begin_handler(c, db, err, errlen) != SW_OK)
         goto fail;
     if (c->cfg.begun != NULL)
         c->cfg.begun(c->cfg.arg);

@@ -149,6 +149,9 @@ struct bus_consumer_config {
     bus_batch_fn batch;       /* all of a transaction's events at once (exactly one is set) */
     bus_committed_fn committed;
     bus_begun_fn begun;
+    /* The handler's transactions open with DB_BEGIN_KEYED (db.h) instead of
+     * BEGIN: the handler and the bus's own reads keep prepared plans. */
+    bool keyed;
     void *arg;
     const char *db_url;
     const char *const *sub_urls; /* NULL-terminated PUB addresses to dial */

@@ -511,8 +511,9 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
     return SW_OK;
 }
 
-sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
-                        size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
+static sw_err load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                        size_t n, struct wf_case *c, bool *found, bool keyed, char *err,
+                        size_t errlen)
 {
     struct buf ids, sites;
     buf_init(&ids, 1u << 24);
@@ -527,10 +528,12 @@ sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *con
     }
     const char *v[] = {buf_cstr(&ids), buf_cstr(&sites)};
     /*
-     * Not prepared, although planning it costs more than running it: a
-     * generic plan made while the table was young ran 8 times slower.
+     * Not prepared unless keyed, although planning it costs more than
+     * running it: a generic plan made while the table was young ran 8
+     * times slower (it scanned the table; a keyed transaction cannot).
      */
-    PGresult *r = PQexecParams(db, case_many, 2, NULL, v, NULL, NULL, 0);
+    PGresult *r = keyed ? db_exec_fixed(db, case_many, 2, v)
+                        : PQexecParams(db, case_many, 2, NULL, v, NULL, NULL, 0);
     buf_free(&ids);
     buf_free(&sites);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) != CASE_NCOLS) {
@@ -553,6 +556,18 @@ sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *con
     }
     PQclear(r);
     return SW_OK;
+}
+
+sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                        size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
+{
+    return load_many(db, case_ids, site_ids, n, c, found, false, err, errlen);
+}
+
+sw_err casedb_load_many_keyed(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                              size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
+{
+    return load_many(db, case_ids, site_ids, n, c, found, true, err, errlen);
 }
 
 sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
@@ -602,13 +617,15 @@ static void free_columns(struct buf *cols, size_t ncols)
 }
 
 /* Run `sql` with the columns as its parameters. */
-static PGresult *exec_columns(PGconn *db, const char *sql, struct buf *cols, size_t ncols)
+static PGresult *exec_columns(PGconn *db, const char *sql, struct buf *cols, size_t ncols,
+                              bool keyed)
 {
     const char *v[CASE_NVALS];
     for (size_t j = 0; j < ncols; j++)
         v[j] = buf_cstr(&cols[j]);
-    /* not prepared: a generic plan made while the table was young stays slow */
-    return PQexecParams(db, sql, (int)ncols, NULL, v, NULL, NULL, 0);
+    /* not prepared unless keyed: a generic plan made while the table was young stays slow */
+    return keyed ? db_exec_fixed(db, sql, (int)ncols, v)
+                 : PQexecParams(db, sql, (int)ncols, NULL, v, NULL, NULL, 0);
 }
 
 static int by_case_id(const void *a, const void *b)
@@ -637,7 +654,8 @@ static sw_err distinct_cases(const struct casedb_write *w, size_t n, char *err, 
     return rv;
 }
 
-sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen)
+static sw_err save_many(PGconn *db, struct casedb_write *w, size_t n, bool keyed, char *err,
+                        size_t errlen)
 {
     struct case_row *rows = NULL;
     struct handoff_row *hrows = NULL;
@@ -665,7 +683,7 @@ sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err,
     }
     if ((rv = columns(cols, CASE_NVALS, rows, n, sizeof(*rows), offsetof(struct case_row, v),
                       NULL)) == SW_OK)
-        r = exec_columns(db, update_many_sql, cols, CASE_NVALS);
+        r = exec_columns(db, update_many_sql, cols, CASE_NVALS, keyed);
     free_columns(cols, CASE_NVALS);
     if (rv != SW_OK) {
         snprintf(err, errlen, "out of memory writing %zu cases", n);
@@ -694,7 +712,7 @@ sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err,
     if (nh > 0) {
         if ((rv = columns(cols, HANDOFF_NVALS, hrows, n, sizeof(*hrows),
                           offsetof(struct handoff_row, v), skip)) == SW_OK)
-            r = exec_columns(db, handoff_many_sql, cols, HANDOFF_NVALS);
+            r = exec_columns(db, handoff_many_sql, cols, HANDOFF_NVALS, keyed);
         free_columns(cols, HANDOFF_NVALS);
         if (rv != SW_OK) {
             snprintf(err, errlen, "out of memory writing %zu handoffs", nh);
@@ -715,6 +733,17 @@ out:
     free(hrows);
     free(skip);
     return rv;
+}
+
+sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen)
+{
+    return save_many(db, w, n, false, err, errlen);
+}
+
+sw_err casedb_save_many_keyed(PGconn *db, struct casedb_write *w, size_t n, char *err,
+                              size_t errlen)
+{
+    return save_many(db, w, n, true, err, errlen);
 }
 
 sw_err casedb_look_up(PGconn *db, const char *site_id, const char *person, const char *staff,

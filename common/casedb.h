@@ -59,6 +59,15 @@ sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *con
                         size_t n, struct wf_case *c, bool *found, char *err, size_t errlen);
 
 /*
+ * casedb_load_many_keyed and casedb_save_many_keyed: the same, as prepared
+ * statements whose generic plan is made once and kept, for a transaction
+ * opened with DB_BEGIN_KEYED (db.h) and only there.  A consumer's batch
+ * then does not plan them anew: planning cost more than running them.
+ */
+sw_err casedb_load_many_keyed(PGconn *db, const char *const *case_ids, const char *const *site_ids,
+                              size_t n, struct wf_case *c, bool *found, char *err, size_t errlen);
+
+/*
  * casedb_save writes what wf_apply made of `old` (`res`) for `cmd`.
  * *lost is set when the case's version was no longer old->version (then
  * nothing else is written; the caller refuses or retries).
@@ -82,6 +91,8 @@ struct casedb_write {
  * for all the handoffs: what a consumer handling a batch of events writes.
  */
 sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen);
+sw_err casedb_save_many_keyed(PGconn *db, struct casedb_write *w, size_t n, char *err,
+                              size_t errlen);
 
 /* What wf_apply needs to know of the people and departments a command names. */
 struct casedb_lookups {

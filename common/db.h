@@ -80,6 +80,21 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
 PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals);
 
 /*
+ * DB_BEGIN_KEYED opens a transaction that finds its rows by key (ids in
+ * arrays, primary and foreign keys): sequential scans, hash joins and
+ * merge joins are off in it.  There, a prepared statement's generic plan
+ * probes by key whatever the tables held when it was made, so a look-up
+ * as well as a write may be prepared (db_exec_fixed) and kept, and a
+ * consumer's batch does not pay to plan it again: planning the batch's
+ * look-ups cost more than running them.  Every execution of such a
+ * statement must then be in such a transaction, since a plan is remade
+ * where it runs (after ANALYZE, say).  One simple-protocol string (PQexec).
+ */
+#define DB_BEGIN_KEYED                                                                             \
+    "BEGIN; SET LOCAL enable_seqscan TO off; SET LOCAL enable_hashjoin TO off; "                   \
+    "SET LOCAL enable_mergejoin TO off"
+
+/*
  * db_fail writes "<what>: <PostgreSQL's primary message>" into `err` (never
  * the DETAIL, which can quote a row and so a customer's words) and returns
  * SW_EDBDOWN when the connection is gone, else SW_EDB.  `r` may be NULL; it

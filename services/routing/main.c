@@ -115,6 +115,7 @@ static sw_err routing_start(struct svc *s)
             .batch = routing_batch,
             .committed = committed,
             .begun = begun,
+            .keyed = true,
             .arg = rt,
             .db_url = rt->db_url,
             .sub_urls = subs,
