@@ -88,7 +88,11 @@ PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *va
  * consumer's batch does not pay to plan it again: planning the batch's
  * look-ups cost more than running them.  Every execution of such a
  * statement must then be in such a transaction, since a plan is remade
- * where it runs (after ANALYZE, say).  One simple-protocol string (PQexec).
+ * where it runs (after ANALYZE, say).  The guards choose no index: a
+ * statement is fit only when one index serves its key.  Intake's look-up
+ * of earlier submissions (site, source, external reference), planned on
+ * an empty core.cases, probes the index on the site alone even here, and
+ * so stays planned per batch.  One simple-protocol string (PQexec).
  */
 #define DB_BEGIN_KEYED                                                                             \
     "BEGIN; SET LOCAL enable_seqscan TO off; SET LOCAL enable_hashjoin TO off; "                   \
