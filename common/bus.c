@@ -1191,24 +1191,37 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     for (int k = 0; k < np; k++)
         if (got[k] > 0 && got[k] < limit)
             memcpy(w[k].floor, w[k].top, sizeof(w[k].floor));
-    /* every moved cursor in one statement */
+    /*
+     * Every moved cursor in one statement, and the COMMIT with it in one
+     * round trip (the simple protocol: a failed INSERT stops the string
+     * before the COMMIT).  The group's name goes in as a quoted literal;
+     * the windows' ends are numbers PostgreSQL gave.
+     */
     int first = 1;
+    char *name = PQescapeLiteral(db, c->name, strlen(c->name));
+    if (name == NULL) {
+        pq_fail(db, "quote the consumer's name", err, errlen);
+        goto fail;
+    }
     buf_puts(&sql, CURSOR_INSERT);
     for (int k = 0; k < np; k++) {
         struct part *pt = &c->parts[ps[k]];
         if (w[k].last == pt->last && strcmp(w[k].floor, pt->floor) == 0 &&
             strcmp(w[k].top, pt->top) == 0)
             continue;
-        buf_printf(&sql, "%s($1, %u, '%s'::xid8, '%s'::xid8, %lld)", first ? "" : ",", ps[k],
+        buf_printf(&sql, "%s(%s, %u, '%s'::xid8, '%s'::xid8, %lld)", first ? "" : ",", name, ps[k],
                    w[k].floor, w[k].top, (long long)w[k].last);
         first = 0;
     }
-    buf_puts(&sql, CURSOR_UPSERT);
-    const char *v[] = {c->name};
-    if (!first && exec1(db, buf_cstr(&sql), 1, v, err, errlen) != SW_OK)
+    PQfreemem(name);
+    buf_puts(&sql, CURSOR_UPSERT "; COMMIT");
+    PGresult *cr = PQexec(db, first ? "COMMIT" : buf_cstr(&sql));
+    bool committed = PQresultStatus(cr) == PGRES_COMMAND_OK;
+    PQclear(cr);
+    if (!committed) {
+        pq_fail(db, first ? "commit" : "move the cursors and commit", err, errlen);
         goto fail;
-    if (exec1(db, "COMMIT", 0, NULL, err, errlen) != SW_OK)
-        goto fail;
+    }
     /* Committed: the cursors move, and the figures count. */
     for (int pass = 0; pass < 2; pass++) {
         PGresult *r = rows[pass];
