@@ -162,7 +162,7 @@ static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct
 static const char facts_sql[] =
     "WITH u AS MATERIALIZED (SELECT c.*, array_position($1::uuid[], c.id) AS i FROM core.cases c "
     "WHERE c.id = ANY($1::uuid[])), "
-    "st AS (SELECT x.site_id, "
+    "st AS MATERIALIZED (SELECT x.site_id, "
     "(SELECT sv.code FROM core.staff sv WHERE sv.site_id = x.site_id AND sv.role = "
     "'supervisor' AND sv.active ORDER BY sv.on_duty DESC, sv.code LIMIT 1) AS supervisor, "
     "(SELECT count(*) || '|' || coalesce(max(ru.updated_at)::text, '') FROM routing.rules ru "
