@@ -585,6 +585,39 @@ static void rollback(PGconn *db)
     PQclear(r);
 }
 
+/*
+ * A statement of a batch's transaction.  The first (*begun false) goes
+ * with the BEGIN, and when keyed the guards, in one round trip
+ * (db_pipeline): a batch pays no round trip of its own to open.  `fixed`:
+ * prepared and kept (db_exec_fixed).  Returns the statement's result;
+ * NULL when the BEGIN failed or the session broke (the message is
+ * PQerrorMessage's, and PQpipelineStatus tells an out-of-step session).
+ */
+static PGresult *tx_exec(struct bus_consumer *c, PGconn *db, bool *begun, const char *sql, int n,
+                         const char *const *v, int binary, bool fixed)
+{
+    if (*begun && !fixed)
+        return PQexecParams(db, sql, n, NULL, v, NULL, NULL, binary);
+    struct db_query qs[3] = {{.sql = "BEGIN"}, {.sql = DB_KEYED_GUARDS}, {.sql = sql}};
+    PGresult *out[3];
+    char err[256];
+    int nq = *begun ? 1 : c->cfg.keyed ? 3 : 2;
+    qs[nq - 1] = (struct db_query){.sql = sql, .n = n, .vals = v, .binary = binary, .fixed = fixed};
+    if (*begun) {
+        /* a kept statement alone: a pipeline of one costs one round trip, like any */
+        if (db_pipeline(db, qs, 1, out, err, sizeof(err)) != SW_OK && out[0] == NULL)
+            LOG(LOG_DEBUG, "BUS-READ", "consumer %s: %s", c->name, err);
+        return out[0];
+    }
+    sw_err rv = db_pipeline(db, qs, nq, out, err, sizeof(err));
+    for (int i = 0; i < nq - 1; i++)
+        PQclear(out[i]);
+    if (rv != SW_OK && out[nq - 1] == NULL)
+        LOG(LOG_DEBUG, "BUS-READ", "consumer %s: %s", c->name, err);
+    *begun = out[0] != NULL && PQresultStatus(out[0]) == PGRES_COMMAND_OK;
+    return out[nq - 1];
+}
+
 /* Partition p is now owned here, or no longer. */
 static void set_owned(struct bus_consumer *c, uint32_t p, bool owned)
 {
@@ -948,7 +981,7 @@ static const char next_windows_sql[] =
  * reading it in seq order never sorts a whole backlog (a window always
  * holds at least one whole transaction).  One query for all of them.
  */
-static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct part *w,
+static sw_err next_windows(struct bus_consumer *c, bool *begun, const uint32_t *ps, struct part *w,
                            const int *idx, int n, char *err, size_t errlen)
 {
     PGconn *db = db_conn(c->db);
@@ -961,8 +994,7 @@ static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct pa
     snprintf(off, sizeof(off), "%d", c->cfg.batch_max);
     const char *v[] = {buf_cstr(&a0), buf_cstr(&a2), off};
     /* keyed: prepared, its generic plan kept (the transaction probes by key) */
-    PGresult *r = c->cfg.keyed ? db_exec_fixed(db, next_windows_sql, 3, v)
-                               : PQexecParams(db, next_windows_sql, 3, NULL, v, NULL, NULL, 0);
+    PGresult *r = tx_exec(c, db, begun, next_windows_sql, 3, v, 0, c->cfg.keyed);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n) {
         rv = pq_fail(db, "find the next windows", err, errlen);
@@ -981,7 +1013,7 @@ static sw_err next_windows(struct bus_consumer *c, const uint32_t *ps, struct pa
 }
 
 /* Read up to `limit` events of each partition `idx`, in (partition order, seq). */
-static sw_err read_windows(struct bus_consumer *c, const uint32_t *ps, struct part *w,
+static sw_err read_windows(struct bus_consumer *c, bool *begun, const uint32_t *ps, struct part *w,
                            const int *idx, int n, int limit, PGresult **out, char *err,
                            size_t errlen)
 {
@@ -994,14 +1026,14 @@ static sw_err read_windows(struct bus_consumer *c, const uint32_t *ps, struct pa
     }
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2]), buf_cstr(&a[3]), lim};
-    PGresult *r = PQexecParams(
-        db,
+    PGresult *r = tx_exec(
+        c, db, begun,
         "SELECT c.i::int4, e.seq, e.event_id::text, e.type, e.payload "
         "FROM unnest($1::int[], $2::xid8[], $3::xid8[], $4::bigint[]) WITH ORDINALITY "
         "AS c(p, f, t, l, i) CROSS JOIN LATERAL (SELECT seq, event_id, type, payload "
         "FROM bus.events WHERE partition = c.p AND txid >= c.f AND txid < c.t AND seq > c.l "
         "ORDER BY seq LIMIT $5::int) e ORDER BY c.i, e.seq",
-        5, NULL, v, NULL, NULL, 1);
+        5, v, 1, c->cfg.keyed);
     for (int f = 0; f < 4; f++)
         buf_free(&a[f]);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1077,6 +1109,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     PGresult *rows[2] = {NULL, NULL};
     int total = 0, handled = 0;
     bool alone = np == 1 && c->parts[ps[0]].single;
+    bool begun = false; /* the transaction opened (with its first statement) */
     /* at most batch_max events per transaction, shared by the partitions in hand */
     int limit = alone ? 1 : (c->cfg.batch_max / np > 0 ? c->cfg.batch_max / np : 1);
     struct buf sql;
@@ -1086,15 +1119,14 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         w[k] = c->parts[ps[k]];
         got[k] = 0;
     }
-    if (begin_handler(c, db, err, errlen) != SW_OK)
-        goto fail;
+    /* The BEGIN goes with the first statement (tx_exec); nothing read, nothing begun. */
     if (c->cfg.begun != NULL)
         c->cfg.begun(c->cfg.arg);
     /* Windows not yet chosen: choose them. */
     for (int k = 0; k < np; k++)
         if (strcmp(w[k].floor, w[k].top) == 0)
             idx[nidx++] = k;
-    if (nidx > 0 && next_windows(c, ps, w, idx, nidx, err, errlen) != SW_OK)
+    if (nidx > 0 && next_windows(c, &begun, ps, w, idx, nidx, err, errlen) != SW_OK)
         goto fail;
     /* Read every window; those that came back empty are done: move on and read once more. */
     for (int pass = 0; pass < 2; pass++) {
@@ -1105,7 +1137,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         if (nidx == 0)
             break;
         memcpy(ids[pass], idx, sizeof(int) * (size_t)nidx);
-        if (read_windows(c, ps, w, idx, nidx, limit, &rows[pass], err, errlen) != SW_OK)
+        if (read_windows(c, &begun, ps, w, idx, nidx, limit, &rows[pass], err, errlen) != SW_OK)
             goto fail;
         for (int i = 0; i < PQntuples(rows[pass]); i++)
             got[idx[row_k(rows[pass], i)]]++;
@@ -1121,7 +1153,7 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         }
         if (ndone == 0)
             break;
-        if (next_windows(c, ps, w, done, ndone, err, errlen) != SW_OK)
+        if (next_windows(c, &begun, ps, w, done, ndone, err, errlen) != SW_OK)
             goto fail;
     }
     /* The wanted events, decoded, to the handler at once; the cursors move after. */
@@ -1170,10 +1202,17 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         char event_id[37];
         snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(r, i, 2));
         free(ref);
-        rollback(db);
         PQclear(rows[0]);
         PQclear(rows[1]);
         buf_free(&sql);
+        if (PQpipelineStatus(db) != PQ_PIPELINE_OFF) {
+            /* the handler's pipeline broke: the session is out of step, drop it */
+            consumer_lost(c);
+            snprintf(err, errlen, "%s", herr);
+            LOG(LOG_WARN, "BUS-READ", "consumer %s: %s", c->name, err);
+            return -1;
+        }
+        rollback(db);
         /* w[k] is still the cursor before this batch: when alone, just before this event */
         struct part pw = w[k];
         return handler_failed(c, ps[k], &pw, seq, event_id, herr, alone, err, errlen);
@@ -1215,9 +1254,12 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
     }
     PQfreemem(name);
     buf_puts(&sql, CURSOR_UPSERT "; COMMIT");
-    PGresult *cr = PQexec(db, first ? "COMMIT" : buf_cstr(&sql));
-    bool committed = PQresultStatus(cr) == PGRES_COMMAND_OK;
-    PQclear(cr);
+    bool committed = !begun; /* nothing was read: nothing to commit */
+    if (begun) {
+        PGresult *cr = PQexec(db, first ? "COMMIT" : buf_cstr(&sql));
+        committed = PQresultStatus(cr) == PGRES_COMMAND_OK;
+        PQclear(cr);
+    }
     if (!committed) {
         pq_fail(db, first ? "commit" : "move the cursors and commit", err, errlen);
         goto fail;
@@ -1264,9 +1306,9 @@ fail:
     PQclear(rows[0]);
     PQclear(rows[1]);
     buf_free(&sql);
-    if (PQstatus(db) == CONNECTION_BAD)
-        consumer_lost(c);
-    else
+    if (PQstatus(db) == CONNECTION_BAD || PQpipelineStatus(db) != PQ_PIPELINE_OFF)
+        consumer_lost(c); /* gone, or out of step in a pipeline: a new session */
+    else if (begun)
         rollback(db);
     LOG(LOG_WARN, "BUS-READ", "consumer %s: %s", c->name, err);
     return -1;

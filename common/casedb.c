@@ -166,37 +166,39 @@ static const char update_sql[] =
     "WHERE id = $1::uuid AND version = $2::bigint AND site_id = $25::uuid";
 
 /*
- * The same for many cases at once: $1..$25 are arrays, one element per
- * case.  `c.id = ANY($1)` beside the join lets the cases be found by their
- * key whatever the planner believes of the table's size.
+ * The same for many cases at once (in save_many_sql): $1..$25 are arrays,
+ * one element per case.  `c.id = ANY($1)` beside the join lets the cases
+ * be found by their key whatever the planner believes of the table's size.
  */
-static const char update_many_sql[] =
-    "UPDATE core.cases c SET version = c.version + 1, status = u.status, "
-    "owner_id = (SELECT id FROM core.staff WHERE site_id = u.site AND code = u.owner), "
-    "department_id = (SELECT id FROM core.departments WHERE site_id = u.site AND code = u.dept), "
-    "escalation_level = u.esc, waiting_on = u.won, status_before_waiting = u.sbw, "
-    "waiting_since = u.ws::timestamptz, "
-    "paused_total = coalesce(u.paused::bigint, 0) * interval '1 microsecond', "
-    "expected_completion = u.ec::timestamptz, "
-    "satisfaction = u.sat, resolved_on_spot = u.ros::boolean, transfer_count = u.tc::int, "
-    "returned_by = string_to_array(u.ret, ','), "
-    "first_contact_at = u.fca::timestamptz, "
-    "resolved_at = u.ra::timestamptz, "
-    "closed_at = u.ca::timestamptz, "
-    "emergency_acknowledged_at = u.eaa::timestamptz, "
-    "updated_at = coalesce(u.ua::timestamptz, now()), "
-    "result = coalesce(u.res, CASE WHEN u.status IN ('resolved', 'closed') THEN c.result END), "
-    "referral_guidance = coalesce(u.guid, c.referral_guidance), "
-    "unresolvable_reason = coalesce(u.unres, c.unresolvable_reason), "
-    "waiting_reason = CASE WHEN u.status = 'waiting' THEN coalesce(u.wr, c.waiting_reason) END "
-    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], "
-    "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], "
-    "$21::text[], $22::text[], $23::text[], $24::text[], $25::uuid[]) AS u(id, ver, status, "
-    "owner, dept, esc, won, sbw, ws, paused, ec, sat, ros, tc, ret, fca, ra, ca, eaa, ua, res, "
-    "guid, unres, wr, site) "
-    "WHERE c.id = ANY($1::uuid[]) AND c.id = u.id AND c.version = u.ver AND c.site_id = u.site "
-    "RETURNING array_position($1::uuid[], c.id)";
+/* clang-format off */
+#define UPDATE_MANY \
+    "UPDATE core.cases c SET version = c.version + 1, status = u.status, " \
+    "owner_id = (SELECT id FROM core.staff WHERE site_id = u.site AND code = u.owner), " \
+    "department_id = (SELECT id FROM core.departments WHERE site_id = u.site AND code = u.dept), " \
+    "escalation_level = u.esc, waiting_on = u.won, status_before_waiting = u.sbw, " \
+    "waiting_since = u.ws::timestamptz, " \
+    "paused_total = coalesce(u.paused::bigint, 0) * interval '1 microsecond', " \
+    "expected_completion = u.ec::timestamptz, " \
+    "satisfaction = u.sat, resolved_on_spot = u.ros::boolean, transfer_count = u.tc::int, " \
+    "returned_by = string_to_array(u.ret, ','), " \
+    "first_contact_at = u.fca::timestamptz, " \
+    "resolved_at = u.ra::timestamptz, " \
+    "closed_at = u.ca::timestamptz, " \
+    "emergency_acknowledged_at = u.eaa::timestamptz, " \
+    "updated_at = coalesce(u.ua::timestamptz, now()), " \
+    "result = coalesce(u.res, CASE WHEN u.status IN ('resolved', 'closed') THEN c.result END), " \
+    "referral_guidance = coalesce(u.guid, c.referral_guidance), " \
+    "unresolvable_reason = coalesce(u.unres, c.unresolvable_reason), " \
+    "waiting_reason = CASE WHEN u.status = 'waiting' THEN coalesce(u.wr, c.waiting_reason) END " \
+    "FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], " \
+    "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], " \
+    "$14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], " \
+    "$21::text[], $22::text[], $23::text[], $24::text[], $25::uuid[]) AS u(id, ver, status, " \
+    "owner, dept, esc, won, sbw, ws, paused, ec, sat, ros, tc, ret, fca, ra, ca, eaa, ua, res, " \
+    "guid, unres, wr, site) " \
+    "WHERE c.id = ANY($1::uuid[]) AND c.id = u.id AND c.version = u.ver AND c.site_id = u.site " \
+    "RETURNING array_position($1::uuid[], c.id) AS i"
+/* clang-format on */
 
 /*
  * The command's text that the case row keeps: the result of a resolution,
@@ -323,28 +325,41 @@ static const char handoff_sql[] =
     "$8::uuid, (SELECT id FROM core.staff WHERE site_id = $1::uuid AND code = $9), "
     "$10::timestamptz, $11, $12::uuid, $13";
 
-static const char handoff_many_sql[] =
+/*
+ * The cases' new versions and the handoffs of those written, in one
+ * statement (one round trip).  $26..$38 are the handoffs' columns and $39
+ * the ordinal of the case each belongs to: a case whose version had moved
+ * on is not updated (it is lost) and its handoff not inserted.  The
+ * handoffs go in in the order given.  Returns the ordinals of the cases
+ * updated.
+ */
+static const char save_many_sql[] =
+    "WITH up AS (" UPDATE_MANY "), ho AS ("
     "INSERT INTO core.handoffs (site_id, case_id, kind, from_staff_id, from_department_id, "
     "to_staff_id, to_department_id, by_staff_id, on_behalf_of_id, at, reason, event_id, "
     "by_system) "
-    "SELECT u.site, u.case_id, u.kind, "
-    "(SELECT id FROM core.staff WHERE site_id = u.site AND code = u.fs), "
-    "(SELECT id FROM core.departments WHERE site_id = u.site AND code = u.fd), "
-    "(SELECT id FROM core.staff WHERE site_id = u.site AND code = u.ts), "
-    "(SELECT id FROM core.departments WHERE site_id = u.site AND code = u.td), "
-    "u.bys, (SELECT id FROM core.staff WHERE site_id = u.site AND code = u.obo), "
-    "u.hat::timestamptz, u.reason, u.ev, u.sys "
-    "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::uuid[], $13::text[]) "
-    "WITH ORDINALITY AS u(site, case_id, kind, fs, fd, ts, td, bys, obo, hat, reason, ev, sys, "
-    "i) ORDER BY u.i";
+    "SELECT h.site, h.case_id, h.kind, "
+    "(SELECT id FROM core.staff WHERE site_id = h.site AND code = h.fs), "
+    "(SELECT id FROM core.departments WHERE site_id = h.site AND code = h.fd), "
+    "(SELECT id FROM core.staff WHERE site_id = h.site AND code = h.ts), "
+    "(SELECT id FROM core.departments WHERE site_id = h.site AND code = h.td), "
+    "h.bys, (SELECT id FROM core.staff WHERE site_id = h.site AND code = h.obo), "
+    "h.hat::timestamptz, h.reason, h.ev, h.sys "
+    "FROM unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::text[], $31::text[], "
+    "$32::text[], $33::uuid[], $34::text[], $35::text[], $36::text[], $37::uuid[], $38::text[], "
+    "$39::int[]) WITH ORDINALITY AS h(site, case_id, kind, fs, fd, ts, td, bys, obo, hat, "
+    "reason, ev, sys, k, i) WHERE h.k IN (SELECT up.i FROM up) ORDER BY h.i) "
+    "SELECT i FROM up";
 
 /* The parameters of handoff_sql for one command. */
 #define HANDOFF_NVALS 13
 struct handoff_row {
-    char at[40];
-    const char *v[HANDOFF_NVALS];
+    char at[40], k[24];
+    const char *v[HANDOFF_NVALS + 1]; /* and, in save_many, the case's ordinal */
 };
+
+/* save_many_sql's parameters: the cases', the handoffs', their cases' ordinals */
+#define SAVE_NVALS (CASE_NVALS + HANDOFF_NVALS + 1)
 
 static void handoff_row(struct handoff_row *hr, const struct casedb_ctx *x,
                         const struct wf_result *res)
@@ -512,14 +527,18 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
 }
 
 static sw_err load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
-                        size_t n, struct wf_case *c, bool *found, bool keyed, char *err,
-                        size_t errlen)
+                        size_t n, struct wf_case *c, bool *found, bool keyed,
+                        const struct db_query *also, PGresult **also_out, char *err, size_t errlen)
 {
     struct buf ids, sites;
+    PGresult *r = NULL;
+    sw_err rv = SW_OK;
     buf_init(&ids, 1u << 24);
     buf_init(&sites, 1u << 24);
     for (size_t i = 0; i < n; i++)
         found[i] = false;
+    if (also_out != NULL)
+        *also_out = NULL;
     if (buf_pg_array(&ids, case_ids, n) != SW_OK || buf_pg_array(&sites, site_ids, n) != SW_OK) {
         buf_free(&ids);
         buf_free(&sites);
@@ -527,15 +546,28 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         return SW_ETOOBIG;
     }
     const char *v[] = {buf_cstr(&ids), buf_cstr(&sites)};
-    /*
-     * Not prepared unless keyed, although planning it costs more than
-     * running it: a generic plan made while the table was young ran 8
-     * times slower (it scanned the table; a keyed transaction cannot).
-     */
-    PGresult *r = keyed ? db_exec_fixed(db, case_many, 2, v)
-                        : PQexecParams(db, case_many, 2, NULL, v, NULL, NULL, 0);
+    if (also != NULL) {
+        /* the caller's statement in the same round trip */
+        struct db_query qs[2] = {{.sql = case_many, .n = 2, .vals = v, .fixed = keyed}, *also};
+        PGresult *out[2];
+        rv = db_pipeline(db, qs, 2, out, err, errlen);
+        r = out[0];
+        *also_out = out[1];
+    } else {
+        /*
+         * Not prepared unless keyed, although planning it costs more than
+         * running it: a generic plan made while the table was young ran 8
+         * times slower (it scanned the table; a keyed transaction cannot).
+         */
+        r = keyed ? db_exec_fixed(db, case_many, 2, v)
+                  : PQexecParams(db, case_many, 2, NULL, v, NULL, NULL, 0);
+    }
     buf_free(&ids);
     buf_free(&sites);
+    if (rv != SW_OK) {
+        PQclear(r);
+        return rv;
+    }
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) != CASE_NCOLS) {
         snprintf(err, errlen, "could not read the cases: %d columns, not %d", PQnfields(r),
                  CASE_NCOLS);
@@ -543,7 +575,7 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         return SW_EDB;
     }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sw_err rv = db_fail(db, r, "could not read the cases", err, errlen);
+        rv = db_fail(db, r, "could not read the cases", err, errlen);
         PQclear(r);
         return rv;
     }
@@ -561,13 +593,14 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
 sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
                         size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
 {
-    return load_many(db, case_ids, site_ids, n, c, found, false, err, errlen);
+    return load_many(db, case_ids, site_ids, n, c, found, false, NULL, NULL, err, errlen);
 }
 
 sw_err casedb_load_many_keyed(PGconn *db, const char *const *case_ids, const char *const *site_ids,
-                              size_t n, struct wf_case *c, bool *found, char *err, size_t errlen)
+                              size_t n, struct wf_case *c, bool *found, const struct db_query *also,
+                              PGresult **also_out, char *err, size_t errlen)
 {
-    return load_many(db, case_ids, site_ids, n, c, found, true, err, errlen);
+    return load_many(db, case_ids, site_ids, n, c, found, true, also, also_out, err, errlen);
 }
 
 sw_err casedb_save(PGconn *db, const struct casedb_ctx *x, const Shouwen__V1__Command *cmd,
@@ -620,8 +653,8 @@ static void free_columns(struct buf *cols, size_t ncols)
 static PGresult *exec_columns(PGconn *db, const char *sql, struct buf *cols, size_t ncols,
                               bool keyed)
 {
-    const char *v[CASE_NVALS];
-    for (size_t j = 0; j < ncols; j++)
+    const char *v[SAVE_NVALS];
+    for (size_t j = 0; j < ncols && j < SAVE_NVALS; j++)
         v[j] = buf_cstr(&cols[j]);
     /* not prepared unless keyed: a generic plan made while the table was young stays slow */
     return keyed ? db_exec_fixed(db, sql, (int)ncols, v)
@@ -660,7 +693,7 @@ static sw_err save_many(PGconn *db, struct casedb_write *w, size_t n, bool keyed
     struct case_row *rows = NULL;
     struct handoff_row *hrows = NULL;
     bool *skip = NULL;
-    struct buf cols[CASE_NVALS];
+    struct buf cols[SAVE_NVALS];
     PGresult *r = NULL;
     sw_err rv = SW_OK;
 
@@ -676,21 +709,34 @@ static sw_err save_many(PGconn *db, struct casedb_write *w, size_t n, bool keyed
         snprintf(err, errlen, "out of memory writing %zu cases", n);
         goto out;
     }
+    /* the cases, and the handoffs of those that have one (skip the others) */
+    size_t nh = 0;
     for (size_t i = 0; i < n; i++) {
         struct kept k = kept_of(w[i].cmd);
         case_row(&rows[i], &w[i].x, w[i].old, &w[i].res->next, &k);
         w[i].lost = true;
+        skip[i] = w[i].res->handoff_kind == NULL;
+        if (!skip[i]) {
+            handoff_row(&hrows[i], &w[i].x, w[i].res);
+            snprintf(hrows[i].k, sizeof(hrows[i].k), "%zu", i + 1);
+            hrows[i].v[HANDOFF_NVALS] = hrows[i].k;
+            nh++;
+        }
     }
-    if ((rv = columns(cols, CASE_NVALS, rows, n, sizeof(*rows), offsetof(struct case_row, v),
-                      NULL)) == SW_OK)
-        r = exec_columns(db, update_many_sql, cols, CASE_NVALS, keyed);
-    free_columns(cols, CASE_NVALS);
+    rv = columns(cols, CASE_NVALS, rows, n, sizeof(*rows), offsetof(struct case_row, v), NULL);
+    sw_err hrv = columns(cols + CASE_NVALS, HANDOFF_NVALS + 1, hrows, n, sizeof(*hrows),
+                         offsetof(struct handoff_row, v), skip);
+    if (rv == SW_OK)
+        rv = hrv;
+    if (rv == SW_OK)
+        r = exec_columns(db, save_many_sql, cols, SAVE_NVALS, keyed);
+    free_columns(cols, SAVE_NVALS);
     if (rv != SW_OK) {
-        snprintf(err, errlen, "out of memory writing %zu cases", n);
+        snprintf(err, errlen, "out of memory writing %zu cases and %zu handoffs", n, nh);
         goto out;
     }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rv = db_fail(db, r, "could not update the cases", err, errlen);
+        rv = db_fail(db, r, "could not update the cases and record their handoffs", err, errlen);
         goto out;
     }
     for (int t = 0; t < PQntuples(r); t++) {
@@ -700,29 +746,6 @@ static sw_err save_many(PGconn *db, struct casedb_write *w, size_t n, bool keyed
     }
     PQclear(r);
     r = NULL;
-    /* the handoffs of the cases written, in the order given */
-    size_t nh = 0;
-    for (size_t i = 0; i < n; i++) {
-        skip[i] = w[i].lost || w[i].res->handoff_kind == NULL;
-        if (!skip[i]) {
-            handoff_row(&hrows[i], &w[i].x, w[i].res);
-            nh++;
-        }
-    }
-    if (nh > 0) {
-        if ((rv = columns(cols, HANDOFF_NVALS, hrows, n, sizeof(*hrows),
-                          offsetof(struct handoff_row, v), skip)) == SW_OK)
-            r = exec_columns(db, handoff_many_sql, cols, HANDOFF_NVALS, keyed);
-        free_columns(cols, HANDOFF_NVALS);
-        if (rv != SW_OK) {
-            snprintf(err, errlen, "out of memory writing %zu handoffs", nh);
-            goto out;
-        }
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            rv = db_fail(db, r, "could not record the handoffs", err, errlen);
-            goto out;
-        }
-    }
     /* the rarer rows beside the case, one command at a time */
     for (size_t i = 0; rv == SW_OK && i < n; i++)
         if (!w[i].lost)

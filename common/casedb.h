@@ -27,6 +27,8 @@
 #include "err.h"
 #include "workflow.h"
 
+struct db_query; /* db.h */
+
 /* Who signs, for which case, when. */
 struct casedb_ctx {
     const char *site_id;      /* uuid */
@@ -63,9 +65,13 @@ sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *con
  * statements whose generic plan is made once and kept, for a transaction
  * opened with DB_BEGIN_KEYED (db.h) and only there.  A consumer's batch
  * then does not plan them anew: planning cost more than running them.
+ * `also`, unless NULL, is a statement of the caller's that goes in the
+ * same round trip (db_pipeline); its result is left in *also_out for the
+ * caller to clear (NULL if it did not run), whatever the outcome.
  */
 sw_err casedb_load_many_keyed(PGconn *db, const char *const *case_ids, const char *const *site_ids,
-                              size_t n, struct wf_case *c, bool *found, char *err, size_t errlen);
+                              size_t n, struct wf_case *c, bool *found, const struct db_query *also,
+                              PGresult **also_out, char *err, size_t errlen);
 
 /*
  * casedb_save writes what wf_apply made of `old` (`res`) for `cmd`.
@@ -87,8 +93,8 @@ struct casedb_write {
 
 /*
  * casedb_save_many is casedb_save for `n` commands on n different cases
- * (SW_EINVAL otherwise), with one statement for all the case rows and one
- * for all the handoffs: what a consumer handling a batch of events writes.
+ * (SW_EINVAL otherwise), with one statement for all the case rows and
+ * their handoffs: what a consumer handling a batch of events writes.
  */
 sw_err casedb_save_many(PGconn *db, struct casedb_write *w, size_t n, char *err, size_t errlen);
 sw_err casedb_save_many_keyed(PGconn *db, struct casedb_write *w, size_t n, char *err,

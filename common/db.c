@@ -290,8 +290,12 @@ static int db__prepared_event(PGEventId id, void *info, void *pass)
     return 1;
 }
 
-PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
-                           const char *const *vals, const int *lens, const int *fmts)
+/*
+ * Make sure `name` is prepared on `c`.  1: it is; 0: it cannot be kept
+ * (out of memory, or the session's registry is full): run it unprepared;
+ * -1: PQprepare failed, its result in *fail.
+ */
+static int db__ensure(PGconn *c, const char *name, const char *sql, int n, PGresult **fail)
 {
     struct db_prepared *p = PQinstanceData(c, db__prepared_event);
     if (p == NULL) {
@@ -299,37 +303,134 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
         if (p == NULL || !PQregisterEventProc(c, db__prepared_event, "shouwen-prepared", NULL) ||
             !PQsetInstanceData(c, db__prepared_event, p)) {
             free(p);
-            return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+            return 0;
         }
     }
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->names[i], name) == 0)
-            return PQexecPrepared(c, name, n, vals, lens, fmts, 0);
+            return 1;
     if (p->n == DB_PREPARED_MAX)
-        return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+        return 0;
     char *copy = strdup(name);
     if (copy == NULL)
-        return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+        return 0;
     PGresult *r = PQprepare(c, name, sql, n, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         free(copy);
-        return r;
+        *fail = r;
+        return -1;
     }
     PQclear(r);
     p->names[p->n++] = copy;
+    return 1;
+}
+
+PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
+                           const char *const *vals, const int *lens, const int *fmts)
+{
+    PGresult *fail = NULL;
+    int k = db__ensure(c, name, sql, n, &fail);
+    if (k < 0)
+        return fail;
+    if (k == 0)
+        return PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
     return PQexecPrepared(c, name, n, vals, lens, fmts, 0);
 }
 
-PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals)
+/* The name db_exec_fixed gives `sql`: "f" and a 64-bit FNV-1a hash of its text. */
+static void db__fixed_name(const char *sql, char name[24])
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    char name[24];
+    uint64_t h = 1469598103934665603ull;
     for (const unsigned char *p = (const unsigned char *)sql; *p; p++) {
         h ^= *p;
         h *= 1099511628211ull;
     }
-    snprintf(name, sizeof(name), "f%016llx", (unsigned long long)h);
+    snprintf(name, 24, "f%016llx", (unsigned long long)h);
+}
+
+PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals)
+{
+    char name[24];
+    db__fixed_name(sql, name);
     return db_exec_prepared(c, name, sql, n, vals, NULL, NULL);
+}
+
+sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out, char *err,
+                   size_t errlen)
+{
+    char names[DB_PIPELINE_MAX][24];
+    sw_err rv = SW_OK;
+
+    for (int i = 0; i < nq; i++)
+        out[i] = NULL;
+    if (nq < 1 || nq > DB_PIPELINE_MAX) {
+        snprintf(err, errlen, "a pipeline of %d statements (1 to %d)", nq, DB_PIPELINE_MAX);
+        return SW_EINVAL;
+    }
+    /* the kept statements prepared first, each once per session */
+    for (int i = 0; i < nq; i++) {
+        names[i][0] = '\0';
+        if (!qs[i].fixed)
+            continue;
+        PGresult *fail = NULL;
+        db__fixed_name(qs[i].sql, names[i]);
+        int k = db__ensure(c, names[i], qs[i].sql, qs[i].n, &fail);
+        if (k < 0)
+            return db_fail_clear(c, fail, "prepare a statement", err, errlen);
+        if (k == 0)
+            names[i][0] = '\0';
+    }
+    if (!PQenterPipelineMode(c)) {
+        snprintf(err, errlen, "could not start a pipeline: %s", PQerrorMessage(c));
+        return PQstatus(c) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+    }
+    int sent = 0;
+    for (; sent < nq; sent++) {
+        const struct db_query *q = &qs[sent];
+        int ok = names[sent][0] != '\0'
+                     ? PQsendQueryPrepared(c, names[sent], q->n, q->vals, NULL, NULL, q->binary)
+                     : PQsendQueryParams(c, q->sql, q->n, NULL, q->vals, NULL, NULL, q->binary);
+        if (!ok)
+            break;
+    }
+    if (sent < nq || !PQpipelineSync(c)) {
+        /* what was sent cannot be read back in step: the session must go */
+        snprintf(err, errlen, "could not send statements: %s", PQerrorMessage(c));
+        return SW_EDBDOWN;
+    }
+    /* each statement's result and the NULL after it, then the sync's */
+    for (int i = 0; i < nq; i++) {
+        PGresult *r = PQgetResult(c);
+        if (r == NULL) {
+            snprintf(err, errlen, "lost the database's answers: %s", PQerrorMessage(c));
+            return SW_EDBDOWN;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_ABORTED) {
+            PQclear(r); /* skipped after an earlier failure: out[i] stays NULL */
+        } else {
+            out[i] = r;
+            if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rv == SW_OK) {
+                char what[48];
+                snprintf(what, sizeof(what), "statement %d of %d", i + 1, nq);
+                rv = db_fail(c, r, what, err, errlen);
+            }
+        }
+        while ((r = PQgetResult(c)) != NULL)
+            PQclear(r);
+    }
+    PGresult *r = PQgetResult(c);
+    bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!synced || !PQexitPipelineMode(c)) {
+        for (int i = 0; i < nq; i++) {
+            PQclear(out[i]);
+            out[i] = NULL;
+        }
+        snprintf(err, errlen, "the pipeline did not end: %s", PQerrorMessage(c));
+        return SW_EDBDOWN;
+    }
+    return rv;
 }
 
 sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen)

@@ -80,6 +80,36 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
 PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals);
 
 /*
+ * One statement of a pipeline (db_pipeline): `sql` with its `n` text
+ * parameters `vals`, results in text (binary 0) or binary (1) form;
+ * `fixed`: prepared once per session and kept, as db_exec_fixed does (the
+ * same caution applies).
+ */
+struct db_query {
+    const char *sql;
+    int n;
+    const char *const *vals;
+    int binary;
+    bool fixed;
+};
+
+#define DB_PIPELINE_MAX 8 /* statements in one db_pipeline */
+
+/*
+ * db_pipeline sends the `nq` statements of `qs` at once (libpq's pipeline
+ * mode) and waits once for all their answers: one round trip instead of
+ * one each, so none may need another's result.  out[i] is statement i's
+ * result, or NULL when PostgreSQL skipped it after an earlier one failed;
+ * the caller clears them all, whatever the outcome.  SW_OK when every
+ * statement succeeded; else the first failure in `err` ("statement K of
+ * N: ..."), and a transaction that the statements opened or were in is
+ * the caller's to roll back.  SW_EDBDOWN: the session is lost or out of
+ * step and must be dropped (db_reset).
+ */
+sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out, char *err,
+                   size_t errlen);
+
+/*
  * DB_BEGIN_KEYED opens a transaction that finds its rows by key (ids in
  * arrays, primary and foreign keys): sequential scans, hash joins and
  * merge joins are off in it.  There, a prepared statement's generic plan
@@ -97,6 +127,16 @@ PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *va
 #define DB_BEGIN_KEYED                                                                             \
     "BEGIN; SET LOCAL enable_seqscan TO off; SET LOCAL enable_hashjoin TO off; "                   \
     "SET LOCAL enable_mergejoin TO off"
+
+/* The same guards as one statement, for a transaction opened in a pipeline (db_pipeline). */
+#define DB_KEYED_GUARDS                                                                            \
+    "SELECT set_config('enable_seqscan', 'off', true), "                                           \
+    "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+
+/* The guards lifted again, for the rest of such a transaction's statements. */
+#define DB_KEYED_GUARDS_LIFTED                                                                     \
+    "SELECT set_config('enable_seqscan', 'on', true), "                                            \
+    "set_config('enable_hashjoin', 'on', true), set_config('enable_mergejoin', 'on', true)"
 
 /*
  * db_fail writes "<what>: <PostgreSQL's primary message>" into `err` (never

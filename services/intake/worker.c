@@ -151,7 +151,31 @@ static void copy_field(char *dst, size_t cap, const PGresult *r, int row, int co
  * its prefix and its stored hash compared in constant time; a staff token
  * is found by its hash.  Jobs left unauthed are answered 401.
  */
-static sw_err authenticate(PGconn *db, struct job **jobs, int n, char *err, size_t errlen)
+static const char auth_sql[] =
+    "SELECT c.i::int, a.kind, a.id, a.site_id::text, s.code, s.time_zone, a.role, a.name, "
+    "encode(a.hash, 'hex'), a.dept "
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(prefix, hash, i) "
+    "CROSS JOIN LATERAL ("
+    " SELECT 'k' AS kind, k.id::text AS id, k.site_id, k.role, k.name, k.key_hash AS hash, "
+    "  NULL::text AS dept FROM core.api_keys k WHERE c.prefix <> '' AND k.prefix = c.prefix "
+    "  AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) "
+    " UNION ALL "
+    " SELECT 't', st.id::text, st.site_id, st.role, st.code, t.token_hash, "
+    "  st.department_id::text FROM core.staff_tokens t JOIN core.staff st ON st.id = "
+    "t.staff_id "
+    "  WHERE c.prefix = '' AND t.token_hash = decode(c.hash, 'hex') AND t.revoked_at IS NULL "
+    "  AND t.expires_at > now() AND st.active) a "
+    "JOIN core.sites s ON s.id = a.site_id AND s.active";
+
+/*
+ * Open the transaction and check the credentials of the jobs in it, in one
+ * round trip (db_pipeline): BEGIN, the guards of a keyed transaction
+ * (db.h), the look-up as a kept statement (its plan is not made anew for
+ * each batch, and probes by key), and the guards lifted again for the
+ * rest of the transaction.  *begun says whether the BEGIN took.
+ */
+static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool *begun, char *err,
+                           size_t errlen)
 {
     struct buf pre, hash;
     buf_init(&pre, 1u << 20);
@@ -165,29 +189,25 @@ static sw_err authenticate(PGconn *db, struct job **jobs, int n, char *err, size
     buf_puts(&pre, "}");
     buf_puts(&hash, "}");
     const char *v[] = {buf_cstr(&pre), buf_cstr(&hash)};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT c.i::int, a.kind, a.id, a.site_id::text, s.code, s.time_zone, a.role, a.name, "
-        "encode(a.hash, 'hex'), a.dept "
-        "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(prefix, hash, i) "
-        "CROSS JOIN LATERAL ("
-        " SELECT 'k' AS kind, k.id::text AS id, k.site_id, k.role, k.name, k.key_hash AS hash, "
-        "  NULL::text AS dept FROM core.api_keys k WHERE c.prefix <> '' AND k.prefix = c.prefix "
-        "  AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) "
-        " UNION ALL "
-        " SELECT 't', st.id::text, st.site_id, st.role, st.code, t.token_hash, "
-        "  st.department_id::text FROM core.staff_tokens t JOIN core.staff st ON st.id = "
-        "t.staff_id "
-        "  WHERE c.prefix = '' AND t.token_hash = decode(c.hash, 'hex') AND t.revoked_at IS NULL "
-        "  AND t.expires_at > now() AND st.active) a "
-        "JOIN core.sites s ON s.id = a.site_id AND s.active",
-        2, NULL, v, NULL, NULL, 0);
+    struct db_query qs[] = {{.sql = "BEGIN"},
+                            {.sql = DB_KEYED_GUARDS},
+                            {.sql = auth_sql, .n = 2, .vals = v, .fixed = true},
+                            {.sql = DB_KEYED_GUARDS_LIFTED}};
+    PGresult *out[4];
+    sw_err rv = db_pipeline(db, qs, 4, out, err, errlen);
+    PGresult *r = out[2];
+    *begun = PQresultStatus(out[0]) == PGRES_COMMAND_OK;
+    PQclear(out[0]);
+    PQclear(out[1]);
+    PQclear(out[3]);
     buf_free(&pre);
     buf_free(&hash);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "could not check credentials: %s", PQerrorMessage(db));
+    if (rv != SW_OK) {
+        char why[INTAKE_ERR_MAX];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "could not check credentials: %.400s", why);
         PQclear(r);
-        return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
+        return rv;
     }
     for (int row = 0; row < PQntuples(r); row++) {
         int i = atoi(PQgetvalue(r, row, 0)) - 1;
@@ -221,10 +241,9 @@ static void run(struct worker *w, struct job **jobs, int n)
     struct job *ok[n > 0 ? n : 1];
     int nok = 0;
 
+    bool begun = false;
     if (rv == SW_OK)
-        rv = exec0(db, "BEGIN", err, sizeof(err));
-    if (rv == SW_OK)
-        rv = authenticate(db, jobs, n, err, sizeof(err));
+        rv = authenticate(db, jobs, n, &begun, err, sizeof(err));
     for (int i = 0; rv == SW_OK && i < n; i++) {
         if (!jobs[i]->authed)
             job_reply_error(jobs[i], 401, "invalid credentials");
@@ -246,9 +265,11 @@ static void run(struct worker *w, struct job **jobs, int n)
         rv = exec0(db, "COMMIT", err, sizeof(err));
     }
     if (rv != SW_OK) {
-        if (db != NULL && PQstatus(db) != CONNECTION_BAD)
+        /* a session out of step (a broken pipeline) cannot roll back: it goes */
+        bool broken = db != NULL && PQpipelineStatus(db) != PQ_PIPELINE_OFF;
+        if (db != NULL && !broken && begun && PQstatus(db) != CONNECTION_BAD)
             exec0(db, "ROLLBACK", err + strlen(err), sizeof(err) - strlen(err));
-        if (db != NULL && PQstatus(db) == CONNECTION_BAD)
+        if (db != NULL && (broken || PQstatus(db) == CONNECTION_BAD))
             db_reset(w->db);
         bus_outbox_clear(w->ob);
         metric_add(in->m_unavailable, n);

@@ -8,8 +8,8 @@
  *
  *  1. the cases are read in one query (casedb_load_many, which does not
  *     lock: the transaction takes no id until it writes, so it holds no
- *     other consumer back while it decides), and
- *     the facts routing needs in another: the text, the customer's
+ *     other consumer back while it decides), and, in the same round trip
+ *     (db_pipeline), the facts routing needs in another: the text, the customer's
  *     address, the local time of registration, the first responder's role,
  *     supervisor and whether their department's scope covers the type, the
  *     site's customer-relations supervisor, the departments the case has
@@ -19,13 +19,14 @@
  *     service (core.handoffs.by_system = 'routing') on behalf of the first
  *     responder, with the decision's explanation as its reason, so the
  *     case's history says which rule matched or why the fallback applied;
- *  3. the round is written with one statement for the case rows, one for
- *     the handoffs (casedb_save_many) and one for the notes; the events of
+ *  3. the round is written with one statement for the case rows and their
+ *     handoffs (casedb_save_many) and one for the notes; the events of
  *     the whole batch go in one write at the end.  A case that changed in
  *     between (someone acted on it) fails the batch, blamed on its event:
  *     retried, the event finds the case moved on and changes nothing.
  *
- * The bus opens routing's transactions keyed (DB_BEGIN_KEYED, db.h): no
+ * The bus opens routing's transactions keyed (DB_BEGIN_KEYED, db.h), the
+ * BEGIN sent with the batch's first read: no
  * sequential scans, hash or merge joins, so the look-ups and writes above
  * are prepared and their generic plans kept.  Planning them anew, every
  * batch, was half of routing's database time per batch at 1,000 cases/s
@@ -187,32 +188,12 @@ static const char facts_sql[] =
     "LEFT JOIN core.staff fr ON fr.id = c.first_responder_id "
     "LEFT JOIN core.staff frs ON frs.id = fr.supervisor_id AND frs.active";
 
-/* The facts of jobs[i] for every i with want[i]. */
-static sw_err read_facts(PGconn *tx, struct job *const *jobs, size_t n, const bool *want, char *err,
-                         size_t errlen)
+/* The facts of jobs[i] for every i with want[i], from facts_sql's result `r`. */
+static sw_err read_facts(PGconn *tx, PGresult *r, struct job *const *jobs, size_t n,
+                         const bool *want, char *err, size_t errlen)
 {
-    const char **ids = calloc(n ? n : 1, sizeof(*ids));
-    struct buf arr;
-    if (ids == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return SW_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = want[i] ? jobs[i]->cur.id : NULL; /* NULL matches no case */
-    buf_init(&arr, 1u << 24);
-    sw_err rv = buf_pg_array(&arr, ids, n);
-    free(ids);
-    if (rv != SW_OK) {
-        buf_free(&arr);
-        snprintf(err, errlen, "too many cases at once (%zu)", n);
-        return rv;
-    }
-    const char *v[] = {buf_cstr(&arr)};
-    /* prepared: the consumer's transactions are keyed (DB_BEGIN_KEYED) */
-    PGresult *r = db_exec_fixed(tx, facts_sql, 1, v);
-    buf_free(&arr);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return fail(tx, r, "could not read the cases' facts", err, errlen);
+        return db_fail(tx, r, "could not read the cases' facts", err, errlen);
     for (int t = 0; t < PQntuples(r); t++) {
         long i = strtol(PQgetvalue(r, t, 0), NULL, 10) - 1;
         if (i < 0 || (size_t)i >= n || !want[i])
@@ -239,7 +220,6 @@ static sw_err read_facts(PGconn *tx, struct job *const *jobs, size_t n, const bo
         cpy(f->absent, sizeof(f->absent), r, t, 13);
         jobs[i]->has_facts = true;
     }
-    PQclear(r);
     return SW_OK;
 }
 
@@ -677,7 +657,11 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
     struct casedb_write *w = calloc(cap, sizeof(*w));
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     struct job **by = calloc(cap, sizeof(*by));
+    struct buf fids;
+    PGresult *facts = NULL;
     sw_err rv = SW_OK;
+
+    buf_init(&fids, 1u << 24);
 
     if (ids == NULL || sites == NULL || cases == NULL || found == NULL || want == NULL ||
         w == NULL || by == NULL) {
@@ -700,8 +684,21 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
         ids[i] = j->env->case_id;
         sites[i] = j->f.site_id;
     }
-    if (rv != SW_OK ||
-        (rv = casedb_load_many_keyed(tx, ids, sites, n, cases, found, err, errlen)) != SW_OK)
+    if (rv != SW_OK)
+        goto out;
+    /*
+     * The cases, and in the same round trip their facts (prepared: the
+     * consumer's transactions are keyed, DB_BEGIN_KEYED).  A case that
+     * turns out to have moved on has its facts read for nothing.
+     */
+    if ((rv = buf_pg_array(&fids, ids, n)) != SW_OK) {
+        snprintf(err, errlen, "too many cases at once (%zu)", n);
+        goto out;
+    }
+    const char *fv[] = {buf_cstr(&fids)};
+    struct db_query fq = {.sql = facts_sql, .n = 1, .vals = fv, .fixed = true};
+    if ((rv = casedb_load_many_keyed(tx, ids, sites, n, cases, found, &fq, &facts, err, errlen)) !=
+        SW_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         struct job *j = round[i];
@@ -725,7 +722,7 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
         }
         want[i] = true;
     }
-    if ((rv = read_facts(tx, round, n, want, err, errlen)) != SW_OK)
+    if ((rv = read_facts(tx, facts, round, n, want, err, errlen)) != SW_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         if (!want[i])
@@ -744,6 +741,8 @@ static sw_err run_round(struct routing *rt, PGconn *tx, struct job **round, size
     if (rv == SW_OK)
         rv = write_notes(tx, round, n, err, errlen);
 out:
+    PQclear(facts);
+    buf_free(&fids);
     free(ids);
     free(sites);
     free(cases);

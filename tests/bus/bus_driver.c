@@ -19,7 +19,12 @@
  *       event; 2: one that always blames the first of the batch, as a
  *       handler that cannot tell would).
  *
- * Both read SHOUWEN_DATABASE_URL.  The producer retries a transaction whose
+ *   bus_driver pipeline  checks db_pipeline (common/db.c) against the real
+ *       server: statements answered in order, a failure in the middle
+ *       named and the rest skipped, kept statements prepared once, the
+ *       session usable after.  Prints "ok ..." or "FAIL ..." per check.
+ *
+ * All read SHOUWEN_DATABASE_URL.  The producer retries a transaction whose
  * connection broke (the database restarted): the outbox keeps its event
  * ids, so a retried batch that did commit fails on the unique event id and
  * counts as done.
@@ -357,8 +362,104 @@ static const struct cfg_def consumer_settings[] = {
     SVC_ADMIN_SETTING("BUSTEST", "127.0.0.1:7499"),
 };
 
+static int pl_failed;
+
+static void pl_check(bool ok, const char *what)
+{
+    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+    if (!ok)
+        pl_failed++;
+}
+
+static const char *pl_value(const PGresult *r)
+{
+    return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "";
+}
+
+static void pl_clear(PGresult **out, int n)
+{
+    for (int i = 0; i < n; i++)
+        PQclear(out[i]);
+}
+
+/* db_pipeline against the real server; see the top of the file. */
+static int pipeline(void)
+{
+    const char *url = getenv("SHOUWEN_DATABASE_URL");
+    PGconn *c = PQconnectdb(url != NULL ? url : "");
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "pipeline: cannot connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return 1;
+    }
+    char err[512];
+    PGresult *out[DB_PIPELINE_MAX];
+    const char *one[] = {"41"};
+    const char *bad[] = {"not a number"};
+    const char *kept_sql = "SELECT $1::int + 1 AS kept";
+
+    /* 1. three statements, in order, the middle one kept */
+    struct db_query ok3[] = {{.sql = "BEGIN"},
+                             {.sql = kept_sql, .n = 1, .vals = one, .fixed = true},
+                             {.sql = "SELECT 'third'"}};
+    sw_err rv = db_pipeline(c, ok3, 3, out, err, sizeof(err));
+    pl_check(rv == SW_OK, "three statements: SW_OK");
+    pl_check(PQresultStatus(out[0]) == PGRES_COMMAND_OK, "the first answered first (BEGIN)");
+    pl_check(strcmp(pl_value(out[1]), "42") == 0, "the kept statement's answer (42)");
+    pl_check(strcmp(pl_value(out[2]), "third") == 0, "the third's answer");
+    pl_clear(out, 3);
+    pl_check(PQtransactionStatus(c) == PQTRANS_INTRANS, "the transaction it opened is open");
+
+    /* 2. a failure in the middle: named, the rest skipped, the transaction aborted */
+    struct db_query fail3[] = {{.sql = "SELECT 1"},
+                               {.sql = kept_sql, .n = 1, .vals = bad, .fixed = true},
+                               {.sql = "SELECT 'never'"}};
+    err[0] = '\0';
+    rv = db_pipeline(c, fail3, 3, out, err, sizeof(err));
+    pl_check(rv == SW_EDB, "a failing statement: SW_EDB");
+    pl_check(strncmp(err, "statement 2 of 3: ", 18) == 0 && strstr(err, "not a number") != NULL,
+             "the error names the statement and the cause");
+    pl_check(out[0] != NULL && PQresultStatus(out[0]) == PGRES_TUPLES_OK,
+             "the statement before it answered");
+    pl_check(out[1] != NULL && PQresultStatus(out[1]) == PGRES_FATAL_ERROR,
+             "the failed one's result is kept");
+    pl_check(out[2] == NULL, "the one after it was skipped (NULL)");
+    pl_clear(out, 3);
+    pl_check(PQpipelineStatus(c) == PQ_PIPELINE_OFF, "the session left pipeline mode");
+    pl_check(PQtransactionStatus(c) == PQTRANS_INERROR, "the transaction is the caller's to undo");
+    PGresult *r = PQexec(c, "ROLLBACK");
+    pl_check(PQresultStatus(r) == PGRES_COMMAND_OK, "ROLLBACK works after it");
+    PQclear(r);
+
+    /* 3. the kept statement was prepared once, and still answers */
+    for (int i = 0; i < 3; i++) {
+        rv = db_pipeline(c, ok3 + 1, 1, out, err, sizeof(err));
+        pl_check(rv == SW_OK && strcmp(pl_value(out[0]), "42") == 0,
+                 "a pipeline of one kept statement");
+        pl_clear(out, 1);
+    }
+    r = PQexec(c, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
+                  "'SELECT $1::int + 1 AS kept%'");
+    pl_check(strcmp(pl_value(r), "1") == 0, "prepared once in the session");
+    PQclear(r);
+
+    /* 4. bad calls are refused without touching the session */
+    rv = db_pipeline(c, ok3, 0, out, err, sizeof(err));
+    pl_check(rv == SW_EINVAL && strstr(err, "0 statements") != NULL, "no statements: refused");
+    rv = db_pipeline(c, ok3, DB_PIPELINE_MAX + 1, out, err, sizeof(err));
+    pl_check(rv == SW_EINVAL, "too many statements: refused");
+    r = PQexec(c, "SELECT 'still fine'");
+    pl_check(strcmp(pl_value(r), "still fine") == 0, "the session still answers");
+    PQclear(r);
+    PQfinish(c);
+    printf("%d failed\n", pl_failed);
+    return pl_failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "pipeline") == 0)
+        return pipeline();
     if (argc >= 2 && strcmp(argv[1], "produce") == 0)
         return produce();
     if (argc >= 2 && strcmp(argv[1], "consume") == 0) {
@@ -373,6 +474,6 @@ int main(int argc, char **argv)
         };
         return svc_main(&desc, argc - 1, argv + 1);
     }
-    fprintf(stderr, "usage: bus_driver produce|consume (settings in the environment)\n");
+    fprintf(stderr, "usage: bus_driver produce|consume|pipeline (settings in the environment)\n");
     return 2;
 }

@@ -217,4 +217,10 @@ check "the events of one case share one partition" test "$(q "SELECT count(*) FR
 check "seqs are the ones published: contiguous per batch" test "$(q "SELECT max(seq) - min(seq) + 1 FROM bus.events")" = 620
 reset
 
+echo "== 10. db_pipeline: several statements in one round trip (the consumers' BEGIN, intake's credentials)"
+"$drv" pipeline >"$tmp/pipeline.out" 2>&1
+pl_rc=$?
+sed 's/^/    /' "$tmp/pipeline.out"
+check "every check of bus_driver pipeline passed" test "$pl_rc" = 0 -a "$(grep -c '^ok' "$tmp/pipeline.out")" = 20
+
 finish
