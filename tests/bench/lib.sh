@@ -13,7 +13,8 @@ export SHOUWEN_RUN_DIR=$tmp/run SHOUWEN_MIGRATIONS_DIR=$top/deploy/migrations
 pids=()
 bench_cleanup() {
     local p
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    # reaped quietly: bash would report each as "Killed" with its command line
+    for p in "${pids[@]}"; do { kill -KILL "$p" && wait "$p"; } 2>/dev/null || true; done
     "$top/deploy/pg.sh" stop >/dev/null 2>&1 || true
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
