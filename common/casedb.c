@@ -555,7 +555,10 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         PGresult *out[2];
         rv = db_pipeline(db, qs, 2, out, err, errlen);
         r = out[0];
-        *also_out = out[1];
+        if (also_out != NULL)
+            *also_out = out[1];
+        else
+            PQclear(out[1]);
     } else {
         /*
          * Not prepared unless keyed, although planning it costs more than
