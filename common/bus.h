@@ -136,9 +136,10 @@ typedef sw_err (*bus_batch_fn)(PGconn *tx, const Shouwen__V1__Envelope *const *e
 typedef void (*bus_committed_fn)(void *arg, size_t n);
 
 /*
- * Called after each BEGIN of a transaction that will call the handler (may
- * be NULL): a handler that stages events of its own clears them here, so
- * that what a rolled-back attempt staged is never published.
+ * Called at the start of each batch's transaction, before the handler (may
+ * be NULL; the BEGIN itself goes with the batch's first read): a handler
+ * that stages events of its own clears them here, so that what a
+ * rolled-back attempt staged is never published.
  */
 typedef void (*bus_begun_fn)(void *arg);
 
@@ -149,8 +150,8 @@ struct bus_consumer_config {
     bus_batch_fn batch;       /* all of a transaction's events at once (exactly one is set) */
     bus_committed_fn committed;
     bus_begun_fn begun;
-    /* The handler's transactions open with DB_BEGIN_KEYED (db.h) instead of
-     * BEGIN: the handler and the bus's own reads keep prepared plans. */
+    /* The handler's transactions are keyed (DB_BEGIN_KEYED, db.h): the
+     * handler and the bus's own reads keep prepared plans. */
     bool keyed;
     void *arg;
     const char *db_url;
