@@ -573,7 +573,8 @@ static sw_err begin_handler(struct bus_consumer *c, PGconn *db, char *err, size_
 {
     PGresult *r = PQexec(db, c->cfg.keyed ? DB_BEGIN_KEYED : "BEGIN");
     sw_err rv = SW_OK;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    /* keyed, the last statement is the guards' SELECT */
+    if (PQresultStatus(r) != (c->cfg.keyed ? PGRES_TUPLES_OK : PGRES_COMMAND_OK))
         rv = pq_fail(db, "begin a transaction", err, errlen);
     PQclear(r);
     return rv;
@@ -598,23 +599,23 @@ static PGresult *tx_exec(struct bus_consumer *c, PGconn *db, bool *begun, const 
 {
     if (*begun && !fixed)
         return PQexecParams(db, sql, n, NULL, v, NULL, NULL, binary);
-    struct db_query qs[3] = {{.sql = "BEGIN"}, {.sql = DB_KEYED_GUARDS}, {.sql = sql}};
+    struct db_query qs[3];
     PGresult *out[3];
     char err[256];
-    int nq = *begun ? 1 : c->cfg.keyed ? 3 : 2;
-    qs[nq - 1] = (struct db_query){.sql = sql, .n = n, .vals = v, .binary = binary, .fixed = fixed};
-    if (*begun) {
-        /* a kept statement alone: a pipeline of one costs one round trip, like any */
-        if (db_pipeline(db, qs, 1, out, err, sizeof(err)) != SW_OK && out[0] == NULL)
-            LOG(LOG_DEBUG, "BUS-READ", "consumer %s: %s", c->name, err);
-        return out[0];
+    int nq = 0;
+    bool opening = !*begun;
+    if (opening) {
+        qs[nq++] = (struct db_query){.sql = "BEGIN"};
+        if (c->cfg.keyed)
+            qs[nq++] = (struct db_query){.sql = DB_KEYED_GUARDS};
     }
-    sw_err rv = db_pipeline(db, qs, nq, out, err, sizeof(err));
+    qs[nq++] = (struct db_query){.sql = sql, .n = n, .vals = v, .binary = binary, .fixed = fixed};
+    if (db_pipeline(db, qs, nq, out, err, sizeof(err)) != SW_OK && out[nq - 1] == NULL)
+        LOG(LOG_DEBUG, "BUS-READ", "consumer %s: %s", c->name, err);
+    if (opening)
+        *begun = PQresultStatus(out[0]) == PGRES_COMMAND_OK;
     for (int i = 0; i < nq - 1; i++)
         PQclear(out[i]);
-    if (rv != SW_OK && out[nq - 1] == NULL)
-        LOG(LOG_DEBUG, "BUS-READ", "consumer %s: %s", c->name, err);
-    *begun = out[0] != NULL && PQresultStatus(out[0]) == PGRES_COMMAND_OK;
     return out[nq - 1];
 }
 

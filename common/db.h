@@ -127,13 +127,12 @@ sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out,
  * statement is fit only when one index serves its key.  Intake's look-up
  * of earlier submissions (site, source, external reference), planned on
  * an empty core.cases, probes the index on the site alone even here, and
- * so stays planned per batch.  One simple-protocol string (PQexec).
+ * so stays planned per batch.  One simple-protocol string (PQexec), whose
+ * last result is the guards' row.
  */
-#define DB_BEGIN_KEYED                                                                             \
-    "BEGIN; SET LOCAL enable_seqscan TO off; SET LOCAL enable_hashjoin TO off; "                   \
-    "SET LOCAL enable_mergejoin TO off; SET LOCAL plan_cache_mode TO force_generic_plan"
+#define DB_BEGIN_KEYED "BEGIN; " DB_KEYED_GUARDS
 
-/* The same guards as one statement, for a transaction opened in a pipeline (db_pipeline). */
+/* The guards as one statement (its result is a row), also for a pipeline (db_pipeline). */
 #define DB_KEYED_GUARDS                                                                            \
     "SELECT set_config('enable_seqscan', 'off', true), "                                           \
     "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), "    \

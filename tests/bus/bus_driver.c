@@ -17,7 +17,8 @@
  *       0: no effect, only latency figures), SHOUWEN_BUSTEST_ADMIN_ADDR,
  *       BUSTEST_BATCH_HANDLER (1: a batch handler that blames the failing
  *       event; 2: one that always blames the first of the batch, as a
- *       handler that cannot tell would).
+ *       handler that cannot tell would), BUSTEST_KEYED (1: keyed
+ *       transactions, DB_BEGIN_KEYED in db.h, as routing's).
  *
  *   bus_driver pipeline  checks db_pipeline (common/db.c) against the real
  *       server: statements answered in order, a failure in the middle
@@ -332,6 +333,7 @@ static sw_err consumer_start(struct svc *s)
         .sub_urls = urls,
         .batch_max = (int)env_long("BUSTEST_BATCH_MAX", 500),
         .max_attempts = (int)env_long("BUSTEST_MAX_ATTEMPTS", 3),
+        .keyed = env_long("BUSTEST_KEYED", 0) != 0,
         .recv_buf = (int)env_long("BUSTEST_RECV_BUF", 0),
     };
     sw_err rv = bus_consumer_start(&cstate.bus, &cfg, err, sizeof(err));
