@@ -153,7 +153,11 @@ struct bus_outbox {
     size_t n;
     size_t cap;
     struct metric *m_published;
+    struct outbox_chunk *chunks; /* bus_outbox_queries' statements, until bus_outbox_written */
+    size_t nchunks;
 };
+
+static void outbox_chunks_free(struct bus_outbox *ob);
 
 sw_err bus_outbox_alloc(struct bus_outbox **out, uint32_t partitions)
 {
@@ -169,6 +173,7 @@ sw_err bus_outbox_alloc(struct bus_outbox **out, uint32_t partitions)
 
 void bus_outbox_clear(struct bus_outbox *ob)
 {
+    outbox_chunks_free(ob);
     for (size_t i = 0; i < ob->n; i++)
         free(ob->items[i].bytes);
     ob->n = 0;
@@ -271,78 +276,160 @@ sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env)
     return SW_OK;
 }
 
+/*
+ * One INSERT ... VALUES ... RETURNING of events [start, start + k) of the
+ * outbox (k at most BUS_COPY_FROM), built in `c`: its text, its parameters
+ * (the payload in binary) and the partitions as text.  The text depends
+ * only on k, so a session prepares at most BUS_COPY_FROM of them.
+ */
+struct outbox_chunk {
+    size_t start, k;
+    char *sql;
+    const char **vals;
+    int *lens, *fmts;
+    char (*parts)[12];
+};
+
+enum { OUTBOX_COLS = 6 };
+
+static void chunk_free(struct outbox_chunk *c)
+{
+    free(c->sql);
+    free(c->vals);
+    free(c->lens);
+    free(c->fmts);
+    free(c->parts);
+    memset(c, 0, sizeof(*c));
+}
+
+static void outbox_chunks_free(struct bus_outbox *ob)
+{
+    for (size_t i = 0; i < ob->nchunks; i++)
+        chunk_free(&ob->chunks[i]);
+    free(ob->chunks);
+    ob->chunks = NULL;
+    ob->nchunks = 0;
+}
+
+static sw_err chunk_build(struct bus_outbox *ob, size_t start, size_t k, struct outbox_chunk *c)
+{
+    size_t cap = 120 + k * 64;
+    c->start = start;
+    c->k = k;
+    c->sql = malloc(cap);
+    c->vals = calloc(k * OUTBOX_COLS, sizeof(*c->vals));
+    c->lens = calloc(k * OUTBOX_COLS, sizeof(*c->lens));
+    c->fmts = calloc(k * OUTBOX_COLS, sizeof(*c->fmts));
+    c->parts = calloc(k, sizeof(*c->parts));
+    if (c->sql == NULL || c->vals == NULL || c->lens == NULL || c->fmts == NULL ||
+        c->parts == NULL) {
+        chunk_free(c);
+        return SW_ENOMEM;
+    }
+    size_t o = (size_t)snprintf(c->sql, cap,
+                                "INSERT INTO bus.events (event_id, type, site, case_id, "
+                                "partition, payload) VALUES ");
+    for (size_t i = 0; i < k; i++) {
+        struct bus_item *it = &ob->items[start + i];
+        int b = (int)(i * OUTBOX_COLS);
+        o += (size_t)snprintf(c->sql + o, cap - o, "%s($%d,$%d,$%d,$%d,$%d,$%d)", i ? "," : "",
+                              b + 1, b + 2, b + 3, b + 4, b + 5, b + 6);
+        snprintf(c->parts[i], sizeof(c->parts[i]), "%u", it->partition);
+        c->vals[b] = it->event_id;
+        c->vals[b + 1] = it->type;
+        c->vals[b + 2] = it->site[0] ? it->site : NULL;
+        c->vals[b + 3] = it->case_id[0] ? it->case_id : NULL;
+        c->vals[b + 4] = c->parts[i];
+        c->vals[b + 5] = (const char *)it->bytes;
+        c->lens[b + 5] = (int)it->len;
+        c->fmts[b + 5] = 1;
+    }
+    snprintf(c->sql + o, cap - o, " RETURNING event_id::text, seq");
+    return SW_OK;
+}
+
+/* The seqs a chunk's INSERT returned. */
+static sw_err chunk_seqs(struct bus_outbox *ob, const struct outbox_chunk *c, const PGresult *r)
+{
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != c->k)
+        return SW_EDB;
+    for (size_t i = 0; i < c->k; i++) {
+        const char *id = PQgetvalue(r, (int)i, 0);
+        int64_t seq = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
+        /* RETURNING comes in VALUES order; look further only if it does not. */
+        struct bus_item *it = &ob->items[c->start + i];
+        if (strcmp(it->event_id, id) != 0)
+            for (size_t j = 0; j < c->k; j++)
+                if (strcmp(ob->items[c->start + j].event_id, id) == 0)
+                    it = &ob->items[c->start + j];
+        it->seq = seq;
+    }
+    return SW_OK;
+}
+
 /* Few events: one INSERT ... VALUES ... RETURNING is the fewest round trips. */
 static sw_err outbox_insert(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen)
 {
-    enum { COLS = 6 };
     sw_err rv = SW_OK;
-    char *sql = NULL;
-    const char **vals = NULL;
-    int *lens = NULL, *fmts = NULL;
-    char(*parts)[12] = NULL;
-
     for (size_t start = 0; start < ob->n && rv == SW_OK; start += BUS_COPY_FROM) {
         size_t k = ob->n - start < BUS_COPY_FROM ? ob->n - start : BUS_COPY_FROM;
-        size_t cap = 120 + k * 64;
-        free(sql);
-        free(vals);
-        free(lens);
-        free(fmts);
-        free(parts);
-        sql = malloc(cap);
-        vals = calloc(k * COLS, sizeof(*vals));
-        lens = calloc(k * COLS, sizeof(*lens));
-        fmts = calloc(k * COLS, sizeof(*fmts));
-        parts = calloc(k, sizeof(*parts));
-        if (sql == NULL || vals == NULL || lens == NULL || fmts == NULL || parts == NULL) {
+        struct outbox_chunk c;
+        if (chunk_build(ob, start, k, &c) != SW_OK) {
             snprintf(err, errlen, "out of memory writing events");
-            rv = SW_ENOMEM;
-            break;
+            return SW_ENOMEM;
         }
-        size_t o = (size_t)snprintf(sql, cap,
-                                    "INSERT INTO bus.events (event_id, type, site, case_id, "
-                                    "partition, payload) VALUES ");
-        for (size_t i = 0; i < k; i++) {
-            struct bus_item *it = &ob->items[start + i];
-            int b = (int)(i * COLS);
-            o += (size_t)snprintf(sql + o, cap - o, "%s($%d,$%d,$%d,$%d,$%d,$%d)", i ? "," : "",
-                                  b + 1, b + 2, b + 3, b + 4, b + 5, b + 6);
-            snprintf(parts[i], sizeof(parts[i]), "%u", it->partition);
-            vals[b] = it->event_id;
-            vals[b + 1] = it->type;
-            vals[b + 2] = it->site[0] ? it->site : NULL;
-            vals[b + 3] = it->case_id[0] ? it->case_id : NULL;
-            vals[b + 4] = parts[i];
-            vals[b + 5] = (const char *)it->bytes;
-            lens[b + 5] = (int)it->len;
-            fmts[b + 5] = 1;
-        }
-        snprintf(sql + o, cap - o, " RETURNING event_id::text, seq");
         char name[32];
         snprintf(name, sizeof(name), "bus_outbox_%zu", k);
-        PGresult *r = db_exec_prepared(tx, name, sql, (int)(k * COLS), vals, lens, fmts);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK || (size_t)PQntuples(r) != k) {
+        PGresult *r =
+            db_exec_prepared(tx, name, c.sql, (int)(k * OUTBOX_COLS), c.vals, c.lens, c.fmts);
+        if (chunk_seqs(ob, &c, r) != SW_OK)
             rv = pq_fail(tx, "write events to the outbox", err, errlen);
-        } else {
-            for (size_t i = 0; i < k; i++) {
-                const char *id = PQgetvalue(r, (int)i, 0);
-                int64_t seq = strtoll(PQgetvalue(r, (int)i, 1), NULL, 10);
-                /* RETURNING comes in VALUES order; look further only if it does not. */
-                struct bus_item *it = &ob->items[start + i];
-                if (strcmp(it->event_id, id) != 0)
-                    for (size_t j = 0; j < k; j++)
-                        if (strcmp(ob->items[start + j].event_id, id) == 0)
-                            it = &ob->items[start + j];
-                it->seq = seq;
-            }
-        }
         PQclear(r);
+        chunk_free(&c);
     }
-    free(sql);
-    free(vals);
-    free(lens);
-    free(fmts);
-    free(parts);
+    return rv;
+}
+
+int bus_outbox_queries(struct bus_outbox *ob, struct db_query *qs, int max)
+{
+    outbox_chunks_free(ob);
+    size_t need = (ob->n + BUS_COPY_FROM - 1) / BUS_COPY_FROM;
+    if (need == 0)
+        return 0;
+    if (need > (size_t)max || (ob->chunks = calloc(need, sizeof(*ob->chunks))) == NULL)
+        return -1;
+    for (size_t i = 0; i < need; i++) {
+        size_t start = i * BUS_COPY_FROM;
+        size_t k = ob->n - start < BUS_COPY_FROM ? ob->n - start : BUS_COPY_FROM;
+        if (chunk_build(ob, start, k, &ob->chunks[i]) != SW_OK) {
+            outbox_chunks_free(ob);
+            return -1;
+        }
+        ob->nchunks = i + 1;
+        qs[i] = (struct db_query){.sql = ob->chunks[i].sql,
+                                  .n = (int)(k * OUTBOX_COLS),
+                                  .vals = ob->chunks[i].vals,
+                                  .lens = ob->chunks[i].lens,
+                                  .fmts = ob->chunks[i].fmts,
+                                  .fixed = true};
+    }
+    return (int)need;
+}
+
+sw_err bus_outbox_written(struct bus_outbox *ob, PGresult *const *rs, int nq, char *err,
+                          size_t errlen)
+{
+    sw_err rv = SW_OK;
+    if ((size_t)nq != ob->nchunks) {
+        snprintf(err, errlen, "%d results for %zu statements writing events", nq, ob->nchunks);
+        rv = SW_EINVAL;
+    }
+    for (size_t i = 0; rv == SW_OK && i < ob->nchunks; i++)
+        if (chunk_seqs(ob, &ob->chunks[i], rs[i]) != SW_OK) {
+            snprintf(err, errlen, "write events to the outbox: not every event came back");
+            rv = SW_EDB;
+        }
+    outbox_chunks_free(ob);
     return rv;
 }
 

@@ -75,6 +75,7 @@ sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t
 /* ---- producing ------------------------------------------------------------------------ */
 
 struct bus_outbox;
+struct db_query;
 
 /* Allocate an outbox for `partitions` partitions.  Free with bus_outbox_free. */
 sw_err bus_outbox_alloc(struct bus_outbox **out, uint32_t partitions);
@@ -99,6 +100,20 @@ size_t bus_outbox_len(const struct bus_outbox *ob);
  * transaction `tx` (one INSERT for a few, binary COPY for many) and learns their seqs.
  */
 sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t errlen);
+
+/*
+ * bus_outbox_queries puts INSERT statements of every staged event into
+ * `qs`, for the caller to send in its own pipeline (db_pipeline) inside
+ * its transaction: one round trip for its writes and the events together.
+ * Returns how many statements (one per 64 events), 0 when nothing is
+ * staged, or -1 when they would need more than `max` or memory ran out
+ * (then bus_outbox_write).  Their text and parameters stay in the outbox
+ * until bus_outbox_written takes the statements' results (the events'
+ * seqs) after the pipeline, or bus_outbox_clear.
+ */
+int bus_outbox_queries(struct bus_outbox *ob, struct db_query *qs, int max);
+sw_err bus_outbox_written(struct bus_outbox *ob, PGresult *const *rs, int nq, char *err,
+                          size_t errlen);
 
 /*
  * bus_outbox_publish sends the written events on `pub` (after COMMIT) and

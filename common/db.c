@@ -387,9 +387,10 @@ sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out,
     int sent = 0;
     for (; sent < nq; sent++) {
         const struct db_query *q = &qs[sent];
-        int ok = names[sent][0] != '\0'
-                     ? PQsendQueryPrepared(c, names[sent], q->n, q->vals, NULL, NULL, q->binary)
-                     : PQsendQueryParams(c, q->sql, q->n, NULL, q->vals, NULL, NULL, q->binary);
+        int ok =
+            names[sent][0] != '\0'
+                ? PQsendQueryPrepared(c, names[sent], q->n, q->vals, q->lens, q->fmts, q->binary)
+                : PQsendQueryParams(c, q->sql, q->n, NULL, q->vals, q->lens, q->fmts, q->binary);
         if (!ok)
             break;
     }

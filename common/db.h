@@ -80,15 +80,18 @@ PGresult *db_exec_prepared(PGconn *c, const char *name, const char *sql, int n,
 PGresult *db_exec_fixed(PGconn *c, const char *sql, int n, const char *const *vals);
 
 /*
- * One statement of a pipeline (db_pipeline): `sql` with its `n` text
- * parameters `vals`, results in text (binary 0) or binary (1) form;
- * `fixed`: prepared once per session and kept, as db_exec_fixed does (the
- * same caution applies).
+ * One statement of a pipeline (db_pipeline): `sql` with its `n`
+ * parameters `vals`, text unless `fmts` (NULL: all text) marks one binary
+ * (1), with its length in `lens`; results in text (binary 0) or binary (1)
+ * form; `fixed`: prepared once per session and kept, as db_exec_fixed
+ * does (the same caution applies).
  */
 struct db_query {
     const char *sql;
     int n;
     const char *const *vals;
+    const int *lens;
+    const int *fmts;
     int binary;
     bool fixed;
 };

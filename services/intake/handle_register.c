@@ -348,66 +348,144 @@ static void reply_case(struct job *j, uint16_t status, const char *id, const cha
     snprintf(j->etag, sizeof(j->etag), "\"%s\"", version);
 }
 
-/*
- * Earlier submissions with the same key: answer 200 (same body) or 409.
- * `pending` marks the jobs to look up; those answered are unmarked.
- */
-static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, char *err,
-                           size_t errlen)
-{
+/* The arrays of a batch's look-ups, as PostgreSQL array literals. */
+struct arrays {
     struct buf a[3];
-    int k = 0;
-    for (int f = 0; f < 3; f++) {
-        buf_init(&a[f], 4u << 20);
-        buf_puts(&a[f], "{");
+};
+
+static void arrays_init(struct arrays *x, int k)
+{
+    for (int f = 0; f < k; f++) {
+        buf_init(&x->a[f], 4u << 20);
+        buf_puts(&x->a[f], "{");
     }
+}
+
+static void arrays_free(struct arrays *x, int k)
+{
+    for (int f = 0; f < k; f++)
+        buf_free(&x->a[f]);
+}
+
+/*
+ * Earlier submissions with the same key: the look-up of the jobs marked
+ * in `pending` (0 when none is), its arrays in `x` (kept until the answer
+ * is in, then arrays_free(x, 3)).
+ */
+static const char earlier_sql[] =
+    "SELECT u.s::text, u.src, u.ref, c.id::text, c.number, c.status, c.version, "
+    "encode(c.request_sha256, 'hex') FROM unnest($1::uuid[], $2::text[], $3::text[]) "
+    "AS u(s, src, ref) JOIN core.cases c ON c.site_id = u.s AND c.source = u.src "
+    "AND c.external_ref = u.ref";
+
+static int earlier_query(struct job **jobs, int n, const bool *pending, struct arrays *x,
+                         const char *v[3])
+{
+    int k = 0;
+    arrays_init(x, 3);
     for (int i = 0; i < n; i++) {
         if (!pending[i])
             continue;
         struct reg *r = jobs[i]->reg;
-        arr_add(&a[0], jobs[i]->who.site_id, k == 0);
-        arr_add(&a[1], r->source, k == 0);
-        arr_add(&a[2], r->external_ref, k == 0);
+        arr_add(&x->a[0], jobs[i]->who.site_id, k == 0);
+        arr_add(&x->a[1], r->source, k == 0);
+        arr_add(&x->a[2], r->external_ref, k == 0);
         k++;
     }
-    for (int f = 0; f < 3; f++)
-        buf_puts(&a[f], "}");
-    sw_err rv = SW_OK;
-    if (k > 0) {
-        const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2])};
-        PGresult *r = NULL;
-        rv = q(db, NULL, "look up earlier submissions",
-               "SELECT u.s::text, u.src, u.ref, c.id::text, c.number, c.status, c.version, "
-               "encode(c.request_sha256, 'hex') FROM unnest($1::uuid[], $2::text[], $3::text[]) "
-               "AS u(s, src, ref) JOIN core.cases c ON c.site_id = u.s AND c.source = u.src "
-               "AND c.external_ref = u.ref",
-               3, v, &r, err, errlen);
-        for (int row = 0; rv == SW_OK && row < PQntuples(r); row++) {
-            for (int i = 0; i < n; i++) {
-                struct reg *g = jobs[i]->reg;
-                if (!pending[i] || strcmp(jobs[i]->who.site_id, PQgetvalue(r, row, 0)) != 0 ||
-                    strcmp(g->source, PQgetvalue(r, row, 1)) != 0 ||
-                    strcmp(g->external_ref, PQgetvalue(r, row, 2)) != 0)
-                    continue;
-                pending[i] = false;
-                if (strcmp(g->sha, PQgetvalue(r, row, 7)) == 0) {
-                    reply_case(jobs[i], 200, PQgetvalue(r, row, 3), PQgetvalue(r, row, 4),
-                               PQgetvalue(r, row, 5), PQgetvalue(r, row, 6), true);
-                } else {
-                    char msg[300];
-                    snprintf(msg, sizeof(msg),
-                             "external_ref \"%.200s\" was already used for case %s with a "
-                             "different body",
-                             g->external_ref, PQgetvalue(r, row, 4));
-                    job_reply_error(jobs[i], 409, msg);
-                }
+    for (int f = 0; f < 3; f++) {
+        buf_puts(&x->a[f], "}");
+        v[f] = buf_cstr(&x->a[f]);
+    }
+    return k;
+}
+
+/* Answer the jobs whose key was used before: 200 (same body) or 409; they are unmarked. */
+static void earlier_apply(const PGresult *r, struct job **jobs, int n, bool *pending)
+{
+    for (int row = 0; row < PQntuples(r); row++) {
+        for (int i = 0; i < n; i++) {
+            struct reg *g = jobs[i]->reg;
+            if (!pending[i] || strcmp(jobs[i]->who.site_id, PQgetvalue(r, row, 0)) != 0 ||
+                strcmp(g->source, PQgetvalue(r, row, 1)) != 0 ||
+                strcmp(g->external_ref, PQgetvalue(r, row, 2)) != 0)
+                continue;
+            pending[i] = false;
+            if (strcmp(g->sha, PQgetvalue(r, row, 7)) == 0) {
+                reply_case(jobs[i], 200, PQgetvalue(r, row, 3), PQgetvalue(r, row, 4),
+                           PQgetvalue(r, row, 5), PQgetvalue(r, row, 6), true);
+            } else {
+                char msg[300];
+                snprintf(msg, sizeof(msg),
+                         "external_ref \"%.200s\" was already used for case %s with a "
+                         "different body",
+                         g->external_ref, PQgetvalue(r, row, 4));
+                job_reply_error(jobs[i], 409, msg);
             }
         }
+    }
+}
+
+/* Earlier submissions of the jobs marked in `pending`, on their own. */
+static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, char *err,
+                           size_t errlen)
+{
+    struct arrays x;
+    const char *v[3];
+    sw_err rv = SW_OK;
+    if (earlier_query(jobs, n, pending, &x, v) > 0) {
+        PGresult *r = NULL;
+        rv = q(db, NULL, "look up earlier submissions", earlier_sql, 3, v, &r, err, errlen);
+        if (rv == SW_OK)
+            earlier_apply(r, jobs, n, pending);
         PQclear(r);
     }
-    for (int f = 0; f < 3; f++)
-        buf_free(&a[f]);
+    arrays_free(&x, 3);
     return rv;
+}
+
+/*
+ * First responders: the staff member named by each job (`want` marks
+ * them) and their department, at the job's site.
+ */
+static const char responders_sql[] =
+    "SELECT u.i::int, s.id::text, s.department_id::text FROM unnest($1::uuid[], "
+    "$2::text[]) WITH ORDINALITY AS u(site, code, i) JOIN core.staff s ON "
+    "s.site_id = u.site AND s.code = u.code AND s.active";
+
+static int responders_query(struct job **jobs, int n, const bool *want, struct arrays *x,
+                            const char *v[2])
+{
+    int k = 0;
+    arrays_init(x, 2);
+    for (int i = 0; i < n; i++) {
+        if (!want[i])
+            continue;
+        arr_add(&x->a[0], jobs[i]->who.site_id, k == 0);
+        arr_add(&x->a[1], jobs[i]->reg->first_responder, k == 0);
+        k++;
+    }
+    for (int f = 0; f < 2; f++) {
+        buf_puts(&x->a[f], "}");
+        v[f] = buf_cstr(&x->a[f]);
+    }
+    return k;
+}
+
+static void responders_apply(const PGresult *r, struct job **jobs, int n, const bool *want)
+{
+    int map[n > 0 ? n : 1]; /* the k-th job looked up is jobs[map[k]] */
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (want[i])
+            map[k++] = i;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int i = atoi(PQgetvalue(r, row, 0)) - 1;
+        if (i >= 0 && i < k) {
+            struct reg *g = jobs[map[i]]->reg;
+            snprintf(g->fr_id, sizeof(g->fr_id), "%s", PQgetvalue(r, row, 1));
+            snprintf(g->fr_dept, sizeof(g->fr_dept), "%s", PQgetvalue(r, row, 2));
+        }
+    }
 }
 
 static int64_t now_us(void)
@@ -468,284 +546,13 @@ static sw_err stage_event(struct job *j, struct bus_outbox *ob, int64_t t)
     return bus_outbox_add(ob, &env);
 }
 
-sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
-                     char *err, size_t errlen)
+/*
+ * A request repeated within its batch (`twin[i]`: the job with the same
+ * key that went ahead) gets that job's answer: the same case as a
+ * duplicate (200), or 409 when its body differs.
+ */
+static sw_err answer_twins(struct intake *in, struct job **jobs, int n, struct job **twin)
 {
-    bool pending[n];
-    int nlive = 0;
-    sw_err rv = SW_OK;
-    PGresult *r = NULL;
-
-    /* who may register where */
-    for (int i = 0; i < n; i++) {
-        struct job *j = jobs[i];
-        struct reg *g = j->reg;
-        pending[i] = false;
-        if (strcmp(j->who.site, g->site) != 0) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "this credential is for site %s, not %s", j->who.site,
-                     g->site);
-            job_reply_error(j, 403, msg);
-            continue;
-        }
-        if (j->who.kind == 'k' && strcmp(j->who.role, "reader") == 0) {
-            job_reply_error(j, 403, "this API key may only read cases, not register them");
-            continue;
-        }
-        if (j->who.kind == 'k')
-            snprintf(g->source, sizeof(g->source), "%s", j->who.name);
-        else
-            snprintf(g->source, sizeof(g->source), "staff:%s", j->who.name);
-        if (j->who.kind == 't' && g->first_responder[0] == '\0')
-            snprintf(g->first_responder, sizeof(g->first_responder), "%.32s", j->who.name);
-        pending[i] = g->external_ref != NULL;
-        nlive++;
-    }
-    if (nlive == 0)
-        return SW_OK;
-    /* earlier submissions with the same key */
-    rv = find_earlier(db, jobs, n, pending, err, errlen);
-    if (rv != SW_OK)
-        return rv;
-    /* who is left: not answered yet; the same key twice in this batch goes once */
-    struct job *live[n];
-    struct job *twin[n];
-    int nl = 0;
-    for (int i = 0; i < n; i++) {
-        struct job *j = jobs[i];
-        twin[i] = NULL;
-        if (j->status != 0)
-            continue;
-        for (int k = 0; k < nl && j->reg->external_ref != NULL; k++) {
-            struct reg *o = live[k]->reg;
-            if (o->external_ref != NULL && strcmp(o->external_ref, j->reg->external_ref) == 0 &&
-                strcmp(o->source, j->reg->source) == 0 && strcmp(o->site, j->reg->site) == 0)
-                twin[i] = live[k];
-        }
-        if (twin[i] == NULL)
-            live[nl++] = j;
-    }
-    if (nl == 0)
-        goto twins;
-    /* first responders: the staff member and their department */
-    {
-        struct buf a0, a1;
-        buf_init(&a0, 4u << 20);
-        buf_init(&a1, 4u << 20);
-        buf_puts(&a0, "{");
-        buf_puts(&a1, "{");
-        for (int i = 0; i < nl; i++) {
-            arr_add(&a0, live[i]->who.site_id, i == 0);
-            arr_add(&a1, live[i]->reg->first_responder, i == 0);
-        }
-        buf_puts(&a0, "}");
-        buf_puts(&a1, "}");
-        const char *v[] = {buf_cstr(&a0), buf_cstr(&a1)};
-        rv = q(db, NULL, "look up first responders",
-               "SELECT u.i::int, s.id::text, s.department_id::text FROM unnest($1::uuid[], "
-               "$2::text[]) WITH ORDINALITY AS u(site, code, i) JOIN core.staff s ON "
-               "s.site_id = u.site AND s.code = u.code AND s.active",
-               2, v, &r, err, errlen);
-        buf_free(&a0);
-        buf_free(&a1);
-        if (rv != SW_OK)
-            return rv;
-        for (int row = 0; row < PQntuples(r); row++) {
-            int i = atoi(PQgetvalue(r, row, 0)) - 1;
-            if (i >= 0 && i < nl) {
-                snprintf(live[i]->reg->fr_id, 37, "%s", PQgetvalue(r, row, 1));
-                snprintf(live[i]->reg->fr_dept, 37, "%s", PQgetvalue(r, row, 2));
-            }
-        }
-        PQclear(r);
-        int keep = 0;
-        for (int i = 0; i < nl; i++) {
-            struct reg *g = live[i]->reg;
-            if (g->first_responder[0] != '\0' && g->fr_id[0] == '\0') {
-                struct field_error fe;
-                snprintf(fe.field, sizeof(fe.field), "first_responder");
-                snprintf(fe.message, sizeof(fe.message), "no active staff member \"%s\" at site %s",
-                         g->first_responder, g->site);
-                job_reply_fields(live[i], &fe, 1);
-                continue;
-            }
-            live[keep++] = live[i];
-        }
-        nl = keep;
-    }
-    if (nl == 0)
-        goto twins;
-    /* case numbers: one counter row per site and local day, taken for the whole batch */
-    {
-        struct buf a0, a1, a2;
-        buf_init(&a0, 1u << 20);
-        buf_init(&a1, 1u << 20);
-        buf_init(&a2, 1u << 20);
-        buf_puts(&a0, "{");
-        buf_puts(&a1, "{");
-        buf_puts(&a2, "{");
-        int nsites = 0;
-        for (int i = 0; i < nl; i++) {
-            bool seen = false;
-            for (int k = 0; k < i && !seen; k++)
-                seen = strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
-            if (seen)
-                continue;
-            int count = 0;
-            for (int k = i; k < nl; k++)
-                count += strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
-            arr_add(&a0, live[i]->who.site_id, nsites == 0);
-            arr_add(&a1, live[i]->who.time_zone, nsites == 0);
-            buf_printf(&a2, "%s%d", nsites ? "," : "", count);
-            nsites++;
-        }
-        buf_puts(&a0, "}");
-        buf_puts(&a1, "}");
-        buf_puts(&a2, "}");
-        const char *v[] = {buf_cstr(&a0), buf_cstr(&a1), buf_cstr(&a2)};
-        /* sites in a fixed order, so that two batches never wait on each other in a circle */
-        rv = q(db, "reg_numbers", "take case numbers",
-               "INSERT INTO core.case_numbers AS n (site_id, local_day, last_number) "
-               "SELECT s, (now() AT TIME ZONE tz)::date, k FROM unnest($1::uuid[], $2::text[], "
-               "$3::int[]) AS u(s, tz, k) ORDER BY s ON CONFLICT (site_id, local_day) DO UPDATE "
-               "SET last_number = n.last_number + EXCLUDED.last_number "
-               "RETURNING site_id::text, to_char(local_day, 'YYYYMMDD'), last_number",
-               3, v, &r, err, errlen);
-        buf_free(&a0);
-        buf_free(&a1);
-        buf_free(&a2);
-        if (rv != SW_OK)
-            return rv;
-        for (int row = 0; row < PQntuples(r); row++) {
-            const char *sid = PQgetvalue(r, row, 0);
-            long last = atol(PQgetvalue(r, row, 2));
-            int count = 0;
-            for (int i = 0; i < nl; i++)
-                count += strcmp(live[i]->who.site_id, sid) == 0;
-            long next = last - count + 1;
-            for (int i = 0; i < nl; i++)
-                if (strcmp(live[i]->who.site_id, sid) == 0)
-                    snprintf(live[i]->reg->number, sizeof(live[i]->reg->number), "%s-%s-%04ld",
-                             live[i]->who.site, PQgetvalue(r, row, 1), next++);
-        }
-        PQclear(r);
-    }
-    /* the cases */
-    {
-        enum { COLS = 22 };
-        struct buf sql;
-        const char **v = calloc((size_t)nl * COLS, sizeof(*v));
-        struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
-        if (v == NULL || docarr == NULL) {
-            free(v);
-            free(docarr);
-            snprintf(err, errlen, "out of memory");
-            return SW_ENOMEM;
-        }
-        buf_init(&sql, 4u << 20);
-        buf_puts(&sql,
-                 "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
-                 "owner_id, department_id, type, channel, urgency, category, subject, description, "
-                 "customer_name, customer_phone, customer_unit, customer_address, "
-                 "required_documents, source, external_ref, request_sha256, customer_room, "
-                 "customer_email, customer_consent) VALUES ");
-        for (int i = 0; i < nl; i++) {
-            struct job *j = live[i];
-            struct reg *g = j->reg;
-            const char **p = v + (size_t)i * COLS;
-            if (bus_uuid_v4(g->case_id) != SW_OK) {
-                free(v);
-                free(docarr);
-                buf_free(&sql);
-                snprintf(err, errlen, "no randomness for a case id");
-                return SW_EIO;
-            }
-            buf_init(&docarr[i], 1u << 20);
-            buf_puts(&docarr[i], "{");
-            for (int d = 0; d < g->ndocs; d++)
-                arr_add(&docarr[i], g->docs[d], d == 0);
-            buf_puts(&docarr[i], "}");
-            int b = i * COLS;
-            buf_printf(&sql,
-                       "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,"
-                       "$%d,coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,"
-                       "decode($%d,'hex'),$%d,$%d,$%d::bool)",
-                       i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 4, b + 5, b + 6, b + 7, b + 8,
-                       b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17,
-                       b + 18, b + 19, b + 20, b + 21, b + 22);
-            p[0] = g->case_id;
-            p[1] = j->who.site_id;
-            p[2] = g->number;
-            p[3] = g->fr_id[0] ? g->fr_id : NULL;
-            p[4] = g->fr_dept[0] ? g->fr_dept : NULL;
-            p[5] = types[g->type - 1];
-            p[6] = channels[g->channel - 1];
-            p[7] = urgencies[g->urgency - 1];
-            p[8] = g->category;
-            p[9] = g->subject;
-            p[10] = g->description;
-            p[11] = g->name;
-            p[12] = g->phone;
-            p[13] = g->unit;
-            p[14] = g->address;
-            p[15] = buf_cstr(&docarr[i]);
-            p[16] = g->source;
-            p[17] = g->external_ref;
-            p[18] = g->sha;
-            p[19] = g->room;
-            p[20] = g->email;
-            p[21] = g->consent ? "true" : "false";
-        }
-        buf_puts(&sql,
-                 " ON CONFLICT ON CONSTRAINT cases_idempotency DO NOTHING RETURNING id::text");
-        char name[32];
-        snprintf(name, sizeof(name), "reg_cases_%d", nl);
-        rv = q(db, name, "register cases", buf_cstr(&sql), nl * COLS, v, &r, err, errlen);
-        for (int i = 0; i < nl; i++)
-            buf_free(&docarr[i]);
-        free(docarr);
-        free(v);
-        buf_free(&sql);
-        if (rv != SW_OK)
-            return rv;
-        /* not inserted: a racing submission with the same key committed first */
-        bool raced[n];
-        int nraced = 0;
-        for (int i = 0; i < n; i++)
-            raced[i] = false;
-        for (int i = 0; i < nl; i++) {
-            bool found = false;
-            for (int row = 0; row < PQntuples(r) && !found; row++)
-                found = strcmp(PQgetvalue(r, row, 0), live[i]->reg->case_id) == 0;
-            if (!found) {
-                for (int k = 0; k < n; k++)
-                    if (jobs[k] == live[i]) {
-                        raced[k] = true;
-                        nraced++;
-                    }
-                live[i]->reg->case_id[0] = '\0';
-            }
-        }
-        PQclear(r);
-        if (nraced > 0 && (rv = find_earlier(db, jobs, n, raced, err, errlen)) != SW_OK)
-            return rv;
-    }
-    /* the events, in the same transaction */
-    int64_t t = now_us();
-    for (int i = 0; i < nl; i++) {
-        struct job *j = live[i];
-        if (j->reg->case_id[0] == '\0')
-            continue;
-        if ((rv = stage_event(j, ob, t)) != SW_OK) {
-            snprintf(err, errlen, "could not stage case.registered: %s", sw_strerror(rv));
-            return rv;
-        }
-        reply_case(j, 201, j->reg->case_id, j->reg->number, "registered", "1", false);
-        metric_add(in->m_registered, 1);
-    }
-    if ((rv = bus_outbox_write(ob, db, err, errlen)) != SW_OK)
-        return rv;
-twins:
     for (int i = 0; i < n; i++) {
         struct job *o = twin[i];
         if (o == NULL)
@@ -775,4 +582,355 @@ twins:
         }
     }
     return SW_OK;
+}
+
+/*
+ * Case numbers: one counter row per site and local day, taken for the
+ * whole batch in a short transaction of its own, committed without
+ * waiting for the disk (synchronous_commit off).  The row stays locked
+ * only while that transaction runs, so batches on other sessions are not
+ * held up for one another's whole write and fsync.  That is safe: the
+ * cases that use the numbers commit later with a wait for the disk, and
+ * WAL is flushed in order, so a committed case always has its counter
+ * durable with it; after a crash before that, the counter may go back,
+ * but no committed case holds the numbers it hands out again.  Numbers
+ * taken by a batch that then fails are left unused, as with any race.
+ */
+static sw_err take_numbers(PGconn *db, struct job **live, int nl, char *err, size_t errlen)
+{
+    struct buf a0, a1, a2;
+    buf_init(&a0, 1u << 20);
+    buf_init(&a1, 1u << 20);
+    buf_init(&a2, 1u << 20);
+    buf_puts(&a0, "{");
+    buf_puts(&a1, "{");
+    buf_puts(&a2, "{");
+    int nsites = 0;
+    for (int i = 0; i < nl; i++) {
+        bool seen = false;
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
+        if (seen)
+            continue;
+        int count = 0;
+        for (int k = i; k < nl; k++)
+            count += strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
+        arr_add(&a0, live[i]->who.site_id, nsites == 0);
+        arr_add(&a1, live[i]->who.time_zone, nsites == 0);
+        buf_printf(&a2, "%s%d", nsites ? "," : "", count);
+        nsites++;
+    }
+    buf_puts(&a0, "}");
+    buf_puts(&a1, "}");
+    buf_puts(&a2, "}");
+    const char *v[] = {buf_cstr(&a0), buf_cstr(&a1), buf_cstr(&a2)};
+    /* sites in a fixed order, so that two batches never wait on each other in a circle */
+    struct db_query qs[] = {
+        {.sql = "BEGIN"},
+        {.sql = "SET LOCAL synchronous_commit TO off"},
+        {.sql = "INSERT INTO core.case_numbers AS n (site_id, local_day, last_number) "
+                "SELECT s, (now() AT TIME ZONE tz)::date, k FROM unnest($1::uuid[], $2::text[], "
+                "$3::int[]) AS u(s, tz, k) ORDER BY s ON CONFLICT (site_id, local_day) DO UPDATE "
+                "SET last_number = n.last_number + EXCLUDED.last_number "
+                "RETURNING site_id::text, to_char(local_day, 'YYYYMMDD'), last_number",
+         .n = 3,
+         .vals = v,
+         .fixed = true},
+        {.sql = "COMMIT"}};
+    PGresult *out[4];
+    sw_err rv = db_pipeline(db, qs, 4, out, err, errlen);
+    buf_free(&a0);
+    buf_free(&a1);
+    buf_free(&a2);
+    PGresult *r = out[2];
+    for (int row = 0; rv == SW_OK && row < PQntuples(r); row++) {
+        const char *sid = PQgetvalue(r, row, 0);
+        long last = atol(PQgetvalue(r, row, 2));
+        int count = 0;
+        for (int i = 0; i < nl; i++)
+            count += strcmp(live[i]->who.site_id, sid) == 0;
+        long next = last - count + 1;
+        for (int i = 0; i < nl; i++)
+            if (strcmp(live[i]->who.site_id, sid) == 0)
+                snprintf(live[i]->reg->number, sizeof(live[i]->reg->number), "%s-%s-%04ld",
+                         live[i]->who.site, PQgetvalue(r, row, 1), next++);
+    }
+    for (int i = 0; i < 4; i++)
+        PQclear(out[i]);
+    if (rv != SW_OK) {
+        char why[INTAKE_ERR_MAX];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "could not take case numbers: %s", why);
+    }
+    return rv;
+}
+
+/*
+ * Write the cases `live` (their numbers taken) and their case.registered
+ * events and commit, in one round trip: BEGIN, the INSERT of the cases,
+ * the INSERTs of the events (bus_outbox_queries; a batch too large for
+ * one pipeline writes its events with bus_outbox_write and commits after),
+ * COMMIT.  Each case is answered 201 once committed.  *raced: the INSERT
+ * failed because a submission with the same key committed first (nothing
+ * was written; the transaction is rolled back here).
+ */
+static sw_err write_cases(struct intake *in, PGconn *db, struct job **live, int nl,
+                          struct bus_outbox *ob, bool *raced, char *err, size_t errlen)
+{
+    enum { COLS = 22 };
+    sw_err rv = SW_OK;
+    struct buf sql;
+    const char **v = calloc((size_t)nl * COLS, sizeof(*v));
+    struct buf *docarr = calloc((size_t)nl, sizeof(*docarr));
+    *raced = false;
+    if (v == NULL || docarr == NULL) {
+        free(v);
+        free(docarr);
+        snprintf(err, errlen, "out of memory");
+        return SW_ENOMEM;
+    }
+    bus_outbox_clear(ob);
+    buf_init(&sql, 4u << 20);
+    buf_puts(&sql,
+             "INSERT INTO core.cases (id, site_id, number, first_responder_id, "
+             "owner_id, department_id, type, channel, urgency, category, subject, description, "
+             "customer_name, customer_phone, customer_unit, customer_address, "
+             "required_documents, source, external_ref, request_sha256, customer_room, "
+             "customer_email, customer_consent) VALUES ");
+    int64_t t = now_us();
+    for (int i = 0; i < nl && rv == SW_OK; i++) {
+        struct job *j = live[i];
+        struct reg *g = j->reg;
+        const char **p = v + (size_t)i * COLS;
+        if (bus_uuid_v4(g->case_id) != SW_OK) {
+            snprintf(err, errlen, "no randomness for a case id");
+            rv = SW_EIO;
+            break;
+        }
+        buf_init(&docarr[i], 1u << 20);
+        buf_puts(&docarr[i], "{");
+        for (int d = 0; d < g->ndocs; d++)
+            arr_add(&docarr[i], g->docs[d], d == 0);
+        buf_puts(&docarr[i], "}");
+        int b = i * COLS;
+        buf_printf(&sql,
+                   "%s($%d::uuid,$%d::uuid,$%d,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d,$%d,"
+                   "$%d,coalesce($%d,''),$%d,$%d,$%d,$%d,$%d::text[],$%d,$%d,"
+                   "decode($%d,'hex'),$%d,$%d,$%d::bool)",
+                   i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 4, b + 5, b + 6, b + 7, b + 8,
+                   b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, b + 16, b + 17, b + 18,
+                   b + 19, b + 20, b + 21, b + 22);
+        p[0] = g->case_id;
+        p[1] = j->who.site_id;
+        p[2] = g->number;
+        p[3] = g->fr_id[0] ? g->fr_id : NULL;
+        p[4] = g->fr_dept[0] ? g->fr_dept : NULL;
+        p[5] = types[g->type - 1];
+        p[6] = channels[g->channel - 1];
+        p[7] = urgencies[g->urgency - 1];
+        p[8] = g->category;
+        p[9] = g->subject;
+        p[10] = g->description;
+        p[11] = g->name;
+        p[12] = g->phone;
+        p[13] = g->unit;
+        p[14] = g->address;
+        p[15] = buf_cstr(&docarr[i]);
+        p[16] = g->source;
+        p[17] = g->external_ref;
+        p[18] = g->sha;
+        p[19] = g->room;
+        p[20] = g->email;
+        p[21] = g->consent ? "true" : "false";
+        if ((rv = stage_event(j, ob, t)) != SW_OK)
+            snprintf(err, errlen, "could not stage case.registered: %s", sw_strerror(rv));
+    }
+    struct db_query qs[DB_PIPELINE_MAX];
+    PGresult *out[DB_PIPELINE_MAX];
+    int nq = 0, nev = 0;
+    if (rv == SW_OK) {
+        qs[nq++] = (struct db_query){.sql = "BEGIN"};
+        qs[nq++] =
+            (struct db_query){.sql = buf_cstr(&sql), .n = nl * COLS, .vals = v, .fixed = true};
+        /* the events in the same round trip when they fit, and the COMMIT after them */
+        nev = bus_outbox_queries(ob, qs + nq, DB_PIPELINE_MAX - nq - 1);
+        if (nev >= 0) {
+            nq += nev;
+            qs[nq++] = (struct db_query){.sql = "COMMIT"};
+        }
+        rv = db_pipeline(db, qs, nq, out, err, errlen);
+        const char *state = out[1] != NULL ? PQresultErrorField(out[1], PG_DIAG_SQLSTATE) : NULL;
+        const char *cons =
+            out[1] != NULL ? PQresultErrorField(out[1], PG_DIAG_CONSTRAINT_NAME) : NULL;
+        *raced = rv != SW_OK && state != NULL && strcmp(state, "23505") == 0 && cons != NULL &&
+                 strcmp(cons, "cases_idempotency") == 0;
+        if (rv == SW_OK && nev > 0)
+            rv = bus_outbox_written(ob, out + 2, nev, err, errlen);
+        for (int i = 0; i < nq; i++)
+            PQclear(out[i]);
+        if (rv == SW_OK && nev < 0 && (rv = bus_outbox_write(ob, db, err, errlen)) == SW_OK) {
+            PGresult *r = PQexec(db, "COMMIT");
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                rv = db_fail(db, r, "commit the cases", err, errlen);
+            PQclear(r);
+        }
+    }
+    for (int i = 0; i < nl; i++)
+        buf_free(&docarr[i]);
+    free(docarr);
+    free(v);
+    buf_free(&sql);
+    if (*raced && PQpipelineStatus(db) == PQ_PIPELINE_OFF &&
+        PQtransactionStatus(db) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(db, "ROLLBACK");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rv = db_fail(db, r, "roll back a batch that raced", err, errlen);
+            *raced = false;
+        }
+        PQclear(r);
+        bus_outbox_clear(ob);
+    }
+    if (rv != SW_OK)
+        return rv;
+    for (int i = 0; i < nl; i++) {
+        reply_case(live[i], 201, live[i]->reg->case_id, live[i]->reg->number, "registered", "1",
+                   false);
+        metric_add(in->m_registered, 1);
+    }
+    return SW_OK;
+}
+
+sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
+                     char *err, size_t errlen)
+{
+    bool pending[n];
+    int nlive = 0;
+    sw_err rv = SW_OK;
+
+    /* who may register where */
+    for (int i = 0; i < n; i++) {
+        struct job *j = jobs[i];
+        struct reg *g = j->reg;
+        pending[i] = false;
+        if (strcmp(j->who.site, g->site) != 0) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "this credential is for site %s, not %s", j->who.site,
+                     g->site);
+            job_reply_error(j, 403, msg);
+            continue;
+        }
+        if (j->who.kind == 'k' && strcmp(j->who.role, "reader") == 0) {
+            job_reply_error(j, 403, "this API key may only read cases, not register them");
+            continue;
+        }
+        if (j->who.kind == 'k')
+            snprintf(g->source, sizeof(g->source), "%s", j->who.name);
+        else
+            snprintf(g->source, sizeof(g->source), "staff:%s", j->who.name);
+        if (j->who.kind == 't' && g->first_responder[0] == '\0')
+            snprintf(g->first_responder, sizeof(g->first_responder), "%.32s", j->who.name);
+        pending[i] = g->external_ref != NULL;
+        nlive++;
+    }
+    if (nlive == 0)
+        return SW_OK;
+    /*
+     * Earlier submissions with the same key and the first responders, in
+     * one round trip: both looked up for every job still to answer (the
+     * responders of one that turns out to be a repeat are not used).
+     */
+    {
+        bool want[n];
+        struct arrays xe, xr;
+        const char *ve[3], *vr[2];
+        for (int i = 0; i < n; i++)
+            want[i] = jobs[i]->status == 0 && jobs[i]->reg->first_responder[0] != '\0';
+        int ke = earlier_query(jobs, n, pending, &xe, ve);
+        int kr = responders_query(jobs, n, want, &xr, vr);
+        struct db_query qs[2];
+        PGresult *out[2] = {NULL, NULL};
+        int nq = 0;
+        if (ke > 0)
+            qs[nq++] = (struct db_query){.sql = earlier_sql, .n = 3, .vals = ve};
+        if (kr > 0)
+            qs[nq++] = (struct db_query){.sql = responders_sql, .n = 2, .vals = vr};
+        if (nq > 0)
+            rv = db_pipeline(db, qs, nq, out, err, errlen);
+        if (rv == SW_OK && ke > 0)
+            earlier_apply(out[0], jobs, n, pending);
+        if (rv == SW_OK && kr > 0)
+            responders_apply(out[nq - 1], jobs, n, want);
+        PQclear(out[0]);
+        PQclear(out[1]);
+        arrays_free(&xe, 3);
+        arrays_free(&xr, 2);
+        if (rv != SW_OK) {
+            char why[INTAKE_ERR_MAX];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errlen, "could not look up earlier submissions and first responders: %s",
+                     why);
+            return rv;
+        }
+    }
+    /* who is left: not answered yet; the same key twice in this batch goes once */
+    struct job *live[n];
+    struct job *twin[n];
+    int nl = 0;
+    for (int i = 0; i < n; i++) {
+        struct job *j = jobs[i];
+        twin[i] = NULL;
+        if (j->status != 0)
+            continue;
+        for (int k = 0; k < nl && j->reg->external_ref != NULL; k++) {
+            struct reg *o = live[k]->reg;
+            if (o->external_ref != NULL && strcmp(o->external_ref, j->reg->external_ref) == 0 &&
+                strcmp(o->source, j->reg->source) == 0 && strcmp(o->site, j->reg->site) == 0)
+                twin[i] = live[k];
+        }
+        if (twin[i] != NULL)
+            continue;
+        struct reg *g = j->reg;
+        if (g->first_responder[0] != '\0' && g->fr_id[0] == '\0') {
+            struct field_error fe;
+            snprintf(fe.field, sizeof(fe.field), "first_responder");
+            snprintf(fe.message, sizeof(fe.message), "no active staff member \"%s\" at site %s",
+                     g->first_responder, g->site);
+            job_reply_fields(j, &fe, 1);
+            continue;
+        }
+        live[nl++] = j;
+    }
+    if (nl == 0)
+        return answer_twins(in, jobs, n, twin);
+    if ((rv = take_numbers(db, live, nl, err, errlen)) != SW_OK)
+        return rv;
+    /*
+     * The cases and their events, committed in one round trip.  A
+     * submission with the same key that committed after our look-up fails
+     * the INSERT (it waits for the other to commit first): then the batch
+     * looks its cases up again, answers those found as repeats, and writes
+     * the rest (the numbers the repeats had taken are left unused).
+     */
+    for (int attempt = 0;; attempt++) {
+        bool raced = false;
+        rv = write_cases(in, db, live, nl, ob, &raced, err, errlen);
+        if (rv == SW_OK || !raced || attempt == 2)
+            return rv == SW_OK ? answer_twins(in, jobs, n, twin) : rv;
+        bool again[n];
+        for (int i = 0; i < n; i++) {
+            again[i] = false;
+            for (int k = 0; k < nl; k++)
+                again[i] = again[i] || (jobs[i] == live[k] && jobs[i]->reg->external_ref != NULL);
+        }
+        if ((rv = find_earlier(db, jobs, n, again, err, errlen)) != SW_OK)
+            return rv;
+        int keep = 0;
+        for (int k = 0; k < nl; k++)
+            if (live[k]->status == 0)
+                live[keep++] = live[k];
+        nl = keep;
+        if (nl == 0)
+            break;
+    }
+    return answer_twins(in, jobs, n, twin);
 }

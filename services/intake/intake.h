@@ -119,11 +119,12 @@ struct intake {
     pthread_t *workers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    /* Two queues: registrations (committed in batches by one worker at a
-     * time, see worker.c) and every other job. */
+    /* Two queues: registrations (committed in batches by up to
+     * reg_sessions workers at a time, see worker.c) and every other job. */
     struct job *rhead, *rtail;
     struct job *ohead, *otail;
-    bool reg_busy; /* a worker is committing a batch of registrations */
+    int reg_busy;     /* workers committing a batch of registrations */
+    int reg_sessions; /* the most that may */
     size_t queued;
     size_t queue_max;
     bool stopping;
@@ -182,7 +183,10 @@ void job_finish(struct job *j);
  */
 int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field_error *fe);
 void reg_free(struct reg *r);
-/* Run the registrations `jobs` (n of them, all authed) in the open transaction. */
+/*
+ * Run the registrations `jobs` (n of them, all authed; no transaction open):
+ * it commits them itself, in transactions of its own.
+ */
 sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
                      char *err, size_t errlen);
 

@@ -33,6 +33,8 @@ static const struct cfg_def settings[] = {
      "Database workers (each one session); registrations waiting are committed together"},
     {"SHOUWEN_INTAKE_BATCH_MAX", CFG_INT, 1, 1000, "256", NULL,
      "Most registrations committed in one transaction"},
+    {"SHOUWEN_INTAKE_REG_SESSIONS", CFG_INT, 1, 64, "2", NULL,
+     "Batches of registrations committed at once, each by its own worker (at most the workers)"},
     {"SHOUWEN_INTAKE_QUEUE_MAX", CFG_INT, 1, 1000000, "10000", NULL,
      "Requests waiting for a worker before new ones are answered 503"},
     /* A string, not CFG_NNG_URL, because empty must be allowed; rep.c checks the form at start. */
@@ -61,6 +63,7 @@ static sw_err intake_start(struct svc *s)
     the.max_body = (size_t)cfg_int(c, "SHOUWEN_INTAKE_MAX_BODY");
     the.nworkers = (int)cfg_int(c, "SHOUWEN_INTAKE_WORKERS");
     the.batch_max = (int)cfg_int(c, "SHOUWEN_INTAKE_BATCH_MAX");
+    the.reg_sessions = (int)cfg_int(c, "SHOUWEN_INTAKE_REG_SESSIONS");
     the.queue_max = (size_t)cfg_int(c, "SHOUWEN_INTAKE_QUEUE_MAX");
     the.console_dir = cfg_str(c, "SHOUWEN_INTAKE_CONSOLE_DIR");
     the.session_ttl_s = cfg_ms(c, "SHOUWEN_INTAKE_SESSION_TTL") / 1000;

@@ -73,31 +73,33 @@ void intake_enqueue(struct intake *in, struct job *j)
 }
 
 /*
- * Take work: every registration waiting (up to max) when no other worker
- * is committing registrations, else one other job.  Returns 0 when
- * stopping and nothing is left.
+ * Take work: every registration waiting (up to max) when fewer than
+ * reg_sessions workers are committing registrations, else one other job.
+ * Returns 0 when stopping and nothing is left.
  *
- * Registrations are committed by one worker at a time: each batch takes
- * case numbers from the same per-site, per-day counter row, which stays
- * locked until its COMMIT, so parallel batches would only queue on that
- * lock (through each other's fsync) while splitting the waiting requests
- * into smaller batches.  One committer with every waiting registration
- * in its batch is both faster and steadier; reads and workflow commands
- * go on in parallel meanwhile.
+ * Registrations go in batches, as many as are waiting: a batch costs
+ * about the same few round trips whatever its size.  A few batches may
+ * be in hand at once (SHOUWEN_INTAKE_REG_SESSIONS, default 2): while one
+ * waits for its commit to reach the disk, the next looks up and writes.
+ * They do not wait on each other's locks: each takes its case numbers in
+ * a short transaction of its own (handle_register.c).  More than a few
+ * would only split the waiting requests into smaller batches, each paying
+ * the same round trips.  Reads and workflow commands go on the other
+ * workers meanwhile.
  */
 static int take(struct intake *in, struct job **jobs, int max)
 {
     int n = 0;
     pthread_mutex_lock(&in->mu);
     for (;;) {
-        if ((in->rhead != NULL && !in->reg_busy) || in->ohead != NULL)
+        if ((in->rhead != NULL && in->reg_busy < in->reg_sessions) || in->ohead != NULL)
             break;
         if (in->stopping && in->inflight == 0 && in->rhead == NULL)
             break;
         pthread_cond_wait(&in->cv, &in->mu);
     }
-    if (in->rhead != NULL && !in->reg_busy) {
-        in->reg_busy = true;
+    if (in->rhead != NULL && in->reg_busy < in->reg_sessions) {
+        in->reg_busy++;
         while (in->rhead != NULL && n < max) {
             struct job *j = in->rhead;
             in->rhead = j->next;
@@ -114,7 +116,7 @@ static int take(struct intake *in, struct job **jobs, int max)
         in->queued--;
         jobs[n++] = j;
     }
-    if (in->ohead != NULL || (in->rhead != NULL && !in->reg_busy))
+    if (in->ohead != NULL || (in->rhead != NULL && in->reg_busy < in->reg_sessions))
         pthread_cond_signal(&in->cv); /* another worker can take the rest */
     pthread_mutex_unlock(&in->mu);
     return n;
@@ -124,7 +126,7 @@ static int take(struct intake *in, struct job **jobs, int max)
 static void reg_done(struct intake *in)
 {
     pthread_mutex_lock(&in->mu);
-    in->reg_busy = false;
+    in->reg_busy--;
     pthread_cond_broadcast(&in->cv);
     pthread_mutex_unlock(&in->mu);
 }
@@ -168,13 +170,14 @@ static const char auth_sql[] =
     "JOIN core.sites s ON s.id = a.site_id AND s.active";
 
 /*
- * Open the transaction and check the credentials of the jobs in it, in one
- * round trip (db_pipeline): BEGIN, the guards of a keyed transaction
- * (db.h), the look-up as a kept statement (its plan is not made anew for
- * each batch, and probes by key), and the guards lifted again for the
- * rest of the transaction.  *begun says whether the BEGIN took.
+ * Check the credentials of the jobs in one round trip (db_pipeline):
+ * BEGIN, the guards of a keyed transaction (db.h), the look-up as a kept
+ * statement (its plan is not made anew for each batch, and probes by
+ * key), then either the guards lifted again for the rest of the
+ * transaction or, `close`, COMMIT: a batch of registrations runs its own
+ * transactions (reg_run_batch), and a read-only one costs nothing to end.
  */
-static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool *begun, char *err,
+static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool close, char *err,
                            size_t errlen)
 {
     struct buf pre, hash;
@@ -192,11 +195,10 @@ static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool *begun, ch
     struct db_query qs[] = {{.sql = "BEGIN"},
                             {.sql = DB_KEYED_GUARDS},
                             {.sql = auth_sql, .n = 2, .vals = v, .fixed = true},
-                            {.sql = DB_KEYED_GUARDS_LIFTED}};
+                            {.sql = close ? "COMMIT" : DB_KEYED_GUARDS_LIFTED}};
     PGresult *out[4];
     sw_err rv = db_pipeline(db, qs, 4, out, err, errlen);
     PGresult *r = out[2];
-    *begun = PQresultStatus(out[0]) == PGRES_COMMAND_OK;
     PQclear(out[0]);
     PQclear(out[1]);
     PQclear(out[3]);
@@ -241,9 +243,9 @@ static void run(struct worker *w, struct job **jobs, int n)
     struct job *ok[n > 0 ? n : 1];
     int nok = 0;
 
-    bool begun = false;
+    bool reg = jobs[0]->kind == JOB_REGISTER;
     if (rv == SW_OK)
-        rv = authenticate(db, jobs, n, &begun, err, sizeof(err));
+        rv = authenticate(db, jobs, n, reg, err, sizeof(err));
     for (int i = 0; rv == SW_OK && i < n; i++) {
         if (!jobs[i]->authed)
             job_reply_error(jobs[i], 401, "invalid credentials");
@@ -251,23 +253,24 @@ static void run(struct worker *w, struct job **jobs, int n)
             ok[nok++] = jobs[i];
     }
     if (rv == SW_OK && nok > 0) {
-        if (ok[0]->kind == JOB_REGISTER)
+        if (reg)
             rv = reg_run_batch(in, db, ok, nok, w->ob, err, sizeof(err));
         else
             rv = ok[0]->run(in, db, ok[0], w->ob, err, sizeof(err));
     }
     /* A job run alone that was refused leaves nothing behind. */
     bool refused = n == 1 && jobs[0]->kind == JOB_OTHER && jobs[0]->status >= 400;
-    if (rv == SW_OK && refused) {
+    if (rv == SW_OK && !reg && refused) {
         bus_outbox_clear(w->ob);
         rv = exec0(db, "ROLLBACK", err, sizeof(err));
-    } else if (rv == SW_OK) {
+    } else if (rv == SW_OK && !reg) {
         rv = exec0(db, "COMMIT", err, sizeof(err));
     }
     if (rv != SW_OK) {
         /* a session out of step (a broken pipeline) cannot roll back: it goes */
         bool broken = db != NULL && PQpipelineStatus(db) != PQ_PIPELINE_OFF;
-        if (db != NULL && !broken && begun && PQstatus(db) != CONNECTION_BAD)
+        if (db != NULL && !broken && PQstatus(db) != CONNECTION_BAD &&
+            PQtransactionStatus(db) != PQTRANS_IDLE)
             exec0(db, "ROLLBACK", err + strlen(err), sizeof(err) - strlen(err));
         if (db != NULL && (broken || PQstatus(db) == CONNECTION_BAD))
             db_reset(w->db);

@@ -57,6 +57,18 @@ wait_jobs
 check "20 identical submissions racing: one case" test "$(q "SELECT count(*) FROM core.cases WHERE external_ref = 'race-1'")" = 1
 check "... one 201, 19 answered 200 with it" bash -c "test \"\$(cat '$tmp'/race.* | grep -c '^201 ')/\$(cat '$tmp'/race.* | grep -c '^200 ')\" = 1/19 || { cut -c1-120 '$tmp'/race.*; false; }"
 check "... and one event" test "$(q "SELECT count(*) FROM bus.events e JOIN core.cases c ON c.id = e.case_id WHERE c.external_ref = 'race-1'")" = 1
+# The same key committed by another transaction after the batch looked it
+# up: the batch's INSERT waits for that transaction, fails on the key, and
+# the batch answers from the case that won (here 409: another body).
+q "BEGIN; INSERT INTO core.cases (id, site_id, number, type, channel, subject, source, external_ref, request_sha256) SELECT gen_random_uuid(), s.id, 'SH01-20000101-9999', 'repair', 'api', 'rival', k.name, 'race-2', decode(repeat('00', 32), 'hex') FROM core.sites s JOIN core.api_keys k ON k.site_id = s.id WHERE s.code = 'SH01'; SELECT pg_sleep(2); COMMIT;" >/dev/null &
+rival=$!
+rival_waits() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%rival%pg_sleep%' AND wait_event = 'PgSleep'")" = 1; }
+check "(the rival has inserted the key and holds its transaction open)" wait_for 10 rival_waits
+out=$(post "$KEY" '{"site":"SH01","channel":"api","type":"repair","subject":"late","external_ref":"race-2"}')
+wait "$rival"
+check "a rival committing the same key while the batch writes: 409 naming its case" expect 409 'SH01-20000101-9999' "$out"
+check "... one case with that key, and no event written for it" test "$(q "SELECT count(*) || '/' || (SELECT count(*) FROM bus.events e JOIN core.cases c ON c.id = e.case_id WHERE c.external_ref = 'race-2') FROM core.cases WHERE external_ref = 'race-2'")" = 1/0
+check "... and intake registers the next case as usual" expect 201 '"duplicate":false' "$(post "$KEY" '{"site":"SH01","channel":"api","type":"repair","subject":"after the race","external_ref":"race-3"}')"
 
 echo "== bad input"
 check "no credentials: 401" expect 401 'missing credentials' "$(curl -s -w '%{http_code}' -o "$tmp/out" -H 'Content-Type: application/json' -d "$BODY" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
