@@ -72,9 +72,16 @@ run() {
     echo "    batching: $((r1 - r0)) cases registered, $((b1 - b0)) transactions carried more than one"
 }
 
+# Each measured run starts after a CHECKPOINT.  A new cluster has to
+# create (and zero-fill) every 16 MB WAL segment it writes, and a commit
+# waiting for that stalled 20-50 ms on this machine, several times a run:
+# that alone made p99 at 2,000/s 23-32 ms instead of about 5.  A server
+# in service recycles old segments after each checkpoint instead.
 run warmup -c "$conns" -d 2
+psql_ CHECKPOINT >/dev/null
 run throughput -c "$conns" -d "$secs"
 thr=$line
+psql_ CHECKPOINT >/dev/null
 run latency -c "$conns" -d "$secs" -r "$rate"
 lat=$line
 

@@ -153,6 +153,23 @@ check "... then it serves without a restart (401: this database has no keys)" wa
 kill -TERM "$late_pid"
 wait "$late_pid"
 
+echo "== a batch too large for one round trip"
+# 400 registrations held back by a lock on the case-number counter, then
+# committed as one batch: their events need more INSERTs than fit in the
+# batch's pipeline, so they go in with COPY before the COMMIT.
+intake_stop
+intake_start SHOUWEN_INTAKE_BATCH_MAX=1000 SHOUWEN_INTAKE_REG_SESSIONS=1
+q "BEGIN; LOCK TABLE core.case_numbers IN EXCLUSIVE MODE; SELECT 'big', pg_sleep(4); COMMIT;" >/dev/null &
+locker=$!
+locked() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%''big'', pg_sleep%' AND wait_event = 'PgSleep'")" = 1; }
+check "(the counter is locked)" wait_for 10 locked
+big=$("${SHOUWEN_TEST_BIN:-$top/build/tests}/http_load" -u "$api/v1/cases" -k "$KEY" -c 400 -d 1 -p big- 2>"$tmp/big.err")
+wait "$locker"
+check "400 held back, then all answered 201" grep -q ' sent=400 ok=400 errors=0 ' <<<" $big "
+largest=$(q "SELECT max(n) FROM (SELECT count(*) n FROM bus.events WHERE type = 'case.registered' GROUP BY txid) t")
+check "... nearly all of them in one transaction ($largest events)" test "$largest" -ge 330
+check "... 400 cases, each with its one event" test "$(q "SELECT count(*) || '/' || count(e.seq) FROM core.cases c LEFT JOIN bus.events e ON e.case_id = c.id WHERE c.external_ref LIKE 'big-%'")" = 400/400
+
 echo "== stop"
 intake_stop
 finish
