@@ -3,19 +3,20 @@
  * external system.
  *
  * reg_parse checks the body on the HTTP thread and names every invalid
- * field.  reg_run_batch, on a worker, registers a batch of them in the
- * worker's open transaction with a fixed number of statements whatever
- * the batch size: first responders looked up, earlier submissions with
- * the same idempotency key found, case numbers taken per site and local
- * day, the cases inserted, their case.registered events written to the
- * outbox.
+ * field.  reg_run_batch, on a worker, registers a batch of them in three
+ * round trips whatever the batch size: earlier submissions with the same
+ * idempotency key and the first responders looked up together; case
+ * numbers taken per site and local day (a short transaction of its own);
+ * the cases inserted and their case.registered events written to the
+ * outbox, then committed, in one pipeline.
  *
  * Idempotency: (site, source, external_ref) is unique; the source is the
  * API key's name, or "staff:<code>" for staff.  The same key with the
  * same body answers 200 with the first case; with another body 409.  Two
- * identical submissions racing in different transactions: the second
- * INSERT waits for the first to commit, then inserts nothing and answers
- * 200 with the first case (the case number it had taken is left unused).
+ * identical submissions racing in different batches: the second batch's
+ * INSERT waits for the first to commit, then fails on the key; the batch
+ * looks its cases up again and answers 200 with the first case (the case
+ * number it had taken is left unused) and writes the rest.
  */
 #include <stdio.h>
 #include <stdlib.h>
