@@ -599,13 +599,9 @@ static sw_err answer_twins(struct intake *in, struct job **jobs, int n, struct j
  */
 static sw_err take_numbers(PGconn *db, struct job **live, int nl, char *err, size_t errlen)
 {
-    struct buf a0, a1, a2;
-    buf_init(&a0, 1u << 20);
-    buf_init(&a1, 1u << 20);
-    buf_init(&a2, 1u << 20);
-    buf_puts(&a0, "{");
-    buf_puts(&a1, "{");
-    buf_puts(&a2, "{");
+    struct arrays x; /* site ids, their time zones, how many numbers each */
+    const char *v[3];
+    arrays_init(&x, 3);
     int nsites = 0;
     for (int i = 0; i < nl; i++) {
         bool seen = false;
@@ -616,15 +612,15 @@ static sw_err take_numbers(PGconn *db, struct job **live, int nl, char *err, siz
         int count = 0;
         for (int k = i; k < nl; k++)
             count += strcmp(live[k]->who.site_id, live[i]->who.site_id) == 0;
-        arr_add(&a0, live[i]->who.site_id, nsites == 0);
-        arr_add(&a1, live[i]->who.time_zone, nsites == 0);
-        buf_printf(&a2, "%s%d", nsites ? "," : "", count);
+        arr_add(&x.a[0], live[i]->who.site_id, nsites == 0);
+        arr_add(&x.a[1], live[i]->who.time_zone, nsites == 0);
+        buf_printf(&x.a[2], "%s%d", nsites ? "," : "", count);
         nsites++;
     }
-    buf_puts(&a0, "}");
-    buf_puts(&a1, "}");
-    buf_puts(&a2, "}");
-    const char *v[] = {buf_cstr(&a0), buf_cstr(&a1), buf_cstr(&a2)};
+    for (int f = 0; f < 3; f++) {
+        buf_puts(&x.a[f], "}");
+        v[f] = buf_cstr(&x.a[f]);
+    }
     /* sites in a fixed order, so that two batches never wait on each other in a circle */
     struct db_query qs[] = {
         {.sql = "BEGIN"},
@@ -640,9 +636,7 @@ static sw_err take_numbers(PGconn *db, struct job **live, int nl, char *err, siz
         {.sql = "COMMIT"}};
     PGresult *out[4];
     sw_err rv = db_pipeline(db, qs, 4, out, err, errlen);
-    buf_free(&a0);
-    buf_free(&a1);
-    buf_free(&a2);
+    arrays_free(&x, 3);
     PGresult *r = out[2];
     for (int row = 0; rv == SW_OK && row < PQntuples(r); row++) {
         const char *sid = PQgetvalue(r, row, 0);
