@@ -293,27 +293,6 @@ int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field
 
 /* ---- the batch -------------------------------------------------------------------------- */
 
-/*
- * Runs `sql`; prepared as `name` in this session when a name is given (the
- * writes: their text is fixed for a number of rows, their plans cannot
- * depend on statistics, and parsing and planning them anew was a third of
- * the database's work per batch).  The lookups are planned every time.
- */
-static sw_err q(PGconn *db, const char *name, const char *what, const char *sql, int n,
-                const char *const *v, PGresult **out, char *err, size_t errlen)
-{
-    PGresult *r = name != NULL ? db_exec_prepared(db, name, sql, n, v, NULL, NULL)
-                               : PQexecParams(db, sql, n, NULL, v, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "could not %s: %s", what, PQerrorMessage(db));
-        PQclear(r);
-        return PQstatus(db) == CONNECTION_BAD ? SW_EDBDOWN : SW_EDB;
-    }
-    *out = r;
-    return SW_OK;
-}
-
 /* Append `s` as an element of a PostgreSQL array literal ("" quoted, NULL for NULL). */
 static void arr_add(struct buf *b, const char *s, bool first)
 {
@@ -434,10 +413,11 @@ static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, 
     const char *v[3];
     sw_err rv = SW_OK;
     if (earlier_query(jobs, n, pending, &x, v) > 0) {
-        PGresult *r = NULL;
-        rv = q(db, NULL, "look up earlier submissions", earlier_sql, 3, v, &r, err, errlen);
-        if (rv == SW_OK)
+        PGresult *r = PQexecParams(db, earlier_sql, 3, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
             earlier_apply(r, jobs, n, pending);
+        else
+            rv = db_fail(db, r, "could not look up earlier submissions", err, errlen);
         PQclear(r);
     }
     arrays_free(&x, 3);
