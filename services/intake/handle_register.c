@@ -3,12 +3,12 @@
  * external system.
  *
  * reg_parse checks the body on the HTTP thread and names every invalid
- * field.  reg_run_batch, on a worker, registers a batch of them in three
- * round trips whatever the batch size: earlier submissions with the same
- * idempotency key and the first responders looked up together; case
- * numbers taken per site and local day (a short transaction of its own);
- * the cases inserted and their case.registered events written to the
- * outbox, then committed, in one pipeline.
+ * field.  reg_run_batch, on a worker, registers a batch of them in two
+ * round trips whatever the batch size: credentials, earlier submissions
+ * with the same idempotency key, first responders and case numbers (per
+ * site and local day) in one kept statement, committed on its own
+ * (check_sql); then the cases inserted and their case.registered events
+ * written to the outbox, and committed, in one pipeline.
  *
  * Idempotency: (site, source, external_ref) is unique; the source is the
  * API key's name, or "staff:<code>" for staff.  The same key with the
@@ -52,6 +52,8 @@ struct reg {
     char fr_id[37], fr_dept[37];
     char case_id[37];
     char number[40];
+    long seq;    /* the number's sequence, taken by check_sql; 0: none */
+    char day[9]; /* its local day, YYYYMMDD */
 };
 
 void reg_free(struct reg *r)
@@ -379,7 +381,23 @@ static int earlier_query(struct job **jobs, int n, const bool *pending, struct a
     return k;
 }
 
-/* Answer the jobs whose key was used before: 200 (same body) or 409; they are unmarked. */
+/* Answer job `j`, whose key was used before for case `id`: 200 (same body) or 409. */
+static void earlier_answer(struct job *j, const char *id, const char *number, const char *status,
+                           const char *version, const char *sha)
+{
+    struct reg *g = j->reg;
+    if (strcmp(g->sha, sha) == 0) {
+        reply_case(j, 200, id, number, status, version, true);
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "external_ref \"%.200s\" was already used for case %s with a different body",
+                 g->external_ref, number);
+        job_reply_error(j, 409, msg);
+    }
+}
+
+/* Answer the jobs whose key was used before (earlier_sql's rows); they are unmarked. */
 static void earlier_apply(const PGresult *r, struct job **jobs, int n, bool *pending)
 {
     for (int row = 0; row < PQntuples(r); row++) {
@@ -390,17 +408,8 @@ static void earlier_apply(const PGresult *r, struct job **jobs, int n, bool *pen
                 strcmp(g->external_ref, PQgetvalue(r, row, 2)) != 0)
                 continue;
             pending[i] = false;
-            if (strcmp(g->sha, PQgetvalue(r, row, 7)) == 0) {
-                reply_case(jobs[i], 200, PQgetvalue(r, row, 3), PQgetvalue(r, row, 4),
-                           PQgetvalue(r, row, 5), PQgetvalue(r, row, 6), true);
-            } else {
-                char msg[300];
-                snprintf(msg, sizeof(msg),
-                         "external_ref \"%.200s\" was already used for case %s with a "
-                         "different body",
-                         g->external_ref, PQgetvalue(r, row, 4));
-                job_reply_error(jobs[i], 409, msg);
-            }
+            earlier_answer(jobs[i], PQgetvalue(r, row, 3), PQgetvalue(r, row, 4),
+                           PQgetvalue(r, row, 5), PQgetvalue(r, row, 6), PQgetvalue(r, row, 7));
         }
     }
 }
@@ -425,48 +434,124 @@ static sw_err find_earlier(PGconn *db, struct job **jobs, int n, bool *pending, 
 }
 
 /*
- * First responders: the staff member named by each job (`want` marks
- * them) and their department, at the job's site.
+ * The first round trip of a batch (reg_check): for every job, in ONE kept
+ * statement, its credential (INTAKE_CREDENTIAL_SQL), the case an earlier
+ * submission with the same key registered, the first responder (the staff
+ * code given, or the staff member signed in) and, for each job that will
+ * be written, its case number.  Whether a job will be written is decided
+ * here as reg_run_batch decides it in C: the credential's hash matches,
+ * it is for the site asked for, it may register, its key was not used
+ * before, its first responder exists, and it is the first in the batch
+ * with its key.  The numbers are taken per site and local day with one
+ * upsert of the counter (sites in a fixed order, so that two batches
+ * never wait on each other in a circle); reg_run_batch checks that they
+ * went to exactly the jobs it writes, and takes them anew if not.
+ *
+ * The plan is kept (made once per session, in a keyed transaction that
+ * forbids sequential scans): each look-up is a LATERAL probe by the one
+ * index that has its leading column (cases by source, staff by code:
+ * migration 0020), the site compared with IS NOT DISTINCT FROM, which no
+ * index serves, so no statistics can make the plan scan a site instead.
+ *
+ * Columns: 0 the job's position (from 1), 1-9 the credential (as
+ * principal_take reads them), 10-14 the earlier case (id, number,
+ * status, version, request hash), 15-16 the first responder (id,
+ * department), 17 the number's sequence, 18 its day (YYYYMMDD).  No row
+ * for a job whose credential was not found.
  */
-static const char responders_sql[] =
-    "SELECT u.i::int, s.id::text, s.department_id::text FROM unnest($1::uuid[], "
-    "$2::text[]) WITH ORDINALITY AS u(site, code, i) JOIN core.staff s ON "
-    "s.site_id = u.site AND s.code = u.code AND s.active";
+static const char check_sql[] =
+    "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+    " WITH ORDINALITY AS c(prefix, hash, site, ref, fr, i)), "
+    "l AS (SELECT c.i, c.site AS asked, c.ref, a.*, s.code, s.time_zone, "
+    "  CASE a.kind WHEN 'k' THEN a.name ELSE 'staff:' || a.name END AS source, "
+    "  coalesce(nullif(c.fr, ''), CASE a.kind WHEN 't' THEN a.name END) AS responder, "
+    "  a.hash = decode(c.hash, 'hex') AS known "
+    " FROM c CROSS JOIN LATERAL " INTAKE_CREDENTIAL_SQL
+    " JOIN core.sites s ON s.id = a.site_id AND s.active), "
+    "f AS (SELECT l.*, e.id AS e_id, e.number AS e_number, e.status AS e_status, "
+    "  e.version AS e_version, e.sha AS e_sha, r.id AS r_id, r.department_id AS r_dept FROM l "
+    " LEFT JOIN LATERAL (SELECT k.id, k.number, k.status, k.version, "
+    "  encode(k.request_sha256, 'hex') AS sha FROM core.cases k WHERE l.ref IS NOT NULL "
+    "  AND k.source = l.source AND k.external_ref = l.ref "
+    "  AND k.site_id IS NOT DISTINCT FROM l.site_id LIMIT 1) e ON true "
+    " LEFT JOIN LATERAL (SELECT st.id, st.department_id FROM core.staff st "
+    "  WHERE st.code = l.responder AND st.site_id IS NOT DISTINCT FROM l.site_id AND st.active "
+    "  LIMIT 1) r ON true), "
+    "w AS (SELECT v.i, v.site_id, v.time_zone, "
+    "  row_number() OVER (PARTITION BY v.site_id ORDER BY v.i) AS nth, "
+    "  count(*) OVER (PARTITION BY v.site_id) AS k "
+    " FROM (SELECT f.*, row_number() OVER (PARTITION BY f.site_id, f.source, f.ref ORDER BY f.i) "
+    "   AS dup FROM f WHERE f.known AND f.code = f.asked "
+    "   AND NOT (f.kind = 'k' AND f.role = 'reader') AND f.e_id IS NULL "
+    "   AND (f.responder IS NULL OR f.r_id IS NOT NULL)) v "
+    " WHERE v.ref IS NULL OR v.dup = 1), "
+    "n AS (INSERT INTO core.case_numbers AS n (site_id, local_day, last_number) "
+    " SELECT DISTINCT site_id, (now() AT TIME ZONE time_zone)::date, k FROM w ORDER BY 1 "
+    " ON CONFLICT (site_id, local_day) DO UPDATE "
+    " SET last_number = n.last_number + EXCLUDED.last_number "
+    " RETURNING site_id, to_char(local_day, 'YYYYMMDD') AS day, last_number) "
+    "SELECT f.i::int, f.kind, f.id, f.site_id::text, f.code, f.time_zone, f.role, f.name, "
+    " encode(f.hash, 'hex'), f.dept, f.e_id::text, f.e_number, f.e_status, f.e_version, f.e_sha, "
+    " f.r_id::text, f.r_dept::text, n.last_number - w.k + w.nth, n.day "
+    "FROM f LEFT JOIN w ON w.i = f.i LEFT JOIN n ON n.site_id = w.site_id";
 
-static int responders_query(struct job **jobs, int n, const bool *want, struct arrays *x,
-                            const char *v[2])
+/*
+ * Run check_sql for the jobs, committed in the same round trip: BEGIN,
+ * synchronous_commit off (see take_numbers for why that is safe), the
+ * guards of a keyed transaction, the statement, COMMIT.  *out: its result
+ * (the caller clears it), row_of[i]: job i's row or -1.
+ */
+static sw_err reg_check(PGconn *db, struct job **jobs, int n, PGresult **out, int *row_of,
+                        char *err, size_t errlen)
 {
-    int k = 0;
-    arrays_init(x, 2);
+    struct buf a[5]; /* prefixes, hashes, sites asked for, external refs, first responders */
+    const char *v[5];
+    for (int f = 0; f < 5; f++) {
+        buf_init(&a[f], 4u << 20);
+        buf_puts(&a[f], "{");
+    }
     for (int i = 0; i < n; i++) {
-        if (!want[i])
-            continue;
-        arr_add(&x->a[0], jobs[i]->who.site_id, k == 0);
-        arr_add(&x->a[1], jobs[i]->reg->first_responder, k == 0);
-        k++;
+        struct reg *g = jobs[i]->reg;
+        arr_add(&a[0], jobs[i]->cred_prefix, i == 0);
+        arr_add(&a[1], jobs[i]->cred_hash, i == 0);
+        arr_add(&a[2], g->site, i == 0);
+        arr_add(&a[3], g->external_ref, i == 0);
+        arr_add(&a[4], g->first_responder, i == 0);
     }
-    for (int f = 0; f < 2; f++) {
-        buf_puts(&x->a[f], "}");
-        v[f] = buf_cstr(&x->a[f]);
+    for (int f = 0; f < 5; f++) {
+        buf_puts(&a[f], "}");
+        v[f] = buf_cstr(&a[f]);
     }
-    return k;
-}
-
-static void responders_apply(const PGresult *r, struct job **jobs, int n, const bool *want)
-{
-    int map[n > 0 ? n : 1]; /* the k-th job looked up is jobs[map[k]] */
-    int k = 0;
+    struct db_query qs[] = {{.sql = "BEGIN"},
+                            {.sql = "SET LOCAL synchronous_commit TO off"},
+                            {.sql = DB_KEYED_GUARDS},
+                            {.sql = check_sql, .n = 5, .vals = v, .fixed = true},
+                            {.sql = "COMMIT"}};
+    PGresult *res[5];
+    sw_err rv = db_pipeline(db, qs, 5, res, err, errlen);
+    for (int f = 0; f < 5; f++)
+        buf_free(&a[f]);
+    *out = res[3];
+    for (int k = 0; k < 5; k++)
+        if (k != 3)
+            PQclear(res[k]);
     for (int i = 0; i < n; i++)
-        if (want[i])
-            map[k++] = i;
-    for (int row = 0; row < PQntuples(r); row++) {
-        int i = atoi(PQgetvalue(r, row, 0)) - 1;
-        if (i >= 0 && i < k) {
-            struct reg *g = jobs[map[i]]->reg;
-            snprintf(g->fr_id, sizeof(g->fr_id), "%s", PQgetvalue(r, row, 1));
-            snprintf(g->fr_dept, sizeof(g->fr_dept), "%s", PQgetvalue(r, row, 2));
-        }
+        row_of[i] = -1;
+    if (rv != SW_OK) {
+        char why[INTAKE_ERR_MAX];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen,
+                 "could not check credentials, earlier submissions and first "
+                 "responders: %s",
+                 why);
+        return rv;
     }
+    for (int row = 0; row < PQntuples(*out); row++) {
+        int i = atoi(PQgetvalue(*out, row, 0)) - 1;
+        if (i >= 0 && i < n && principal_take(*out, row, jobs[i]))
+            row_of[i] = row;
+    }
+    return SW_OK;
 }
 
 static int64_t now_us(void)
@@ -566,9 +651,11 @@ static sw_err answer_twins(struct intake *in, struct job **jobs, int n, struct j
 }
 
 /*
- * Case numbers: one counter row per site and local day, taken for the
- * whole batch in a short transaction of its own, committed without
- * waiting for the disk (synchronous_commit off).  The row stays locked
+ * Case numbers: one counter row per site and local day.  check_sql takes
+ * them with the batch's look-ups; this takes them for the jobs `live` on
+ * their own, should those not have gone to exactly these jobs.  Either
+ * way, in a short transaction of its own, committed without waiting for
+ * the disk (synchronous_commit off).  The row stays locked
  * only while that transaction runs, so batches on other sessions are not
  * held up for one another's whole write and fsync.  That is safe: the
  * cases that use the numbers commit later with a wait for the disk, and
@@ -786,15 +873,24 @@ static sw_err write_cases(struct intake *in, PGconn *db, struct job **live, int 
 sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
                      char *err, size_t errlen)
 {
-    bool pending[n];
-    int nlive = 0;
-    sw_err rv = SW_OK;
-
-    /* who may register where */
+    if (n < 1)
+        return SW_OK;
+    PGresult *r = NULL;
+    int row_of[n];
+    sw_err rv = reg_check(db, jobs, n, &r, row_of, err, errlen);
+    if (rv != SW_OK) {
+        PQclear(r);
+        return rv;
+    }
+    /* who may register where; who used the same key before; the first responders */
     for (int i = 0; i < n; i++) {
         struct job *j = jobs[i];
         struct reg *g = j->reg;
-        pending[i] = false;
+        int row = row_of[i];
+        if (!j->authed) {
+            job_reply_error(j, 401, "invalid credentials");
+            continue;
+        }
         if (strcmp(j->who.site, g->site) != 0) {
             char msg[200];
             snprintf(msg, sizeof(msg), "this credential is for site %s, not %s", j->who.site,
@@ -812,47 +908,18 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
             snprintf(g->source, sizeof(g->source), "staff:%s", j->who.name);
         if (j->who.kind == 't' && g->first_responder[0] == '\0')
             snprintf(g->first_responder, sizeof(g->first_responder), "%.32s", j->who.name);
-        pending[i] = g->external_ref != NULL;
-        nlive++;
-    }
-    if (nlive == 0)
-        return SW_OK;
-    /*
-     * Earlier submissions with the same key and the first responders, in
-     * one round trip: both looked up for every job still to answer (the
-     * responders of one that turns out to be a repeat are not used).
-     */
-    {
-        bool want[n];
-        struct arrays xe, xr;
-        const char *ve[3], *vr[2];
-        for (int i = 0; i < n; i++)
-            want[i] = jobs[i]->status == 0 && jobs[i]->reg->first_responder[0] != '\0';
-        int ke = earlier_query(jobs, n, pending, &xe, ve);
-        int kr = responders_query(jobs, n, want, &xr, vr);
-        struct db_query qs[2];
-        PGresult *out[2] = {NULL, NULL};
-        int nq = 0;
-        if (ke > 0)
-            qs[nq++] = (struct db_query){.sql = earlier_sql, .n = 3, .vals = ve};
-        if (kr > 0)
-            qs[nq++] = (struct db_query){.sql = responders_sql, .n = 2, .vals = vr};
-        if (nq > 0)
-            rv = db_pipeline(db, qs, nq, out, err, errlen);
-        if (rv == SW_OK && ke > 0)
-            earlier_apply(out[0], jobs, n, pending);
-        if (rv == SW_OK && kr > 0)
-            responders_apply(out[nq - 1], jobs, n, want);
-        PQclear(out[0]);
-        PQclear(out[1]);
-        arrays_free(&xe, 3);
-        arrays_free(&xr, 2);
-        if (rv != SW_OK) {
-            char why[INTAKE_ERR_MAX];
-            snprintf(why, sizeof(why), "%s", err);
-            snprintf(err, errlen, "could not look up earlier submissions and first responders: %s",
-                     why);
-            return rv;
+        if (g->external_ref != NULL && !PQgetisnull(r, row, 10)) {
+            earlier_answer(j, PQgetvalue(r, row, 10), PQgetvalue(r, row, 11),
+                           PQgetvalue(r, row, 12), PQgetvalue(r, row, 13), PQgetvalue(r, row, 14));
+            continue;
+        }
+        if (!PQgetisnull(r, row, 15)) {
+            snprintf(g->fr_id, sizeof(g->fr_id), "%s", PQgetvalue(r, row, 15));
+            snprintf(g->fr_dept, sizeof(g->fr_dept), "%s", PQgetvalue(r, row, 16));
+        }
+        if (!PQgetisnull(r, row, 17)) {
+            g->seq = atol(PQgetvalue(r, row, 17));
+            snprintf(g->day, sizeof(g->day), "%s", PQgetvalue(r, row, 18));
         }
     }
     /* who is left: not answered yet; the same key twice in this batch goes once */
@@ -883,10 +950,32 @@ sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, st
         }
         live[nl++] = j;
     }
+    /*
+     * The numbers reg_check took, when they went to exactly the jobs to be
+     * written (the statement decides as the code above does); else they
+     * are left unused and the live jobs take theirs anew.
+     */
+    int given = 0, matched = 0;
+    for (int row = 0; row < PQntuples(r); row++)
+        given += !PQgetisnull(r, row, 17);
+    for (int k = 0; k < nl; k++)
+        matched += live[k]->reg->seq > 0;
+    PQclear(r);
     if (nl == 0)
         return answer_twins(in, jobs, n, twin);
-    if ((rv = take_numbers(db, live, nl, err, errlen)) != SW_OK)
-        return rv;
+    if (given == nl && matched == nl) {
+        for (int k = 0; k < nl; k++) {
+            struct reg *g = live[k]->reg;
+            snprintf(g->number, sizeof(g->number), "%s-%s-%04ld", live[k]->who.site, g->day,
+                     g->seq);
+        }
+    } else {
+        LOG(LOG_WARN, "INTAKE-NUMBERS",
+            "%d numbers taken for %d cases to write (%d of them): taking them anew", given, nl,
+            matched);
+        if ((rv = take_numbers(db, live, nl, err, errlen)) != SW_OK)
+            return rv;
+    }
     /*
      * The cases and their events, committed in one round trip.  A
      * submission with the same key that committed after our look-up fails

@@ -184,8 +184,33 @@ void job_finish(struct job *j);
 int reg_parse(json_t *body, const char *idem_key, struct reg **out, struct field_error *fe);
 void reg_free(struct reg *r);
 /*
- * Run the registrations `jobs` (n of them, all authed; no transaction open):
- * it commits them itself, in transactions of its own.
+ * A credential, as a LATERAL subquery `a` on a row `c` with c.prefix (an
+ * API key's prefix, or '' for a staff token) and c.hash (the hex SHA-256
+ * of the whole credential): an API key found by its prefix, a staff token
+ * by its hash; columns kind ('k' or 't'), id, site_id, role, name (the
+ * key's name or the staff code), hash (stored, compared by
+ * principal_take in constant time) and dept.  Used by worker.c and
+ * handle_register.c.
+ */
+#define INTAKE_CREDENTIAL_SQL                                                                      \
+    "(SELECT 'k' AS kind, k.id::text AS id, k.site_id, k.role, k.name, k.key_hash AS hash, "       \
+    " NULL::text AS dept FROM core.api_keys k WHERE c.prefix <> '' AND k.prefix = c.prefix "       \
+    " AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) "                \
+    " UNION ALL "                                                                                  \
+    " SELECT 't', st.id::text, st.site_id, st.role, st.code, t.token_hash, "                       \
+    " st.department_id::text FROM core.staff_tokens t JOIN core.staff st ON st.id = t.staff_id "   \
+    " WHERE c.prefix = '' AND t.token_hash = decode(c.hash, 'hex') AND t.revoked_at IS NULL "      \
+    " AND t.expires_at > now() AND st.active) a"
+/*
+ * Columns 1 to 9 of row `row` of `r` (kind, id, site_id, site code, time
+ * zone, role, name, stored hash in hex, dept): job `j`'s principal, when
+ * the stored hash equals the job's (compared in constant time).
+ */
+bool principal_take(const PGresult *r, int row, struct job *j);
+/*
+ * Run the registrations `jobs` (n of them, credentials not checked yet; no
+ * transaction open): answers each (401 for a credential not found) and
+ * commits them itself, in transactions of its own.
  */
 sw_err reg_run_batch(struct intake *in, PGconn *db, struct job **jobs, int n, struct bus_outbox *ob,
                      char *err, size_t errlen);

@@ -3,11 +3,13 @@
  *
  * Each worker owns one session (struct db, reconnecting by itself).  It
  * takes every registration waiting in the queue, up to batch_max, and
- * runs them in ONE transaction: credentials checked with one query,
- * cases and their case.registered events written together, one COMMIT.
- * Only after the commit are the requests answered and the events
- * published; a failed transaction answers every request in it with 503 and
- * nothing is half-written.  Other jobs (reads) go one at a time.
+ * registers them together (reg_run_batch): credentials, earlier
+ * submissions, first responders and case numbers in one round trip, then
+ * the cases and their case.registered events written and committed in
+ * another.  Only after the commit are the requests answered and the
+ * events published; a failed transaction answers every request in it
+ * with 503 and nothing is half-written.  Other jobs (reads, workflow
+ * commands) go one at a time, each in one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,36 +151,44 @@ static void copy_field(char *dst, size_t cap, const PGresult *r, int row, int co
 }
 
 /*
- * Check the credentials of the jobs in one query.  An API key is found by
- * its prefix and its stored hash compared in constant time; a staff token
- * is found by its hash.  Jobs left unauthed are answered 401.
+ * Check the credentials of the jobs in one query (INTAKE_CREDENTIAL_SQL).
+ * Jobs left unauthed are answered 401.
  */
 static const char auth_sql[] =
     "SELECT c.i::int, a.kind, a.id, a.site_id::text, s.code, s.time_zone, a.role, a.name, "
     "encode(a.hash, 'hex'), a.dept "
     "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(prefix, hash, i) "
-    "CROSS JOIN LATERAL ("
-    " SELECT 'k' AS kind, k.id::text AS id, k.site_id, k.role, k.name, k.key_hash AS hash, "
-    "  NULL::text AS dept FROM core.api_keys k WHERE c.prefix <> '' AND k.prefix = c.prefix "
-    "  AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()) "
-    " UNION ALL "
-    " SELECT 't', st.id::text, st.site_id, st.role, st.code, t.token_hash, "
-    "  st.department_id::text FROM core.staff_tokens t JOIN core.staff st ON st.id = "
-    "t.staff_id "
-    "  WHERE c.prefix = '' AND t.token_hash = decode(c.hash, 'hex') AND t.revoked_at IS NULL "
-    "  AND t.expires_at > now() AND st.active) a "
+    "CROSS JOIN LATERAL " INTAKE_CREDENTIAL_SQL " "
     "JOIN core.sites s ON s.id = a.site_id AND s.active";
 
+/* intake.h; the columns are those of auth_sql, and of check_sql in handle_register.c. */
+bool principal_take(const PGresult *r, int row, struct job *j)
+{
+    const char *stored = PQgetvalue(r, row, 8);
+    if (strlen(stored) != 64 || !crypto_equal(stored, j->cred_hash, 64))
+        return false;
+    struct principal *p = &j->who;
+    p->kind = PQgetvalue(r, row, 1)[0];
+    copy_field(p->id, sizeof(p->id), r, row, 2);
+    copy_field(p->site_id, sizeof(p->site_id), r, row, 3);
+    copy_field(p->site, sizeof(p->site), r, row, 4);
+    copy_field(p->time_zone, sizeof(p->time_zone), r, row, 5);
+    copy_field(p->role, sizeof(p->role), r, row, 6);
+    copy_field(p->name, sizeof(p->name), r, row, 7);
+    copy_field(p->department_id, sizeof(p->department_id), r, row, 9);
+    j->authed = true;
+    return true;
+}
+
 /*
- * Check the credentials of the jobs in one round trip (db_pipeline):
- * BEGIN, the guards of a keyed transaction (db.h), the look-up as a kept
- * statement (its plan is not made anew for each batch, and probes by
- * key), then either the guards lifted again for the rest of the
- * transaction or, `close`, COMMIT: a batch of registrations runs its own
- * transactions (reg_run_batch), and a read-only one costs nothing to end.
+ * Check the credential of a job run alone, in one round trip
+ * (db_pipeline): BEGIN, the guards of a keyed transaction (db.h), the
+ * look-up as a kept statement (its plan is not made anew each time, and
+ * probes by key), then the guards lifted again for the rest of the
+ * transaction, which the job runs in.  (A batch of registrations checks
+ * its credentials with the rest of its look-ups: reg_run_batch.)
  */
-static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool close, char *err,
-                           size_t errlen)
+static sw_err authenticate(PGconn *db, struct job **jobs, int n, char *err, size_t errlen)
 {
     struct buf pre, hash;
     buf_init(&pre, 1u << 20);
@@ -195,7 +205,7 @@ static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool close, cha
     struct db_query qs[] = {{.sql = "BEGIN"},
                             {.sql = DB_KEYED_GUARDS},
                             {.sql = auth_sql, .n = 2, .vals = v, .fixed = true},
-                            {.sql = close ? "COMMIT" : DB_KEYED_GUARDS_LIFTED}};
+                            {.sql = DB_KEYED_GUARDS_LIFTED}};
     PGresult *out[4];
     sw_err rv = db_pipeline(db, qs, 4, out, err, errlen);
     PGresult *r = out[2];
@@ -213,22 +223,8 @@ static sw_err authenticate(PGconn *db, struct job **jobs, int n, bool close, cha
     }
     for (int row = 0; row < PQntuples(r); row++) {
         int i = atoi(PQgetvalue(r, row, 0)) - 1;
-        if (i < 0 || i >= n)
-            continue;
-        struct job *j = jobs[i];
-        const char *stored = PQgetvalue(r, row, 8);
-        if (strlen(stored) != 64 || !crypto_equal(stored, j->cred_hash, 64))
-            continue;
-        struct principal *p = &j->who;
-        p->kind = PQgetvalue(r, row, 1)[0];
-        copy_field(p->id, sizeof(p->id), r, row, 2);
-        copy_field(p->site_id, sizeof(p->site_id), r, row, 3);
-        copy_field(p->site, sizeof(p->site), r, row, 4);
-        copy_field(p->time_zone, sizeof(p->time_zone), r, row, 5);
-        copy_field(p->role, sizeof(p->role), r, row, 6);
-        copy_field(p->name, sizeof(p->name), r, row, 7);
-        copy_field(p->department_id, sizeof(p->department_id), r, row, 9);
-        j->authed = true;
+        if (i >= 0 && i < n)
+            principal_take(r, row, jobs[i]);
     }
     PQclear(r);
     return SW_OK;
@@ -244,18 +240,17 @@ static void run(struct worker *w, struct job **jobs, int n)
     int nok = 0;
 
     bool reg = jobs[0]->kind == JOB_REGISTER;
-    if (rv == SW_OK)
-        rv = authenticate(db, jobs, n, reg, err, sizeof(err));
-    for (int i = 0; rv == SW_OK && i < n; i++) {
-        if (!jobs[i]->authed)
-            job_reply_error(jobs[i], 401, "invalid credentials");
-        else
-            ok[nok++] = jobs[i];
-    }
-    if (rv == SW_OK && nok > 0) {
-        if (reg)
-            rv = reg_run_batch(in, db, ok, nok, w->ob, err, sizeof(err));
-        else
+    if (rv == SW_OK && reg) {
+        rv = reg_run_batch(in, db, jobs, n, w->ob, err, sizeof(err));
+    } else if (rv == SW_OK) {
+        rv = authenticate(db, jobs, n, err, sizeof(err));
+        for (int i = 0; rv == SW_OK && i < n; i++) {
+            if (!jobs[i]->authed)
+                job_reply_error(jobs[i], 401, "invalid credentials");
+            else
+                ok[nok++] = jobs[i];
+        }
+        if (rv == SW_OK && nok > 0)
             rv = ok[0]->run(in, db, ok[0], w->ob, err, sizeof(err));
     }
     /* A job run alone that was refused leaves nothing behind. */

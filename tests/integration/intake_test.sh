@@ -183,6 +183,49 @@ largest=$(q "SELECT max(n) FROM (SELECT count(*) n FROM bus.events WHERE type = 
 check "... nearly all of them in one transaction ($largest events)" test "$largest" -ge 330
 check "... 400 cases, each with its one event" test "$(q "SELECT count(*) || '/' || count(e.seq) FROM core.cases c LEFT JOIN bus.events e ON e.case_id = c.id WHERE c.external_ref LIKE 'big-%'")" = 400/400
 
+echo "== one batch of every kind of answer"
+# Credentials, earlier submissions, first responders and case numbers are
+# checked in one statement that decides, as the C code does, which jobs
+# will be written, and takes their numbers (handle_register.c).  A batch
+# mixing every outcome: each answered as alone, the new cases numbered
+# without a gap, and no numbers taken anew (the statement and the code
+# agreed).
+q "BEGIN; LOCK TABLE core.case_numbers IN EXCLUSIVE MODE; SELECT 'mix', pg_sleep(120); COMMIT;" >/dev/null 2>&1 &
+locker=$!
+locked() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%''mix'', pg_sleep%' AND wait_event = 'PgSleep'")" = 1; }
+check "(the counter is locked)" wait_for 10 locked
+mix() { # NAME AUTH BODY: posts in the background, the answer in $tmp/mix.NAME
+    curl -s -o "$tmp/mix.$1.body" -w '%{http_code}' -H "Authorization: Bearer $2" \
+        -H 'Content-Type: application/json' --data-binary "$3" "$api/v1/cases" >"$tmp/mix.$1" &
+}
+r0=$(requests)
+mix first "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"the batch ahead","external_ref":"mix-0"}'
+ahead() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'intake' AND wait_event_type = 'Lock'")" = 1; }
+check "(a batch ahead waits for the counter)" wait_for 10 ahead
+mix new "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"mixed new","external_ref":"mix-1"}'
+mix twin "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"mixed new","external_ref":"mix-1"}'
+mix noref "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"mixed, no key"}'
+mix staff "$TOKEN" '{"site":"SH01","channel":"visit","type":"repair","subject":"mixed, staff"}'
+mix repeat "$KEY" "$BODY"
+mix unknown swk_deadbeef_0000000000 '{"site":"SH01","channel":"api","type":"help","subject":"mixed, unknown key"}'
+mix site "$KEY" '{"site":"ZZ01","channel":"api","type":"help","subject":"mixed, other site"}'
+mix nobody "$KEY" '{"site":"SH01","channel":"api","type":"help","subject":"mixed, no such responder","first_responder":"nobody","external_ref":"mix-2"}'
+mixed_in() { test "$(($(requests) - r0))" -ge 9; }
+check "(9 requests arrived and wait)" wait_for 30 mixed_in
+sleep 0.3
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%''mix'', pg_sleep%' AND wait_event = 'PgSleep'" >/dev/null
+wait "$locker"
+wait_jobs
+answers=$(for k in first new twin noref staff repeat unknown site nobody; do printf '%s=%s ' $k "$(cat "$tmp/mix.$k")"; done)
+check "every answer as if alone ($answers)" test "$answers" = "first=201 new=201 twin=200 noref=201 staff=201 repeat=200 unknown=401 site=403 nobody=422 "
+check "... the twin answered with the case of its key" test "$(field '["id"]' <<<"x $(cat "$tmp/mix.twin.body")")" = "$(field '["id"]' <<<"x $(cat "$tmp/mix.new.body")")"
+check "... the repeat with the first case" test "$(field '["id"]' <<<"x $(cat "$tmp/mix.repeat.body")")" = "$id"
+seqs=$(for k in new noref staff; do field '["number"]' <<<"x $(cat "$tmp/mix.$k.body")" | sed 's/.*-0*//'; done | sort -n | tr '\n' ' ')
+first_seq=$(field '["number"]' <<<"x $(cat "$tmp/mix.first.body")" | sed 's/.*-0*//')
+set -- $seqs
+check "... the three new cases numbered right after the batch ahead, no gap ($first_seq: $seqs)" test "$1 $2 $3" = "$((first_seq + 1)) $((first_seq + 2)) $((first_seq + 3))"
+check "... their numbers were not taken anew" bash -c "! grep -q INTAKE-NUMBERS '$tmp/intake.log'"
+
 echo "== stop"
 intake_stop
 finish
