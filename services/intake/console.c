@@ -166,69 +166,60 @@ static const struct console_file *file_find(const char *path)
     return bsearch(&key, C.files, C.n, sizeof(C.files[0]), file_cmp);
 }
 
-static void answer(nng_aio *aio, uint16_t status, const struct console_file *f, const char *text)
+static void answer(struct hreq *r, uint16_t status, const struct console_file *f, const char *text)
 {
-    nng_http_res *res = NULL;
-    int rv = nng_http_res_alloc(&res);
-    static const char *const headers[][2] = {
-        {"Content-Security-Policy",
-         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-         "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"},
-        {"X-Content-Type-Options", "nosniff"},
-        {"X-Frame-Options", "DENY"},
-        {"Referrer-Policy", "no-referrer"},
-        {"Cache-Control", "no-cache"},
-    };
-    for (size_t i = 0; rv == 0 && i < sizeof(headers) / sizeof(headers[0]); i++)
-        rv = nng_http_res_set_header(res, headers[i][0], headers[i][1]);
-    if (rv == 0)
-        rv = nng_http_res_set_status(res, status);
-    if (rv == 0 && f != NULL)
-        rv = nng_http_res_set_header(res, "ETag", f->etag);
-    if (rv == 0 && status == 200) {
-        rv = nng_http_res_set_header(res, "Content-Type", f->ctype);
-        if (rv == 0)
-            rv = nng_http_res_set_data(res, f->data, f->len); /* kept until intake stops */
-    } else if (rv == 0 && text != NULL) {
-        rv = nng_http_res_set_header(res, "Content-Type", "text/plain; charset=utf-8");
-        if (rv == 0)
-            rv = nng_http_res_copy_data(res, text, strlen(text));
-    }
-    if (rv != 0) {
-        nng_http_res_free(res);
-        nng_aio_finish(aio, rv);
-        return;
-    }
-    nng_aio_set_output(aio, 0, res);
-    nng_aio_finish(aio, 0);
+    static const char common[] =
+        "Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "X-Frame-Options: DENY\r\n"
+        "Referrer-Policy: no-referrer\r\n"
+        "Cache-Control: no-cache\r\n";
+    char head[sizeof(common) + 200];
+    const char *ctype = status == 200 ? f->ctype : text != NULL ? "text/plain; charset=utf-8" : "";
+    snprintf(head, sizeof(head), "%s%s%s%s%s%s%s", common, f != NULL ? "ETag: " : "",
+             f != NULL ? f->etag : "", f != NULL ? "\r\n" : "", ctype[0] ? "Content-Type: " : "",
+             ctype, ctype[0] ? "\r\n" : "");
+    if (status == 200)
+        hreq_reply(r, status, head, f->data, f->len, 0);
+    else
+        hreq_reply(r, status, head, text, text != NULL ? strlen(text) : 0, 0);
 }
 
-static void console_handle(nng_aio *aio)
+bool console_handle(struct hreq *r)
 {
-    nng_http_req *req = nng_aio_get_input(aio, 0);
-    const char *uri = nng_http_req_get_uri(req);
+    if (C.files == NULL)
+        return false; /* no console: the caller answers 404 */
+    const char *method = hreq_method(r);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        answer(r, 405, NULL, "method not allowed: the console's files are read with GET\n");
+        return true;
+    }
+    const char *uri = hreq_uri(r);
     char path[CONSOLE_PATH_MAX];
     size_t n = strcspn(uri, "?#");
     if (n >= sizeof(path)) {
-        answer(aio, 404, NULL, "no such file\n");
-        return;
+        answer(r, 404, NULL, "no such file\n");
+        return true;
     }
     memcpy(path, uri, n);
     path[n] = '\0';
     const struct console_file *f = file_find(strcmp(path, "/") == 0 ? "/index.html" : path);
     if (f == NULL) {
-        answer(aio, 404, NULL, "no such file\n");
-        return;
+        answer(r, 404, NULL, "no such file\n");
+        return true;
     }
-    const char *inm = nng_http_req_get_header(req, "If-None-Match");
+    const char *inm = hreq_header(r, "If-None-Match");
     if (inm != NULL && strstr(inm, f->etag) != NULL) {
-        answer(aio, 304, f, NULL);
-        return;
+        answer(r, 304, f, NULL);
+        return true;
     }
-    answer(aio, 200, f, NULL);
+    answer(r, 200, f, NULL);
+    return true;
 }
 
-sw_err console_open(nng_http_server *srv, const char *dir, char *err, size_t errlen)
+sw_err console_open(const char *dir, char *err, size_t errlen)
 {
     if (dir == NULL || dir[0] == '\0')
         return SW_OK; /* no console */
@@ -243,18 +234,6 @@ sw_err console_open(nng_http_server *srv, const char *dir, char *err, size_t err
     if (rv == SW_OK && file_find("/index.html") == NULL) {
         snprintf(err, errlen, "the console folder %s has no index.html", dir);
         rv = SW_EINVAL;
-    }
-    nng_http_handler *h = NULL;
-    int nrv = 0;
-    if (rv == SW_OK && ((nrv = nng_http_handler_alloc(&h, "/", console_handle)) != 0 ||
-                        (nrv = nng_http_handler_set_method(h, "GET")) != 0 ||
-                        (nrv = nng_http_handler_set_tree(h)) != 0 ||
-                        (nrv = nng_http_handler_collect_body(h, false, 0)) != 0 ||
-                        (nrv = nng_http_server_add_handler(srv, h)) != 0)) {
-        if (h != NULL)
-            nng_http_handler_free(h);
-        snprintf(err, errlen, "could not add the console's route: %s", nng_strerror(nrv));
-        rv = SW_ENNG;
     }
     if (rv != SW_OK) {
         console_close();

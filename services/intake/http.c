@@ -19,40 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-
 #include "crypto.h"
+#include "httpd.h"
 #include "intake.h"
 #include "log.h"
 
-/*
- * A request body being read.  nng would answer a body over its limit with
- * an HTML 400, so the API reads bodies itself: the Content-Length is
- * checked first (413 and the connection closed when over the limit), then
- * exactly that many bytes are read.
- */
-struct body_read {
-    struct intake *in;
-    nng_aio *outer; /* the request's aio, answered at the end */
-    nng_aio *aio;   /* reads the body */
-    char *data;
-    size_t len;
-    bool ics; /* Content-Type text/calendar */
-};
-
-static struct intake *intake_from(nng_aio *aio)
-{
-    nng_http_handler *h = nng_aio_get_input(aio, 1);
-    return nng_http_handler_get_data(h);
-}
-
-/*
- * The start of an API request travels with its handler aio, in an output
- * slot the HTTP server never reads (it takes the answer from slot 0), as
- * microseconds on the monotonic clock; 0 is "not timed".
- */
-#define T0_SLOT 3
+/* The service's state, for the answers (there is one intake per process). */
+static struct intake *api;
 
 static uint64_t mono_us(void)
 {
@@ -61,58 +34,36 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void reply_full(nng_aio *aio, uint16_t status, const char *body, size_t len,
+static void reply_full(struct hreq *r, uint16_t status, const char *body, size_t len,
                        const char *etag, bool close, const char *ctype)
 {
-    nng_http_res *res = NULL;
-    int rv = nng_http_res_alloc(&res);
-    struct intake *in = intake_from(aio);
     if (status >= 400 && status < 500)
-        metric_add(in->m_bad, 1);
-    uintptr_t t0 = (uintptr_t)nng_aio_get_output(aio, T0_SLOT);
-    if (t0 != 0) {
-        histogram_observe_us(in->m_latency, (int64_t)(mono_us() - (uint64_t)t0));
-        nng_aio_set_output(aio, T0_SLOT, NULL);
-    }
-    if (rv == 0)
-        rv = nng_http_res_set_status(res, status);
-    if (rv == 0)
-        rv = nng_http_res_set_header(res, "Content-Type",
-                                     ctype != NULL ? ctype : "application/json");
-    if (rv == 0)
-        rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
-    if (rv == 0 && etag != NULL && etag[0] != '\0')
-        rv = nng_http_res_set_header(res, "ETag", etag);
-    if (rv == 0 && close)
-        rv = nng_http_res_set_header(res, "Connection", "close");
-    if (rv == 0 && status == 401)
-        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer");
-    if (rv == 0 && status == 503)
-        rv = nng_http_res_set_header(res, "Retry-After", "1");
-    if (rv == 0)
-        rv = nng_http_res_copy_data(res, body, len);
-    if (rv != 0) {
-        nng_http_res_free(res);
-        nng_aio_finish(aio, rv);
-        return;
-    }
-    nng_aio_set_output(aio, 0, res);
-    nng_aio_finish(aio, 0);
+        metric_add(api->m_bad, 1);
+    uint64_t t0 = hreq_t0(r);
+    if (t0 != 0)
+        histogram_observe_us(api->m_latency, (int64_t)(mono_us() - t0));
+    char head[400];
+    bool tagged = etag != NULL && etag[0] != '\0';
+    snprintf(head, sizeof(head), "Content-Type: %.100s\r\nCache-Control: no-store\r\n%s%.40s%s%s%s",
+             ctype != NULL ? ctype : "application/json", tagged ? "ETag: " : "", tagged ? etag : "",
+             tagged ? "\r\n" : "", status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+             status == 503 ? "Retry-After: 1\r\n" : "");
+    hreq_reply(r, status, head, body, len, close ? HREQ_CLOSE : 0);
 }
 
-void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag)
+void http_reply(struct hreq *r, uint16_t status, const char *body, size_t len, const char *etag)
 {
-    reply_full(aio, status, body, len, etag, false, NULL);
+    reply_full(r, status, body, len, etag, false, NULL);
 }
 
-void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag,
-                      const char *ctype)
+void http_reply_typed(struct hreq *r, uint16_t status, const char *body, size_t len,
+                      const char *etag, const char *ctype)
 {
-    reply_full(aio, status, body, len, etag, false, ctype);
+    reply_full(r, status, body, len, etag, false, ctype);
 }
 
 /* Answer {"error": message}; `close` ends the connection after it (a body left unread). */
-static void reply_error_close(nng_aio *aio, uint16_t status, const char *message, bool close)
+static void reply_error_close(struct hreq *aio, uint16_t status, const char *message, bool close)
 {
     struct buf b;
     buf_init(&b, 4096);
@@ -123,7 +74,7 @@ static void reply_error_close(nng_aio *aio, uint16_t status, const char *message
     buf_free(&b);
 }
 
-static void reply_error_aio(nng_aio *aio, uint16_t status, const char *message)
+static void reply_error_aio(struct hreq *aio, uint16_t status, const char *message)
 {
     reply_error_close(aio, status, message, false);
 }
@@ -246,9 +197,9 @@ const char *cred_take(const char *t, struct job *j)
  * "swk_<prefix>_<secret>", staff tokens "swt_<secret>"; only their SHA-256
  * goes further.  Returns false (and answers 401) when absent or malformed.
  */
-static bool take_credential(nng_aio *aio, nng_http_req *req, struct job *j)
+static bool take_credential(struct hreq *aio, struct job *j)
 {
-    const char *h = nng_http_req_get_header(req, "Authorization");
+    const char *h = hreq_header(aio, "Authorization");
     if (h == NULL) {
         reply_error_aio(aio, 401,
                         "missing credentials: send Authorization: Bearer <api key or token>");
@@ -388,7 +339,7 @@ int body_parse(const char *data, size_t len, json_t **out, char *msg, size_t msg
     return 0;
 }
 
-static struct job *job_new(nng_aio *aio)
+static struct job *job_new(struct hreq *aio)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL) {
@@ -396,21 +347,21 @@ static struct job *job_new(nng_aio *aio)
         return NULL;
     }
     buf_init(&j->body, INTAKE_REPLY_MAX);
-    j->aio = aio;
+    j->hreq = aio;
     return j;
 }
 
-static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, json_t *body)
+static void route_register(struct intake *in, struct hreq *aio, json_t *body)
 {
     struct job *j = job_new(aio);
     if (j == NULL)
         return;
-    if (!take_credential(aio, req, j)) {
+    if (!take_credential(aio, j)) {
         job_free(j);
         return;
     }
     struct field_error fe[INTAKE_MAX_FIELDS];
-    int nfe = reg_parse(body, nng_http_req_get_header(req, "Idempotency-Key"), &j->reg, fe);
+    int nfe = reg_parse(body, hreq_header(aio, "Idempotency-Key"), &j->reg, fe);
     if (nfe > 0) {
         struct buf b;
         buf_init(&b, 1u << 16);
@@ -426,12 +377,12 @@ static void route_register(struct intake *in, nng_aio *aio, nng_http_req *req, j
 
 /* Queue a job that runs `fn` alone; `body` (may be NULL) is taken over.  `anon`: no
  * credential is asked for (signing in). */
-static void route_job(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
-                      json_t *body, const char *id, const char *command, bool anon)
+static void route_job(struct intake *in, struct hreq *aio, job_run_fn fn, json_t *body,
+                      const char *id, const char *command, bool anon)
 {
-    const char *uri = nng_http_req_get_uri(req);
+    const char *uri = hreq_uri(aio);
     size_t plen = strcspn(uri, "?#");
-    const char *im = nng_http_req_get_header(req, "If-Match");
+    const char *im = hreq_header(aio, "If-Match");
     if (plen >= sizeof(((struct job *)0)->path) ||
         (uri[plen] == '?' && strcspn(uri + plen + 1, "#") >= sizeof(((struct job *)0)->query))) {
         json_decref(body);
@@ -453,13 +404,13 @@ static void route_job(struct intake *in, nng_aio *aio, nng_http_req *req, job_ru
     j->json = body;
     if (anon) {
         j->authed = true;
-    } else if (!take_credential(aio, req, j)) {
+    } else if (!take_credential(aio, j)) {
         job_free(j);
         return;
     }
     j->kind = JOB_OTHER;
     j->run = fn;
-    snprintf(j->method, sizeof(j->method), "%s", nng_http_req_get_method(req));
+    snprintf(j->method, sizeof(j->method), "%s", hreq_method(aio));
     memcpy(j->path, uri, plen);
     j->path[plen] = '\0';
     if (uri[plen] == '?')
@@ -474,10 +425,10 @@ static void route_job(struct intake *in, nng_aio *aio, nng_http_req *req, job_ru
     intake_enqueue(in, j);
 }
 
-static void route_other(struct intake *in, nng_aio *aio, nng_http_req *req, job_run_fn fn,
-                        json_t *body, const char *id, const char *command)
+static void route_other(struct intake *in, struct hreq *aio, job_run_fn fn, json_t *body,
+                        const char *id, const char *command)
 {
-    route_job(in, aio, req, fn, body, id, command, false);
+    route_job(in, aio, fn, body, id, command, false);
 }
 
 static bool enter(struct intake *in)
@@ -493,7 +444,7 @@ static bool enter(struct intake *in)
 static void leave(struct intake *in)
 {
     pthread_mutex_lock(&in->mu);
-    if (--in->inflight == 0) {
+    if (--in->inflight == 0 && in->stopping) {
         pthread_cond_broadcast(&in->idle);
         pthread_cond_broadcast(&in->cv); /* stopping workers wait for this too */
     }
@@ -511,11 +462,10 @@ static bool seg_is(const char *seg, size_t n, const char *s)
  * into segments after "/v1/"; each resource answers 405 with what it
  * allows for another method.
  */
-static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const char *data,
-                     size_t len, bool ics)
+static void dispatch(struct intake *in, struct hreq *aio, const char *data, size_t len, bool ics)
 {
-    const char *method = nng_http_req_get_method(req);
-    const char *uri = nng_http_req_get_uri(req);
+    const char *method = hreq_method(aio);
+    const char *uri = hreq_uri(aio);
     size_t plen = strcspn(uri, "?#");
     const char *seg[6];
     size_t sl[6];
@@ -580,9 +530,9 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
         if (post && body == NULL)
             reply_error_aio(aio, 415, "unsupported content type: send application/json");
         else if (post)
-            route_register(in, aio, req, body);
+            route_register(in, aio, body);
         else if (get)
-            route_other(in, aio, req, case_list, NULL, NULL, NULL);
+            route_other(in, aio, case_list, NULL, NULL, NULL);
         else
             reply_error_aio(aio, 405,
                             "method not allowed: POST /v1/cases registers a case, GET lists them");
@@ -591,7 +541,7 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
     }
     if (ns == 2 && id[0] != '\0') {
         if (get)
-            route_other(in, aio, req, case_get, NULL, id, NULL);
+            route_other(in, aio, case_get, NULL, id, NULL);
         else
             reply_error_aio(aio, 405, "method not allowed: GET /v1/cases/{id} reads a case");
         json_decref(body);
@@ -599,7 +549,7 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
     }
     if (ns == 3 && id[0] != '\0' && seg_is(seg[2], sl[2], "history")) {
         if (get)
-            route_other(in, aio, req, case_history, NULL, id, NULL);
+            route_other(in, aio, case_history, NULL, id, NULL);
         else
             reply_error_aio(aio, 405,
                             "method not allowed: GET /v1/cases/{id}/history reads the history");
@@ -621,7 +571,7 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
         memcpy(cmd, seg[3], sl[3]);
         if (body == NULL)
             body = json_object();
-        route_other(in, aio, req, case_action, body, id, cmd);
+        route_other(in, aio, case_action, body, id, cmd);
         return;
     }
     if (ns == 1 && seg_is(seg[0], sl[0], "session")) {
@@ -629,9 +579,9 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
         if (post && body == NULL)
             reply_error_aio(aio, 415, "unsupported content type: send application/json");
         else if (post)
-            route_job(in, aio, req, session_create, body, NULL, NULL, true);
+            route_job(in, aio, session_create, body, NULL, NULL, true);
         else if (get || del)
-            route_other(in, aio, req, session_run, NULL, NULL, NULL);
+            route_other(in, aio, session_run, NULL, NULL, NULL);
         else
             reply_error_aio(aio, 405,
                             "method not allowed: POST /v1/session signs in, GET reads the "
@@ -642,169 +592,141 @@ static void dispatch(struct intake *in, nng_aio *aio, nng_http_req *req, const c
     }
     if (ns == 1 && seg_is(seg[0], sl[0], "stream")) {
         if (get)
-            route_other(in, aio, req, stream_open, NULL, NULL, NULL);
+            route_other(in, aio, stream_open, NULL, NULL, NULL);
         else
             reply_error_aio(aio, 405, "method not allowed: GET /v1/stream streams case events");
         json_decref(body);
         return;
     }
     if (seg_is(seg[0], sl[0], "sites")) {
-        route_other(in, aio, req, admin_run, body, NULL, NULL);
+        route_other(in, aio, admin_run, body, NULL, NULL);
         return;
     }
     json_decref(body);
     reply_error_aio(aio, 404, "no such resource");
 }
 
-static void body_done(void *arg)
+/* Content-Type text/calendar (an iCalendar import)? */
+static bool is_ics(const char *ct)
 {
-    struct body_read *br = arg;
-    struct intake *in = br->in;
-    nng_http_req *req = nng_aio_get_input(br->outer, 0);
-    if (nng_aio_result(br->aio) != 0)
-        nng_aio_finish(br->outer, nng_aio_result(br->aio)); /* the client went away */
+    return ct != NULL && strncasecmp(ct, "text/calendar", 13) == 0 &&
+           (ct[13] == '\0' || ct[13] == ';' || ct[13] == ' ');
+}
+
+static void body_done(struct hreq *r, void *arg)
+{
+    struct intake *in = arg;
+    size_t len = 0;
+    const char *data = hreq_body(r, &len);
+    if (data == NULL) /* the client went away, or stopped sending: the answer goes nowhere */
+        reply_error_close(r, 400, "the request body did not arrive", true);
     else
-        dispatch(in, br->outer, req, br->data, br->len, br->ics);
-    free(br->data);
-    nng_aio_reap(br->aio);
-    free(br);
+        dispatch(in, r, data, len, is_ics(hreq_header(r, "Content-Type")));
     leave(in);
 }
 
-/* Check the content type and length, then read the body (dispatch when it is in). */
-static void read_body(struct intake *in, nng_aio *aio, nng_http_req *req)
+/*
+ * Check the content type and length, then read the body (dispatch when it
+ * is in).  A body over the limit is never read: 413, and the connection
+ * closes after it.
+ */
+static void read_body(struct intake *in, struct hreq *r)
 {
-    const char *ct = nng_http_req_get_header(req, "Content-Type");
-    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    const char *ct = hreq_header(r, "Content-Type");
+    const char *cl = hreq_header(r, "Content-Length");
     char msg[200];
     char *end = NULL;
-    unsigned long long n = cl != NULL ? strtoull(cl, &end, 10) : 0;
+    unsigned long long n = cl != NULL && cl[0] >= '0' && cl[0] <= '9' ? strtoull(cl, &end, 10) : 0;
+    if (cl != NULL && end == NULL)
+        end = (char *)cl; /* not a number */
     if (ct == NULL && (cl == NULL || (end != cl && *end == '\0' && n == 0)) &&
-        nng_http_req_get_header(req, "Transfer-Encoding") == NULL) {
-        dispatch(in, aio, req, NULL, 0, false); /* no body at all (an action that needs none) */
+        hreq_header(r, "Transfer-Encoding") == NULL) {
+        dispatch(in, r, NULL, 0, false); /* no body at all (an action that needs none) */
         leave(in);
         return;
     }
-    bool ics = ct != NULL && strncasecmp(ct, "text/calendar", 13) == 0 &&
-               (ct[13] == '\0' || ct[13] == ';' || ct[13] == ' ');
+    bool ics = is_ics(ct);
     if (!ics && (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
                  (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
-        reply_error_close(aio, 415, "unsupported content type: send application/json",
+        reply_error_close(r, 415, "unsupported content type: send application/json",
                           true); /* a body, if any, is left unread */
         leave(in);
         return;
     }
-    if (cl == NULL || end == cl || *end != '\0') {
-        reply_error_close(aio, 411, "a Content-Length header is required", true);
+    if (cl == NULL || end == cl || *end != '\0' || hreq_header(r, "Transfer-Encoding") != NULL) {
+        reply_error_close(r, 411, "a Content-Length header is required", true);
         leave(in);
         return;
     }
     if (n > in->max_body) {
         snprintf(msg, sizeof(msg), "request body too large: %llu bytes, the limit is %zu", n,
                  in->max_body);
-        reply_error_close(aio, 413, msg, true); /* the body is never read */
+        reply_error_close(r, 413, msg, true); /* the body is never read */
         leave(in);
         return;
     }
-    struct body_read *br = calloc(1, sizeof(*br));
-    nng_iov iov;
-    if (br == NULL || (br->data = malloc(n ? n : 1)) == NULL ||
-        nng_aio_alloc(&br->aio, body_done, br) != 0) {
-        if (br != NULL)
-            free(br->data);
-        free(br);
-        reply_error_close(aio, 503, "out of memory", true);
-        leave(in);
-        return;
-    }
-    br->in = in;
-    br->outer = aio;
-    br->len = (size_t)n;
-    br->ics = ics;
-    if (n == 0) {
-        body_done(br);
-        return;
-    }
-    iov.iov_buf = br->data;
-    iov.iov_len = br->len;
-    nng_aio_set_iov(br->aio, 1, &iov);
-    nng_aio_set_timeout(br->aio, 30000);
-    nng_http_conn_read_all(nng_aio_get_input(aio, 2), br->aio);
+    hreq_read_body(r, (size_t)n, body_done, in); /* leave() when the body is in */
 }
 
-static void api_handle(nng_aio *aio)
+static void api_handle(struct intake *in, struct hreq *r)
 {
-    struct intake *in = intake_from(aio);
-    nng_http_req *req = nng_aio_get_input(aio, 0);
     if (!enter(in)) {
-        reply_error_aio(aio, 503, "stopping");
+        reply_error_close(r, 503, "stopping", true);
         return;
     }
     metric_add(in->m_requests, 1);
-    /* an integer in a pointer slot, never dereferenced: no allocation per request */
-    nng_aio_set_output(aio, T0_SLOT,
-                       (void *)(uintptr_t)mono_us()); // NOLINT(performance-no-int-to-ptr)
-    const char *method = nng_http_req_get_method(req);
+    hreq_set_t0(r, mono_us());
+    const char *method = hreq_method(r);
     if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
-        read_body(in, aio, req);
+        read_body(in, r);
         return; /* leave() when the body is in */
     }
     /* Other methods carry no body; one sent anyway is never read, so the
      * connection is closed rather than its bytes taken for the next request. */
-    const char *cl = nng_http_req_get_header(req, "Content-Length");
-    if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL ||
-        (cl != NULL && strcmp(cl, "0") != 0)) {
-        reply_error_close(aio, 400, "a request body is accepted only with POST, PUT or PATCH",
-                          true);
+    const char *cl = hreq_header(r, "Content-Length");
+    if (hreq_header(r, "Transfer-Encoding") != NULL ||
+        (cl != NULL && cl[strspn(cl, "0")] != '\0')) {
+        reply_error_close(r, 400, "a request body is accepted only with POST, PUT or PATCH", true);
         leave(in);
         return;
     }
-    dispatch(in, aio, req, NULL, 0, false);
+    dispatch(in, r, NULL, 0, false);
     leave(in);
 }
 
-sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size_t errlen)
+/* Every request: the API under /v1, the console's files elsewhere (when it is served). */
+static void route(struct hreq *r, void *arg)
 {
-    char urltext[300];
-    nng_url *url = NULL;
-    nng_http_handler *h = NULL;
-    int rv;
-    snprintf(urltext, sizeof(urltext), "http://%s", hostport);
-    if ((rv = nng_url_parse(&url, urltext)) != 0) {
-        snprintf(err, errlen, "could not parse API address \"%s\": %s", hostport, nng_strerror(rv));
+    struct intake *in = arg;
+    const char *uri = hreq_uri(r);
+    if (strncmp(uri, "/v1", 3) == 0 && (uri[3] == '\0' || uri[3] == '/' || uri[3] == '?')) {
+        api_handle(in, r);
+        return;
+    }
+    if (console_handle(r))
+        return;
+    reply_error_close(r, 404, "no such resource: the API is under /v1/", false);
+}
+
+sw_err intake_http_open(struct intake *in, const char *hostport, long long idle_ms, int max_conns,
+                        char *err, size_t errlen)
+{
+    api = in;
+    if (console_open(in->console_dir, err, errlen) != SW_OK)
         return SW_EINVAL;
-    }
-    rv = nng_http_server_hold(&in->srv, url);
-    nng_url_free(url);
-    if (rv != 0) {
-        snprintf(err, errlen, "could not create the API server on %s: %s", hostport,
-                 nng_strerror(rv));
-        return SW_ENNG;
-    }
-    if ((rv = nng_http_handler_alloc(&h, "/v1", api_handle)) != 0 ||
-        (rv = nng_http_handler_set_method(h, NULL)) != 0 ||
-        (rv = nng_http_handler_set_tree(h)) != 0 ||
-        (rv = nng_http_handler_collect_body(h, false, 0)) != 0 ||
-        (rv = nng_http_handler_set_data(h, in, NULL)) != 0 ||
-        (rv = nng_http_server_add_handler(in->srv, h)) != 0) {
-        if (h != NULL)
-            nng_http_handler_free(h);
-        snprintf(err, errlen, "could not add the API routes: %s", nng_strerror(rv));
-        nng_http_server_release(in->srv);
-        in->srv = NULL;
-        return SW_ENNG;
-    }
-    if (console_open(in->srv, in->console_dir, err, errlen) != SW_OK) {
-        nng_http_server_release(in->srv);
-        in->srv = NULL;
-        return SW_EINVAL;
-    }
-    if ((rv = nng_http_server_start(in->srv)) != 0) {
-        snprintf(err, errlen, "could not listen for API HTTP on %s: %s", hostport,
-                 nng_strerror(rv));
-        nng_http_server_release(in->srv);
-        in->srv = NULL;
-        return SW_ENNG;
+    struct httpd_opts o = {
+        .hostport = hostport,
+        .handle = route,
+        .arg = in,
+        .max_conns = max_conns,
+        .idle_ms = idle_ms,
+        .m_bad = in->m_bad,
+        .m_conns = metrics_get(METRIC_GAUGE, "shouwen_intake_http_connections",
+                               "Open connections to the public API", NULL),
+    };
+    if (httpd_start(&in->srv, &o, err, errlen) != SW_OK) {
+        console_close();
+        return SW_EIO;
     }
     return SW_OK;
 }
@@ -813,12 +735,12 @@ void intake_http_close(struct intake *in)
 {
     if (in->srv == NULL)
         return;
-    nng_http_server_stop(in->srv);
     pthread_mutex_lock(&in->mu);
+    in->stopping = true; /* leave() wakes us only when stopping */
     while (in->inflight > 0)
         pthread_cond_wait(&in->idle, &in->mu);
     pthread_mutex_unlock(&in->mu);
-    nng_http_server_release(in->srv);
+    httpd_stop(in->srv);
     in->srv = NULL;
     console_close();
 }

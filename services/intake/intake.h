@@ -21,12 +21,12 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 
 #include "buf.h"
 #include "bus.h"
 #include "db.h"
 #include "err.h"
+#include "httpd.h"
 #include "metrics.h"
 
 #define INTAKE_ERR_MAX    512
@@ -80,9 +80,9 @@ struct reg;
 struct job {
     struct job *next;
     enum job_kind kind;
-    job_run_fn run; /* JOB_OTHER */
-    nng_aio *aio;   /* the HTTP request to answer, or NULL (see finish) */
-    /* Not HTTP (the nng REP socket): called instead of answering `aio`;
+    job_run_fn run;    /* JOB_OTHER */
+    struct hreq *hreq; /* the HTTP request to answer, or NULL (see finish) */
+    /* Not HTTP (the nng REP socket): called instead of answering `hreq`;
      * it must free the job with job_free. */
     void (*finish)(struct job *j);
     void *finish_arg;
@@ -109,8 +109,8 @@ struct job {
 
 struct intake {
     const char *db_url;
-    nng_socket *pub; /* the service's PUB socket (svc.c) */
-    nng_http_server *srv;
+    nng_socket *pub;   /* the service's PUB socket (svc.c) */
+    struct httpd *srv; /* the public API (httpd.h) */
     size_t max_body;
     long long session_ttl_s; /* console sessions (POST /v1/session) */
     const char *console_dir; /* the web console's files; "" for none */
@@ -140,7 +140,9 @@ struct intake {
 };
 
 /* http.c */
-sw_err intake_http_open(struct intake *in, const char *hostport, char *err, size_t errlen);
+/* Serve the API on hostport: connections idle idle_ms are closed, at most max_conns open. */
+sw_err intake_http_open(struct intake *in, const char *hostport, long long idle_ms, int max_conns,
+                        char *err, size_t errlen);
 void intake_http_close(struct intake *in);
 void job_reply_json(struct job *j, uint16_t status, const char *json);
 void job_reply_error(struct job *j, uint16_t status, const char *message);
@@ -167,10 +169,10 @@ sw_err intake_workers_start(struct intake *in, char *err, size_t errlen);
 void intake_workers_stop(struct intake *in);
 void intake_enqueue(struct intake *in, struct job *j);
 /* http.c: answer an HTTP request with a JSON body (4xx counted as bad input). */
-void http_reply(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag);
+void http_reply(struct hreq *r, uint16_t status, const char *body, size_t len, const char *etag);
 /* The same with a Content-Type other than application/json (NULL: JSON). */
-void http_reply_typed(nng_aio *aio, uint16_t status, const char *body, size_t len, const char *etag,
-                      const char *ctype);
+void http_reply_typed(struct hreq *r, uint16_t status, const char *body, size_t len,
+                      const char *etag, const char *ctype);
 /* Answer the job (HTTP or j->finish) and free it. */
 void job_finish(struct job *j);
 
@@ -238,10 +240,12 @@ sw_err checklists_get(struct job *j, PGconn *db, char *err, size_t errlen);
 sw_err checklist_put(struct job *j, PGconn *db, const char *type, char *err, size_t errlen);
 sw_err checklist_delete(struct job *j, PGconn *db, const char *type, char *err, size_t errlen);
 
-/* console.c: the web console's files from `dir` ("" or NULL: none), served at "/" of srv;
+/* console.c: the web console's files from `dir` ("" or NULL: none), served at "/";
  * console_close frees them once the server has stopped. */
-sw_err console_open(nng_http_server *srv, const char *dir, char *err, size_t errlen);
+sw_err console_open(const char *dir, char *err, size_t errlen);
 void console_close(void);
+/* A request outside /v1: answered from the console's files when there are any (true). */
+bool console_handle(struct hreq *r);
 
 /* stream.c: GET /v1/stream, the site's case events as server-sent events */
 sw_err stream_start(struct intake *in, long long poll_ms, int max, char *err, size_t errlen);

@@ -27,6 +27,10 @@ static const struct cfg_def settings[] = {
     SVC_PUB_SETTING("INTAKE", "ipc://{run}/intake.pub"),
     {"SHOUWEN_INTAKE_HTTP_ADDR", CFG_HOSTPORT, 0, 0, "127.0.0.1:7400", NULL,
      "Address of the public HTTP/JSON API (/v1/...)"},
+    {"SHOUWEN_INTAKE_HTTP_IDLE", CFG_DURATION, 1000, 3600000, "60s", NULL,
+     "API connections with no request in hand for this long are closed (so are stalled bodies)"},
+    {"SHOUWEN_INTAKE_HTTP_MAX_CONNS", CFG_INT, 1, 1000000, "4096", NULL,
+     "API connections open at once; more are answered 503 and closed"},
     {"SHOUWEN_INTAKE_MAX_BODY", CFG_INT, 1024, 16777216, "65536", NULL,
      "Largest request body accepted, in bytes; larger ones are answered 413"},
     {"SHOUWEN_INTAKE_WORKERS", CFG_INT, 1, 64, "4", NULL,
@@ -96,7 +100,9 @@ static sw_err intake_start(struct svc *s)
     if (stream_start(&the, cfg_ms(c, "SHOUWEN_INTAKE_STREAM_POLL"),
                      (int)cfg_int(c, "SHOUWEN_INTAKE_STREAM_MAX"), err, sizeof(err)) != SW_OK ||
         intake_workers_start(&the, err, sizeof(err)) != SW_OK ||
-        intake_http_open(&the, cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"), err, sizeof(err)) != SW_OK) {
+        intake_http_open(
+            &the, cfg_str(c, "SHOUWEN_INTAKE_HTTP_ADDR"), cfg_ms(c, "SHOUWEN_INTAKE_HTTP_IDLE"),
+            (int)cfg_int(c, "SHOUWEN_INTAKE_HTTP_MAX_CONNS"), err, sizeof(err)) != SW_OK) {
         LOG(LOG_ERROR, "INTAKE-START", "refusing to start: %s", err);
         return SW_ENNG;
     }

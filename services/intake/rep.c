@@ -400,7 +400,7 @@ static void rep__handle(struct rep_ctx *c, nng_msg *msg)
         return;
     }
     j->kind = JOB_REGISTER;
-    j->aio = NULL;
+    j->hreq = NULL;
     j->finish = rep_finish;
     j->finish_arg = c;
     pthread_mutex_lock(&r->mu);

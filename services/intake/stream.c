@@ -3,9 +3,9 @@
  * server-sent events (text/event-stream), for the console's live updates.
  *
  * The request is authenticated by a worker like any other (stream_open);
- * then job_finish hands the connection over (stream_adopt): nng's server
- * lets go of it (nng_http_hijack) and this file writes the answer itself,
- * with no length, for as long as the client stays.
+ * then job_finish hands the connection over (stream_adopt): the API's
+ * server lets go of its socket (hreq_detach) and this file writes the
+ * answer itself, with no length, for as long as the client stays.
  *
  * Where the events come from: bus.events, the truth (DESIGN.md section 1).
  * One thread, with its own database session, reads the rows past the last
@@ -27,15 +27,19 @@
  * shows every minute and after every reconnection.
  *
  * All writes happen on this thread, each waiting at most 2 s: a client
- * that does not read is dropped, never waited for.  A read is kept pending
- * on every connection, so a client that hangs up is seen at once.  At most
- * SHOUWEN_INTAKE_STREAM_MAX clients; more are answered 503.
+ * that does not read is dropped, never waited for.  Every connection is
+ * read (and what comes dropped) each time the thread looks, at least every
+ * SHOUWEN_INTAKE_STREAM_POLL, so a client that hangs up is let go of by
+ * then.  At most SHOUWEN_INTAKE_STREAM_MAX clients; more are answered 503.
  */
-#include <stdatomic.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "intake.h"
 #include "log.h"
@@ -47,10 +51,7 @@
 
 struct client {
     struct client *next;
-    nng_http_conn *conn;
-    nng_aio *rx;       /* a read always pending: it fails when the client goes */
-    uint8_t rxbuf[64]; /* whatever a client sends is read and ignored */
-    atomic_bool gone;
+    int fd; /* non-blocking; -1 until the server has let go of it */
     char site[17];
     char who[101];
     bool greeted;
@@ -82,47 +83,52 @@ static long long now_ms(void)
 }
 
 /* Write all of `data`, waiting at most STREAM_WRITE_MS; false when the client is gone. */
-static bool client_write(struct client *c, nng_aio *aio, const char *data, size_t len)
+static bool client_write(struct client *c, const char *data, size_t len)
 {
-    nng_iov iov = {.iov_buf = (void *)data, .iov_len = len};
-    if (nng_aio_set_iov(aio, 1, &iov) != 0)
-        return false;
-    nng_aio_set_timeout(aio, STREAM_WRITE_MS);
-    nng_http_conn_write_all(c->conn, aio);
-    nng_aio_wait(aio);
-    if (nng_aio_result(aio) != 0)
-        return false;
+    long long until = now_ms() + STREAM_WRITE_MS;
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        long long left = until - now_ms();
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || left <= 0)
+            return false;
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            return false;
+    }
     c->last_ms = now_ms();
     return true;
 }
 
+/* Whatever the client sent is read and dropped; false when it has hung up. */
+static bool client_alive(struct client *c)
+{
+    char sink[256];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
 static void client_drop(struct client *c)
 {
-    nng_aio_stop(c->rx); /* no callback runs after this */
-    nng_http_conn_close(c->conn);
-    nng_aio_free(c->rx);
+    if (c->fd >= 0)
+        close(c->fd);
     free(c);
 }
 
-/* The pending read ended: the client hung up (or sent something, ignored). */
-static void client_read(void *arg)
-{
-    struct client *c = arg;
-    if (nng_aio_result(c->rx) == 0) {
-        nng_iov iov = {.iov_buf = c->rxbuf, .iov_len = sizeof(c->rxbuf)};
-        if (nng_aio_set_iov(c->rx, 1, &iov) == 0) {
-            nng_http_conn_read(c->conn, c->rx);
-            return;
-        }
-    }
-    atomic_store(&c->gone, true);
-    pthread_mutex_lock(&S.mu);
-    pthread_cond_broadcast(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-}
-
 /* The thread's clients: greet the new ones, ping the quiet ones, drop the dead. */
-static struct client *clients_tend(struct client *live, nng_aio *aio)
+static struct client *clients_tend(struct client *live)
 {
     pthread_mutex_lock(&S.mu);
     struct client *fresh = S.fresh;
@@ -138,7 +144,7 @@ static struct client *clients_tend(struct client *live, nng_aio *aio)
     int dropped = 0;
     while (*pp != NULL) {
         struct client *c = *pp;
-        bool ok = !atomic_load(&c->gone);
+        bool ok = client_alive(c);
         if (!ok) {
             /* hung up: dropped below */
         } else if (!c->greeted) {
@@ -149,10 +155,10 @@ static struct client *clients_tend(struct client *live, nng_aio *aio)
                                        "Connection: close\r\n\r\n"
                                        "retry: 2000\n"
                                        "event: hello\ndata: {}\n\n";
-            ok = client_write(c, aio, head, sizeof(head) - 1);
+            ok = client_write(c, head, sizeof(head) - 1);
             c->greeted = true;
         } else if (now_ms() - c->last_ms >= STREAM_PING_MS) {
-            ok = client_write(c, aio, ": ping\n\n", 8);
+            ok = client_write(c, ": ping\n\n", 8);
         }
         if (ok) {
             pp = &c->next;
@@ -173,7 +179,7 @@ static struct client *clients_tend(struct client *live, nng_aio *aio)
 }
 
 /* Push the events past *last to their sites' clients. */
-static void events_push(PGconn *db, long long *last, struct client **live, nng_aio *aio)
+static void events_push(PGconn *db, long long *last, struct client **live)
 {
     char from[24];
     snprintf(from, sizeof(from), "%lld", *last);
@@ -221,7 +227,7 @@ static void events_push(PGconn *db, long long *last, struct client **live, nng_a
         struct client **pp = live;
         while (*pp != NULL) {
             struct client *c = *pp;
-            if (strcmp(c->site, site) != 0 || client_write(c, aio, b.data, b.len)) {
+            if (strcmp(c->site, site) != 0 || client_write(c, b.data, b.len)) {
                 pp = &c->next;
                 continue;
             }
@@ -246,11 +252,6 @@ static void *stream_main(void *arg)
     (void)arg;
     struct client *live = NULL;
     long long last = 0; /* 0: not known yet */
-    nng_aio *aio = NULL;
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        LOG(LOG_ERROR, "INTAKE-STREAM", "no live stream: out of memory");
-        return NULL;
-    }
     pthread_mutex_lock(&S.mu);
     while (!S.stopping) {
         if (S.nclients == 0) {
@@ -259,11 +260,11 @@ static void *stream_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&S.mu);
-        live = clients_tend(live, aio);
+        live = clients_tend(live);
         if (db_conn(S.db) == NULL)
             db_tick(S.db, false, never_stop);
         if (db_conn(S.db) != NULL)
-            events_push(db_conn(S.db), &last, &live, aio);
+            events_push(db_conn(S.db), &last, &live);
         pthread_mutex_lock(&S.mu);
         if (!S.stopping && S.fresh == NULL) {
             struct timespec until;
@@ -290,7 +291,6 @@ static void *stream_main(void *arg)
         n = c->next;
         client_drop(c);
     }
-    nng_aio_free(aio);
     return NULL;
 }
 
@@ -357,16 +357,29 @@ sw_err stream_open(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     return SW_OK;
 }
 
+/* The server has let go of the socket (its loop's thread): the stream thread takes it. */
+static void stream_take(int fd, void *arg)
+{
+    struct client *c = arg;
+    c->fd = fd;
+    pthread_mutex_lock(&S.mu);
+    if (S.stopping) {
+        S.nclients--;
+        metric_set(S.m_clients, S.nclients);
+        pthread_mutex_unlock(&S.mu);
+        client_drop(c);
+        return;
+    }
+    c->next = S.fresh;
+    S.fresh = c;
+    pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    LOG(LOG_DEBUG, "INTAKE-STREAM", "stream of %s (site %s) opened", c->who, c->site);
+}
+
 void stream_adopt(struct job *j)
 {
-    nng_aio *aio = j->aio;
-    nng_http_conn *conn = nng_aio_get_input(aio, 2);
-    nng_http_req *req = nng_aio_get_input(aio, 0);
     struct client *c = calloc(1, sizeof(*c));
-    if (c != NULL && nng_aio_alloc(&c->rx, client_read, c) != 0) {
-        free(c);
-        c = NULL;
-    }
     pthread_mutex_lock(&S.mu);
     bool room = c != NULL && !S.stopping && S.nclients < S.max;
     if (room) {
@@ -375,29 +388,15 @@ void stream_adopt(struct job *j)
     }
     pthread_mutex_unlock(&S.mu);
     if (!room) {
-        if (c != NULL)
-            nng_aio_free(c->rx);
         free(c);
         job_reply_error(j, 503, "too many live streams open: retry later");
         j->stream = false;
         job_finish(j);
         return;
     }
+    c->fd = -1;
     snprintf(c->site, sizeof(c->site), "%s", j->who.site);
     snprintf(c->who, sizeof(c->who), "%s", j->who.name);
-    c->conn = conn;
-    /* nng lets go of the connection and of the request: both are ours now */
-    nng_http_hijack(conn);
-    nng_aio_finish(aio, 0);
-    nng_http_req_free(req);
-    nng_iov iov = {.iov_buf = c->rxbuf, .iov_len = sizeof(c->rxbuf)};
-    nng_aio_set_iov(c->rx, 1, &iov);
-    nng_http_conn_read(c->conn, c->rx);
-    pthread_mutex_lock(&S.mu);
-    c->next = S.fresh;
-    S.fresh = c;
-    pthread_cond_broadcast(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-    LOG(LOG_DEBUG, "INTAKE-STREAM", "stream of %s (site %s) opened", c->who, c->site);
+    hreq_detach(j->hreq, stream_take, c);
     job_free(j);
 }

@@ -15,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-
 #include "crypto.h"
 #include "intake.h"
 #include "log.h"
@@ -34,7 +31,7 @@ static struct metric *m_bad; /* 4xx answers: bad input or credentials, counted *
 
 void job_finish(struct job *j)
 {
-    if (j->stream && j->status == 200 && j->aio != NULL) {
+    if (j->stream && j->status == 200 && j->hreq != NULL) {
         stream_adopt(j);
         return;
     }
@@ -46,7 +43,7 @@ void job_finish(struct job *j)
     }
     if (j->ctype == NULL)
         buf_puts(&j->body, "\n");
-    http_reply_typed(j->aio, j->status ? j->status : 500, j->body.data ? j->body.data : "",
+    http_reply_typed(j->hreq, j->status ? j->status : 500, j->body.data ? j->body.data : "",
                      j->body.len, j->etag, j->ctype);
     job_free(j);
 }
@@ -61,8 +58,17 @@ void intake_enqueue(struct intake *in, struct job *j)
         job_finish(j);
         return;
     }
-    struct job **head = j->kind == JOB_REGISTER ? &in->rhead : &in->ohead;
-    struct job **tail = j->kind == JOB_REGISTER ? &in->rtail : &in->otail;
+    bool reg = j->kind == JOB_REGISTER;
+    struct job **head = reg ? &in->rhead : &in->ohead;
+    struct job **tail = reg ? &in->rtail : &in->otail;
+    /*
+     * Wake one worker when it can do something: for a registration, when
+     * it is the first one waiting and a batch may start.  The ones queued
+     * behind it go with it, in the same batch, without waking anyone
+     * (waking every worker for every request cost more CPU than the
+     * requests); when every session is busy, reg_done wakes a worker.
+     */
+    bool wake = !reg || (*head == NULL && in->reg_busy < in->reg_sessions);
     j->next = NULL;
     if (*tail != NULL)
         (*tail)->next = j;
@@ -70,7 +76,8 @@ void intake_enqueue(struct intake *in, struct job *j)
         *head = j;
     *tail = j;
     in->queued++;
-    pthread_cond_signal(&in->cv);
+    if (wake)
+        pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);
 }
 
@@ -129,7 +136,10 @@ static void reg_done(struct intake *in)
 {
     pthread_mutex_lock(&in->mu);
     in->reg_busy--;
-    pthread_cond_broadcast(&in->cv);
+    if (in->stopping)
+        pthread_cond_broadcast(&in->cv);
+    else if (in->rhead != NULL)
+        pthread_cond_signal(&in->cv); /* the registrations that waited for a session */
     pthread_mutex_unlock(&in->mu);
 }
 

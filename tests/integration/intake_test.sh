@@ -78,7 +78,8 @@ check "... also when no credential came at all" bash -c "curl -s -D - -o /dev/nu
 wrong=${KEY%?}$([ "${KEY: -1}" = 0 ] && echo 1 || echo 0) # the last character changed
 check "wrong secret for a real prefix: 401" expect 401 'invalid credentials' "$(post "$wrong" "$BODY")"
 check "another site: 403" expect 403 'not ZZ01' "$(post "$KEY" "${BODY/SH01/ZZ01}")"
-check "wrong content type: 415" expect 415 'application/json' "$(post "$KEY" "$BODY" -H 'Content-Type: text/plain')"
+check "wrong content type: 415" expect 415 'application/json' "$(curl -s -w '%{http_code}' -o "$tmp/out" -H "Authorization: Bearer $KEY" -H 'Content-Type: text/plain' --data-binary "$BODY" "$api/v1/cases"; printf ' '; cat "$tmp/out")"
+check "two Content-Types: 400 naming the header" expect 400 'more than one Content-Type header' "$(post "$KEY" "$BODY" -H 'Content-Type: text/plain')"
 check "malformed JSON: 400" expect 400 'malformed JSON' "$(post "$KEY" '{"site":')"
 check "not an object: 400" expect 400 'expected an object' "$(post "$KEY" '[1,2]')"
 check "nested too deep: 400" expect 400 'nested deeper' "$(post "$KEY" "$(printf '%.0s[' $(seq 1 50))")"
