@@ -635,11 +635,10 @@ static void read_body(struct intake *in, struct hreq *r)
     const char *ct = hreq_header(r, "Content-Type");
     const char *cl = hreq_header(r, "Content-Length");
     char msg[200];
-    char *end = NULL;
-    unsigned long long n = cl != NULL && cl[0] >= '0' && cl[0] <= '9' ? strtoull(cl, &end, 10) : 0;
-    if (cl != NULL && end == NULL)
-        end = (char *)cl; /* not a number */
-    if (ct == NULL && (cl == NULL || (end != cl && *end == '\0' && n == 0)) &&
+    /* the length: digits only (strtoull alone would take " 5" or "-1") */
+    bool digits = cl != NULL && cl[0] != '\0' && cl[strspn(cl, "0123456789")] == '\0';
+    unsigned long long n = digits ? strtoull(cl, NULL, 10) : 0;
+    if (ct == NULL && (cl == NULL || (digits && n == 0)) &&
         hreq_header(r, "Transfer-Encoding") == NULL) {
         dispatch(in, r, NULL, 0, false); /* no body at all (an action that needs none) */
         leave(in);
@@ -653,7 +652,7 @@ static void read_body(struct intake *in, struct hreq *r)
         leave(in);
         return;
     }
-    if (cl == NULL || end == cl || *end != '\0' || hreq_header(r, "Transfer-Encoding") != NULL) {
+    if (!digits || hreq_header(r, "Transfer-Encoding") != NULL) {
         reply_error_close(r, 411, "a Content-Length header is required", true);
         leave(in);
         return;

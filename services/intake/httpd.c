@@ -41,6 +41,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,8 +49,8 @@
 #include "httpd.h"
 #include "log.h"
 
-#define IN_FIRST  4096          /* a connection's first input buffer */
-#define IN_KEEP   (64u * 1024u) /* larger buffers are given back when idle */
+#define IN_FIRST  4096                /* a connection's first input buffer */
+#define IN_KEEP   ((size_t)64 * 1024) /* larger buffers are given back when idle */
 #define LINGER_MS 2000
 #define EVENTS    128
 /* EPOLLOUT only while an answer waits for room (see conn_write) */
@@ -768,9 +769,8 @@ static void scan(struct httpd *h, long long now)
     for (struct conn *c = h->conns, *n; c != NULL; c = n) {
         n = c->next;
         long long idle = now - c->since_ms;
-        if ((c->st == C_READ || c->st == C_WRITE) && idle > h->o.idle_ms)
-            conn_free(c, true);
-        else if (c->st == C_LINGER && idle > LINGER_MS)
+        bool quiet = c->st == C_READ || c->st == C_WRITE;
+        if ((quiet && idle > h->o.idle_ms) || (c->st == C_LINGER && idle > LINGER_MS))
             conn_free(c, true);
         else if (c->st == C_BODY && idle > h->o.idle_ms)
             body_end(c, false);
@@ -857,9 +857,33 @@ static int listen_on(const char *hostport, char *err, size_t errlen)
     return fd;
 }
 
+/*
+ * Each connection is a descriptor: raise the soft limit toward the hard
+ * one so that max_conns can be reached (the usual soft limit is 1024).
+ * Short of it, say so: accept then fails, and the listener rests a second
+ * each time, which a client sees as a slow connect.
+ */
+static void fd_room(int max_conns)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conns + 256; /* the database sessions, sockets and files */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t cur = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = cur;
+    if (rl.rlim_cur < want)
+        LOG(LOG_WARN, "INTAKE-HTTP",
+            "open files are limited to %llu: fewer than the %d API connections allowed can be "
+            "open (raise LimitNOFILE or ulimit -n)",
+            (unsigned long long)rl.rlim_cur, max_conns);
+}
+
 sw_err httpd_start(struct httpd **out, const struct httpd_opts *o, char *err, size_t errlen)
 {
     *out = NULL;
+    fd_room(o->max_conns);
     struct httpd *h = calloc(1, sizeof(*h));
     if (h == NULL) {
         snprintf(err, errlen, "out of memory starting the API server");
@@ -919,8 +943,10 @@ void httpd_stop(struct httpd *h)
                         MSG_NOSIGNAL | MSG_DONTWAIT);
         }
     }
-    while (h->conns != NULL)
-        conn_free(h->conns, h->conns->fd >= 0);
+    for (struct conn *c = h->conns, *n; c != NULL; c = n) {
+        n = c->next;
+        conn_free(c, c->fd >= 0);
+    }
     close(h->lfd);
     close(h->efd);
     close(h->ep);

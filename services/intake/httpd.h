@@ -28,7 +28,7 @@
 #include "err.h"
 #include "metrics.h"
 
-#define HTTPD_HEAD_MAX    (64u * 1024u) /* request line and headers */
+#define HTTPD_HEAD_MAX    ((size_t)64 * 1024) /* request line and headers */
 #define HTTPD_HEADERS_MAX 100
 
 struct httpd;

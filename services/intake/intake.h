@@ -1,9 +1,9 @@
 /*
  * intake.h - what the files of the intake service share.
  *
- * The public API is served by nng's HTTP server.  Its handlers run on
- * nng's threads and do only CPU work: route, check the body (size, type,
- * JSON, fields) and the form of the credential, then queue a job.  A few
+ * The public API is served by httpd.c, one epoll thread.  Its handlers
+ * run on that thread and do only CPU work: route, check the body (size,
+ * type, JSON, fields) and the form of the credential, then queue a job.  A few
  * worker threads, each with its own database session, take the jobs:
  * every registration waiting in the queue goes into ONE transaction
  * (group commit: the fsync is shared, which is what lets one database
