@@ -441,9 +441,10 @@ static bool read_some(struct conn *c, size_t want)
         }
         ssize_t n = recv(c->fd, at, room, 0);
         if (n > 0) {
-            if (c->st != C_LINGER)
+            if (c->st != C_LINGER) { /* lingering is bounded from its start */
                 c->inlen += (size_t)n;
-            c->since_ms = mono_ms();
+                c->since_ms = mono_ms();
+            }
             return true;
         }
         if (n == 0) {
@@ -610,7 +611,13 @@ static void conn_input(struct conn *c)
 static void answer_done(struct conn *c)
 {
     c->outlen = c->outoff = 0;
-    if (c->close_after || c->eof) {
+    if (c->outcap > IN_KEEP) { /* a large answer's buffer is not kept for the next one */
+        free(c->out);
+        c->out = NULL;
+        c->outcap = 0;
+    }
+    /* a client that shut its side after pipelining requests gets them all answered */
+    if (c->close_after || (c->eof && c->inlen == c->used)) {
         shutdown(c->fd, SHUT_WR);
         c->st = C_LINGER;
         c->inlen = c->used = 0;
@@ -802,10 +809,10 @@ static void *loop(void *arg)
                     conn_input(c); /* may free c */
             }
         }
-        ready_run(h);
         long long now = mono_ms();
         if (now - h->last_scan >= 1000)
-            scan(h, now);
+            scan(h, now); /* before ready_run: a stalled body it ends is answered now */
+        ready_run(h);
     }
     return NULL;
 }

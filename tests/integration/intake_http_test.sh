@@ -37,6 +37,9 @@ check "a head in three pieces, 0.3 s apart: answered" has 'HTTP/1.1 404' "$out"
 out=$(raw --shut "$get")
 check "the client shuts its side after the request: still answered" has 'HTTP/1.1 404' "$out"
 check "... then the connection ends" has '<EOF>' "$out"
+out=$(raw --shut "$get$get")
+check "two requests, then the client shuts its side: both answered" test "$(count 'HTTP/1.1 404' "$out")" = 2
+check "... then the connection ends" has '<EOF>' "$out"
 out=$(raw 'GET /v1/nothing HTTP/1.0\r\n\r\n')
 check "HTTP/1.0: answered, Connection: close" has 'Connection: close' "$out"
 check "... and closed" has '<EOF>' "$out"
@@ -96,7 +99,7 @@ check "a registration: 201" test "$code" = 201
 intake_stop
 
 echo "== idle and stalled connections, the connection limit"
-intake_start SHOUWEN_INTAKE_HTTP_IDLE=1s SHOUWEN_INTAKE_HTTP_MAX_CONNS=3
+intake_start SHOUWEN_INTAKE_HTTP_IDLE=1s
 check "a connection that sends nothing is closed after the idle time" has '<EOF>' "$(raw --wait 4 '')"
 check "... so is one that stops in the middle of its head" has '<EOF>' "$(raw --wait 4 'GET /v1/noth')"
 out=$(raw --wait 4 "$get")
@@ -104,17 +107,26 @@ check "... and a kept-alive one after its answer" has2 'HTTP/1.1 404' '<EOF>' "$
 out=$(raw --wait 4 "${head}\r\n" '{"si')
 check "a body that stops arriving: the request ends (400), the connection too" \
     has2 'body did not arrive' '<EOF>' "$out"
-python3 - "$port" <<'EOF' &
-import socket, sys, time
+intake_stop
+intake_start SHOUWEN_INTAKE_HTTP_MAX_CONNS=3
+# three connections held open (each answered once) until $tmp/release exists
+python3 - "$port" "$tmp" <<'EOF' &
+import os, socket, sys, time
 held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(3)]
 for s in held:
-    s.sendall(b"GET /v1/nothing HTTP/1.1\r\n\r\n")  # answered, then kept open
-time.sleep(0.8)
+    s.sendall(b"GET /v1/nothing HTTP/1.1\r\n\r\n")
+    s.recv(4096)
+open(sys.argv[2] + "/held", "w").close()
+for _ in range(100):
+    if os.path.exists(sys.argv[2] + "/release"):
+        break
+    time.sleep(0.05)
 EOF
 holder=$!
-sleep 0.3
+check "three connections open" wait_for 10 test -e "$tmp/held"
 out=$(raw --wait 1 "$get")
 check "a fourth connection over a limit of 3: 503, closed" has2 'too many connections' '<EOF>' "$out"
+touch "$tmp/release"
 wait "$holder"
 check "once they are gone, a new one is served" wait_for 5 bash -c "python3 '$top/tests/integration/http_raw.py' $port '$get' --wait 0.3 | grep -q 'HTTP/1.1 404'"
 check "the open connections are a gauge on /metrics" test -n "$(metric_of shouwen_intake_http_connections)"
