@@ -128,7 +128,7 @@ struct intake {
     size_t queued;
     size_t queue_max;
     bool stopping;
-    int inflight; /* HTTP handlers running now */
+    int inflight; /* API requests being routed, or waiting for their body (http.c) */
     pthread_cond_t idle;
     struct metric *m_requests;
     struct histogram *m_latency; /* request read to reply handed to nng */
