@@ -9,6 +9,7 @@ turned into their bytes ("@N:C" sends N bytes C instead, for bodies and heads
 too large to write out).  Options:
 
     --gap S        wait S seconds between pieces (0)
+    --join         send all the pieces in one write
     --wait S       after the last piece, read until the server closes or S
                    seconds pass with nothing new (2)
     --first S      read for S seconds after the FIRST piece before sending the
@@ -74,7 +75,7 @@ def read_all(s, wait, slow):
 def main():
     args = sys.argv[1:]
     port = int(args.pop(0))
-    gap, wait, first, shut, slow, md5 = 0.0, 2.0, None, False, False, False
+    gap, wait, first, shut, slow, md5, join = 0.0, 2.0, None, False, False, False, False
     pieces = []
     while args:
         a = args.pop(0)
@@ -84,6 +85,8 @@ def main():
             wait = float(args.pop(0))
         elif a == "--first":
             first = float(args.pop(0))
+        elif a == "--join":
+            join = True
         elif a == "--shut":
             shut = True
         elif a == "--slow":
@@ -96,6 +99,8 @@ def main():
     if slow:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
+    if join:
+        pieces = [b"".join(pieces)]
     for i, p in enumerate(pieces):
         if i > 0 and gap:
             time.sleep(gap)
