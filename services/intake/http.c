@@ -63,20 +63,20 @@ void http_reply_typed(struct hreq *r, uint16_t status, const char *body, size_t 
 }
 
 /* Answer {"error": message}; `close` ends the connection after it (a body left unread). */
-static void reply_error_close(struct hreq *aio, uint16_t status, const char *message, bool close)
+static void reply_error_close(struct hreq *r, uint16_t status, const char *message, bool close)
 {
     struct buf b;
     buf_init(&b, 4096);
     buf_puts(&b, "{\"error\":");
     buf_json_string(&b, message);
     buf_puts(&b, "}\n");
-    reply_full(aio, status, buf_cstr(&b), b.len, NULL, close, NULL);
+    reply_full(r, status, buf_cstr(&b), b.len, NULL, close, NULL);
     buf_free(&b);
 }
 
-static void reply_error_aio(struct hreq *aio, uint16_t status, const char *message)
+static void reply_error(struct hreq *r, uint16_t status, const char *message)
 {
-    reply_error_close(aio, status, message, false);
+    reply_error_close(r, status, message, false);
 }
 
 void job_reply_json(struct job *j, uint16_t status, const char *json)
@@ -197,22 +197,20 @@ const char *cred_take(const char *t, struct job *j)
  * "swk_<prefix>_<secret>", staff tokens "swt_<secret>"; only their SHA-256
  * goes further.  Returns false (and answers 401) when absent or malformed.
  */
-static bool take_credential(struct hreq *aio, struct job *j)
+static bool take_credential(struct hreq *r, struct job *j)
 {
-    const char *h = hreq_header(aio, "Authorization");
+    const char *h = hreq_header(r, "Authorization");
     if (h == NULL) {
-        reply_error_aio(aio, 401,
-                        "missing credentials: send Authorization: Bearer <api key or token>");
+        reply_error(r, 401, "missing credentials: send Authorization: Bearer <api key or token>");
         return false;
     }
     if (strncmp(h, "Bearer ", 7) != 0) {
-        reply_error_aio(aio, 401,
-                        "malformed Authorization header: expected Bearer <api key or token>");
+        reply_error(r, 401, "malformed Authorization header: expected Bearer <api key or token>");
         return false;
     }
     const char *why = cred_take(h + 7, j);
     if (why != NULL) {
-        reply_error_aio(aio, 401, why);
+        reply_error(r, 401, why);
         return false;
     }
     return true;
@@ -339,34 +337,34 @@ int body_parse(const char *data, size_t len, json_t **out, char *msg, size_t msg
     return 0;
 }
 
-static struct job *job_new(struct hreq *aio)
+static struct job *job_new(struct hreq *r)
 {
     struct job *j = calloc(1, sizeof(*j));
     if (j == NULL) {
-        reply_error_aio(aio, 503, "out of memory");
+        reply_error(r, 503, "out of memory");
         return NULL;
     }
     buf_init(&j->body, INTAKE_REPLY_MAX);
-    j->hreq = aio;
+    j->hreq = r;
     return j;
 }
 
-static void route_register(struct intake *in, struct hreq *aio, json_t *body)
+static void route_register(struct intake *in, struct hreq *r, json_t *body)
 {
-    struct job *j = job_new(aio);
+    struct job *j = job_new(r);
     if (j == NULL)
         return;
-    if (!take_credential(aio, j)) {
+    if (!take_credential(r, j)) {
         job_free(j);
         return;
     }
     struct field_error fe[INTAKE_MAX_FIELDS];
-    int nfe = reg_parse(body, hreq_header(aio, "Idempotency-Key"), &j->reg, fe);
+    int nfe = reg_parse(body, hreq_header(r, "Idempotency-Key"), &j->reg, fe);
     if (nfe > 0) {
         struct buf b;
         buf_init(&b, 1u << 16);
         fields_json(&b, fe, nfe);
-        http_reply(aio, 422, buf_cstr(&b), b.len, NULL);
+        http_reply(r, 422, buf_cstr(&b), b.len, NULL);
         buf_free(&b);
         job_free(j);
         return;
@@ -377,26 +375,26 @@ static void route_register(struct intake *in, struct hreq *aio, json_t *body)
 
 /* Queue a job that runs `fn` alone; `body` (may be NULL) is taken over.  `anon`: no
  * credential is asked for (signing in). */
-static void route_job(struct intake *in, struct hreq *aio, job_run_fn fn, json_t *body,
+static void route_job(struct intake *in, struct hreq *r, job_run_fn fn, json_t *body,
                       const char *id, const char *command, bool anon)
 {
-    const char *uri = hreq_uri(aio);
+    const char *uri = hreq_uri(r);
     size_t plen = strcspn(uri, "?#");
-    const char *im = hreq_header(aio, "If-Match");
+    const char *im = hreq_header(r, "If-Match");
     if (plen >= sizeof(((struct job *)0)->path) ||
         (uri[plen] == '?' && strcspn(uri + plen + 1, "#") >= sizeof(((struct job *)0)->query))) {
         json_decref(body);
-        reply_error_aio(aio, 414, "request URI too long");
+        reply_error(r, 414, "request URI too long");
         return;
     }
     if (fn != case_action)
         im = NULL; /* only a command is conditional */
     if (im != NULL && strlen(im) >= sizeof(((struct job *)0)->if_match)) {
         json_decref(body);
-        reply_error_aio(aio, 400, "malformed If-Match header: expected the case's version");
+        reply_error(r, 400, "malformed If-Match header: expected the case's version");
         return;
     }
-    struct job *j = job_new(aio);
+    struct job *j = job_new(r);
     if (j == NULL) {
         json_decref(body);
         return;
@@ -404,13 +402,13 @@ static void route_job(struct intake *in, struct hreq *aio, job_run_fn fn, json_t
     j->json = body;
     if (anon) {
         j->authed = true;
-    } else if (!take_credential(aio, j)) {
+    } else if (!take_credential(r, j)) {
         job_free(j);
         return;
     }
     j->kind = JOB_OTHER;
     j->run = fn;
-    snprintf(j->method, sizeof(j->method), "%s", hreq_method(aio));
+    snprintf(j->method, sizeof(j->method), "%s", hreq_method(r));
     memcpy(j->path, uri, plen);
     j->path[plen] = '\0';
     if (uri[plen] == '?')
@@ -425,10 +423,10 @@ static void route_job(struct intake *in, struct hreq *aio, job_run_fn fn, json_t
     intake_enqueue(in, j);
 }
 
-static void route_other(struct intake *in, struct hreq *aio, job_run_fn fn, json_t *body,
+static void route_other(struct intake *in, struct hreq *r, job_run_fn fn, json_t *body,
                         const char *id, const char *command)
 {
-    route_job(in, aio, fn, body, id, command, false);
+    route_job(in, r, fn, body, id, command, false);
 }
 
 static bool enter(struct intake *in)
@@ -462,10 +460,10 @@ static bool seg_is(const char *seg, size_t n, const char *s)
  * into segments after "/v1/"; each resource answers 405 with what it
  * allows for another method.
  */
-static void dispatch(struct intake *in, struct hreq *aio, const char *data, size_t len, bool ics)
+static void dispatch(struct intake *in, struct hreq *r, const char *data, size_t len, bool ics)
 {
-    const char *method = hreq_method(aio);
-    const char *uri = hreq_uri(aio);
+    const char *method = hreq_method(r);
+    const char *uri = hreq_uri(r);
     size_t plen = strcspn(uri, "?#");
     const char *seg[6];
     size_t sl[6];
@@ -473,7 +471,7 @@ static void dispatch(struct intake *in, struct hreq *aio, const char *data, size
     char msg[200];
     const char *p = uri + 4, *end = uri + plen; /* after "/v1/" */
     if (plen < 4 || memcmp(uri, "/v1/", 4) != 0) {
-        reply_error_aio(aio, 404, "no such resource");
+        reply_error(r, 404, "no such resource");
         return;
     }
     while (p < end && ns < 6) {
@@ -486,7 +484,7 @@ static void dispatch(struct intake *in, struct hreq *aio, const char *data, size
         p += n + (slash != NULL);
     }
     if (p < end || ns == 0) {
-        reply_error_aio(aio, 404, "no such resource");
+        reply_error(r, 404, "no such resource");
         return;
     }
     json_t *body = NULL;
@@ -494,25 +492,25 @@ static void dispatch(struct intake *in, struct hreq *aio, const char *data, size
         /* an iCalendar file is taken by one route only, as {"ics": its text} */
         if (ns != 4 || !seg_is(seg[0], sl[0], "sites") || !seg_is(seg[2], sl[2], "calendar") ||
             !seg_is(seg[3], sl[3], "import")) {
-            reply_error_aio(aio, 415,
-                            "unsupported content type: text/calendar is taken only by POST "
-                            "/v1/sites/{code}/calendar/import; send application/json");
+            reply_error(r, 415,
+                        "unsupported content type: text/calendar is taken only by POST "
+                        "/v1/sites/{code}/calendar/import; send application/json");
             return;
         }
         json_t *text = json_stringn(data, len);
         if (text == NULL) {
-            reply_error_aio(aio, 400, "the iCalendar file is not valid UTF-8");
+            reply_error(r, 400, "the iCalendar file is not valid UTF-8");
             return;
         }
         body = json_object();
         if (body == NULL || json_object_set_new(body, "ics", text) != 0) {
             json_decref(body);
-            reply_error_aio(aio, 503, "out of memory");
+            reply_error(r, 503, "out of memory");
             return;
         }
     } else if (data != NULL) {
         if (body_parse(data, len, &body, msg, sizeof(msg)) != 0) {
-            reply_error_aio(aio, 400, msg);
+            reply_error(r, 400, msg);
             return;
         }
     }
@@ -521,89 +519,87 @@ static void dispatch(struct intake *in, struct hreq *aio, const char *data, size
     if (ns >= 2 && seg_is(seg[0], sl[0], "cases")) {
         if (!is_uuid(seg[1], sl[1])) {
             json_decref(body);
-            reply_error_aio(aio, 404, "no such case: the id is not a UUID");
+            reply_error(r, 404, "no such case: the id is not a UUID");
             return;
         }
         memcpy(id, seg[1], 36);
     }
     if (ns == 1 && seg_is(seg[0], sl[0], "cases")) {
         if (post && body == NULL)
-            reply_error_aio(aio, 415, "unsupported content type: send application/json");
+            reply_error(r, 415, "unsupported content type: send application/json");
         else if (post)
-            route_register(in, aio, body);
+            route_register(in, r, body);
         else if (get)
-            route_other(in, aio, case_list, NULL, NULL, NULL);
+            route_other(in, r, case_list, NULL, NULL, NULL);
         else
-            reply_error_aio(aio, 405,
-                            "method not allowed: POST /v1/cases registers a case, GET lists them");
+            reply_error(r, 405,
+                        "method not allowed: POST /v1/cases registers a case, GET lists them");
         json_decref(body);
         return;
     }
     if (ns == 2 && id[0] != '\0') {
         if (get)
-            route_other(in, aio, case_get, NULL, id, NULL);
+            route_other(in, r, case_get, NULL, id, NULL);
         else
-            reply_error_aio(aio, 405, "method not allowed: GET /v1/cases/{id} reads a case");
+            reply_error(r, 405, "method not allowed: GET /v1/cases/{id} reads a case");
         json_decref(body);
         return;
     }
     if (ns == 3 && id[0] != '\0' && seg_is(seg[2], sl[2], "history")) {
         if (get)
-            route_other(in, aio, case_history, NULL, id, NULL);
+            route_other(in, r, case_history, NULL, id, NULL);
         else
-            reply_error_aio(aio, 405,
-                            "method not allowed: GET /v1/cases/{id}/history reads the history");
+            reply_error(r, 405, "method not allowed: GET /v1/cases/{id}/history reads the history");
         json_decref(body);
         return;
     }
     if (ns == 4 && id[0] != '\0' && seg_is(seg[2], sl[2], "actions")) {
         if (!post) {
             json_decref(body);
-            reply_error_aio(aio, 405,
-                            "method not allowed: POST /v1/cases/{id}/actions/{command} acts");
+            reply_error(r, 405, "method not allowed: POST /v1/cases/{id}/actions/{command} acts");
             return;
         }
         if (sl[3] == 0 || sl[3] >= sizeof(cmd)) {
             json_decref(body);
-            reply_error_aio(aio, 404, "no such command");
+            reply_error(r, 404, "no such command");
             return;
         }
         memcpy(cmd, seg[3], sl[3]);
         if (body == NULL)
             body = json_object();
-        route_other(in, aio, case_action, body, id, cmd);
+        route_other(in, r, case_action, body, id, cmd);
         return;
     }
     if (ns == 1 && seg_is(seg[0], sl[0], "session")) {
         bool del = strcmp(method, "DELETE") == 0;
         if (post && body == NULL)
-            reply_error_aio(aio, 415, "unsupported content type: send application/json");
+            reply_error(r, 415, "unsupported content type: send application/json");
         else if (post)
-            route_job(in, aio, session_create, body, NULL, NULL, true);
+            route_job(in, r, session_create, body, NULL, NULL, true);
         else if (get || del)
-            route_other(in, aio, session_run, NULL, NULL, NULL);
+            route_other(in, r, session_run, NULL, NULL, NULL);
         else
-            reply_error_aio(aio, 405,
-                            "method not allowed: POST /v1/session signs in, GET reads the "
-                            "session, DELETE signs out");
+            reply_error(r, 405,
+                        "method not allowed: POST /v1/session signs in, GET reads the "
+                        "session, DELETE signs out");
         if (!post)
             json_decref(body);
         return;
     }
     if (ns == 1 && seg_is(seg[0], sl[0], "stream")) {
         if (get)
-            route_other(in, aio, stream_open, NULL, NULL, NULL);
+            route_other(in, r, stream_open, NULL, NULL, NULL);
         else
-            reply_error_aio(aio, 405, "method not allowed: GET /v1/stream streams case events");
+            reply_error(r, 405, "method not allowed: GET /v1/stream streams case events");
         json_decref(body);
         return;
     }
     if (seg_is(seg[0], sl[0], "sites")) {
-        route_other(in, aio, admin_run, body, NULL, NULL);
+        route_other(in, r, admin_run, body, NULL, NULL);
         return;
     }
     json_decref(body);
-    reply_error_aio(aio, 404, "no such resource");
+    reply_error(r, 404, "no such resource");
 }
 
 /* Content-Type text/calendar (an iCalendar import)? */
