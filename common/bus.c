@@ -28,7 +28,8 @@
 #define CURSOR_UPSERT                                                                              \
     " ON CONFLICT (consumer, partition) DO UPDATE SET window_floor = EXCLUDED.window_floor, "      \
     "window_top = EXCLUDED.window_top, last_seq = EXCLUDED.last_seq, updated_at = now()"
-#define FP_SLOTS 65536 /* recent doorbell seqs, to tell fast path from catch-up */
+#define FP_SLOTS      65536 /* recent doorbell seqs, to tell fast path from catch-up */
+#define BELL_WAIT_MAX 8     /* ms: the longest wait for a doorbell's event to become final */
 
 /* ---- small pieces ----------------------------------------------------------------------- */
 
@@ -613,6 +614,9 @@ struct bus_consumer {
      * event was read (by a batch a doorbell before it started) is not
      * chased, which would poll an empty window every millisecond. */
     uint64_t *done_seen;
+    /* The wait before looking again for a doorbell's event that was not yet
+     * final: 1 ms, doubled after each look that found nothing, to BELL_WAIT_MAX. */
+    int bell_wait_ms;
     struct metric *m_fast;
     struct metric *m_garbage;
     struct metric *m_dup;
@@ -1539,7 +1543,20 @@ static void *consumer_main(void *arg)
                 }
             }
         }
-        wait_doorbells(c, did > 0 ? 0 : bell ? 1 : 50);
+        /*
+         * While writers' transactions overlap, a doorbell's event is often
+         * not final for a few milliseconds, and a look every millisecond
+         * found nothing again and again (notification, which keeps up,
+         * made 115 empty reads a second in make bench, and nng's timer
+         * thread spun on each 1 ms wait): the wait doubles while looks
+         * find nothing.
+         */
+        if (did > 0 || !bell)
+            c->bell_wait_ms = 1;
+        int wait = did > 0 ? 0 : bell ? c->bell_wait_ms : 50;
+        if (did == 0 && bell && c->bell_wait_ms < BELL_WAIT_MAX)
+            c->bell_wait_ms *= 2;
+        wait_doorbells(c, wait);
     }
     if (db_conn(c->db) != NULL)
         db_reset(c->db); /* closing the session releases every lock */
@@ -1629,6 +1646,7 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
     c->urls = dup_list(cfg->sub_urls, &nurls);
     c->fp_seen = calloc(FP_SLOTS, sizeof(*c->fp_seen));
     c->done_seen = calloc(FP_SLOTS, sizeof(*c->done_seen));
+    c->bell_wait_ms = 1;
     if (c->name == NULL || c->db_url == NULL || c->types == NULL || c->urls == NULL ||
         c->fp_seen == NULL || c->done_seen == NULL)
         goto nomem;
