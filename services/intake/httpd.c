@@ -52,7 +52,11 @@
 #define IN_FIRST  4096                /* a connection's first input buffer */
 #define IN_KEEP   ((size_t)64 * 1024) /* larger buffers are given back when idle */
 #define LINGER_MS 2000
-#define EVENTS    128
+/* Connections over the limit answered and closed with a linger, at most this many at once. */
+#define HTTPD_EXTRA_MAX 64
+#define OVER_HEADERS    "Content-Type: application/json\r\nRetry-After: 1\r\n"
+#define OVER_BODY       "{\"error\":\"too many connections: retry later\"}\n"
+#define EVENTS          128
 /* EPOLLOUT only while an answer waits for room (see conn_write) */
 #define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
@@ -89,6 +93,7 @@ struct conn {
     char *out;
     size_t outlen, outoff, outcap;
     bool close_after;
+    bool extra;    /* over the connection limit: answered 503, counted in nextra */
     bool want_out; /* EPOLLOUT is asked for */
     void (*take)(int fd, void *arg);
     void *take_arg;
@@ -102,6 +107,7 @@ struct httpd {
     bool paused; /* accept failed for want of descriptors: the listener rests */
     struct conn *conns;
     int nconns;
+    int nextra; /* connections over the limit, being answered 503 and closed */
     long long last_scan;
     pthread_mutex_t mu;
     struct conn *ready; /* answered, for the loop */
@@ -383,9 +389,13 @@ static void conn_free(struct conn *c, bool close_fd)
     epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
     if (close_fd)
         close(c->fd);
-    h->nconns--;
-    if (h->o.m_conns != NULL)
-        metric_set(h->o.m_conns, h->nconns);
+    if (c->extra) {
+        h->nextra--;
+    } else {
+        h->nconns--;
+        if (h->o.m_conns != NULL)
+            metric_set(h->o.m_conns, h->nconns);
+    }
     free(c->in);
     free(c->out);
     free(c);
@@ -722,18 +732,18 @@ static void accept_all(struct httpd *h)
             }
             return;
         }
-        if (h->nconns >= h->o.max_conns) {
-            static const char body[] = "{\"error\":\"too many connections: retry later\"}\n";
+        bool over = h->nconns >= h->o.max_conns;
+        if (over && h->o.m_bad != NULL)
+            metric_add(h->o.m_bad, 1);
+        if (over && h->nextra >= HTTPD_EXTRA_MAX) {
+            /* too many of those already: the answer, and a plain close */
             char full[256];
-            int n =
-                snprintf(full, sizeof(full),
-                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                         "Retry-After: 1\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                         sizeof(body) - 1, body);
+            int n = snprintf(full, sizeof(full),
+                             "HTTP/1.1 503 Service Unavailable\r\n%sContent-Length: %zu\r\n"
+                             "Connection: close\r\n\r\n%s",
+                             OVER_HEADERS, sizeof(OVER_BODY) - 1, OVER_BODY);
             (void)!send(fd, full, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
             close(fd);
-            if (h->o.m_bad != NULL)
-                metric_add(h->o.m_bad, 1);
             continue;
         }
         int one = 1;
@@ -748,6 +758,7 @@ static void accept_all(struct httpd *h)
         c->st = C_READ;
         c->since_ms = mono_ms();
         c->req.c = c;
+        c->extra = over;
         struct epoll_event ev = {.events = CONN_EVENTS, .data.ptr = c};
         if (epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
@@ -758,6 +769,18 @@ static void accept_all(struct httpd *h)
         if (h->conns != NULL)
             h->conns->prev = c;
         h->conns = c;
+        if (over) {
+            /*
+             * Answered, then closed as any "Connection: close" answer is
+             * (lingering): closed at once, a request already in the socket
+             * turned the close into a reset, which can reach the client
+             * before the answer does.
+             */
+            h->nextra++;
+            c->st = C_BUSY;
+            hreq_reply(&c->req, 503, OVER_HEADERS, OVER_BODY, sizeof(OVER_BODY) - 1, HREQ_CLOSE);
+            continue;
+        }
         h->nconns++;
         if (h->o.m_conns != NULL)
             metric_set(h->o.m_conns, h->nconns);

@@ -128,6 +128,34 @@ holder=$!
 check "three connections open" wait_for 10 test -e "$tmp/held"
 out=$(raw --wait 1 "$get")
 check "a fourth connection over a limit of 3: 503, closed" has2 'too many connections' '<EOF>' "$out"
+# A request already in the socket when the 503 goes: closed at once, its unread bytes turned
+# the close into a reset, which can overtake the answer (seen once in CI). The close lingers as
+# any other now. The window is short: 200 connections, each sending at once, none reset.
+over() {
+    python3 - "$port" <<'PY'
+import socket, sys
+bad = 0
+for _ in range(200):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    got = b""
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    except OSError:
+        got += b"<RESET>"
+    if b"too many connections" not in got or b"<RESET>" in got:
+        bad += 1
+    s.close()
+print(bad)
+PY
+}
+bad=$(over)
+check "... 200 more that sent a request at once: each answered 503, none reset" test "$bad" = 0
 touch "$tmp/release"
 wait "$holder"
 check "once they are gone, a new one is served" wait_for 5 bash -c "python3 '$top/tests/integration/http_raw.py' $port '$get' --wait 0.3 | grep -q 'HTTP/1.1 404'"
