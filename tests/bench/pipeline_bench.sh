@@ -44,6 +44,18 @@
 # single-row INSERT per transaction, 2 clients, 10 s (as make bench-intake);
 # ratio = cases_per_s / baseline_tps.  Durable commits throughout.
 #
+# Floor, after the baseline, same cluster: what the database itself needs
+# for the rows a case ends with.  The final rows of the run's cases (the
+# case, its events on the bus, its handoff, deadlines and marks, deliveries
+# and attempts, audit entries and facts) are copied aside, the tables are
+# emptied, and pgbench inserts the rows again, the cases of one batch
+# (BENCH_FLOOR_BATCH, 300, about a consumer's batch) per transaction, 2
+# clients, with every index, key and constraint in place.  None of the
+# reads, updates, plans and round trips the services spend on the way is
+# in it: printed beside the pipeline's figures (cases/s and PostgreSQL CPU
+# per case), it shows how much of the pipeline's database time is the rows
+# and how much the way they are written.  BENCH_FLOOR=0 skips it.
+#
 # Prints figures and asserts nothing about time; exits 1 if a case is lost
 # (or the set-up fails).  Services log at warn (SHOUWEN_LOG_LEVEL).
 set -uo pipefail
@@ -257,6 +269,71 @@ baseline=$("$pgbench" -h "$pgdir" -U shouwen -n -c 2 -j 2 -T 10 -f "$tmp/insert.
     awk '/^tps/ {print int($3)}')
 [ -n "$baseline" ] || { cat "$tmp/pgbench.err" >&2; die "pgbench failed"; }
 
+# ---- floor: the run's final rows inserted again, alone (see the top) ---------------------------------
+floor=""
+if [ "${BENCH_FLOOR:-1}" != 0 ]; then
+    fb=${BENCH_FLOOR_BATCH:-300}
+    tables="core.cases core.handoffs bus.events escalation.deadlines escalation.marks escalation.violations
+        notification.deliveries notification.attempts audit.log audit.case_facts"
+    q "CREATE SCHEMA floor;
+       CREATE TABLE floor.cb AS SELECT id, (row_number() OVER (ORDER BY created_at, id) - 1) / $fb AS b FROM core.cases;
+       CREATE TABLE floor.cases AS SELECT * FROM core.cases;
+       CREATE TABLE floor.handoffs AS SELECT * FROM core.handoffs;
+       CREATE TABLE floor.events AS SELECT * FROM bus.events WHERE case_id IS NOT NULL;
+       CREATE TABLE floor.deadlines AS SELECT * FROM escalation.deadlines;
+       CREATE TABLE floor.marks AS SELECT * FROM escalation.marks;
+       CREATE TABLE floor.violations AS SELECT * FROM escalation.violations;
+       CREATE TABLE floor.deliveries AS SELECT * FROM notification.deliveries;
+       CREATE TABLE floor.attempts AS SELECT a.*, d.case_id FROM notification.attempts a
+           JOIN notification.deliveries d ON d.id = a.delivery_id;
+       CREATE TABLE floor.log AS SELECT * FROM audit.log WHERE case_id IS NOT NULL;
+       CREATE TABLE floor.case_facts AS SELECT * FROM audit.case_facts;
+       CREATE INDEX ON floor.cb (b, id);
+       ALTER TABLE audit.log DISABLE TRIGGER log_no_truncate;
+       TRUNCATE $(echo $tables | tr ' ' ',') CASCADE;
+       ALTER TABLE audit.log ENABLE TRIGGER log_no_truncate;
+       CREATE SEQUENCE floor.next MINVALUE 0 START 0" >/dev/null 2>"$tmp/floor.err" ||
+        { cat "$tmp/floor.err" >&2; die "floor: could not set the rows aside"; }
+    for t in handoffs events deadlines marks violations deliveries attempts log case_facts; do
+        q "CREATE INDEX ON floor.$t (case_id)" >/dev/null || die "floor: could not index floor.$t"
+    done
+    q "VACUUM ANALYZE" >/dev/null
+    q "CHECKPOINT" >/dev/null
+    fcases=$(q "SELECT count(*) FROM floor.cb")
+    fbatches=$(q "SELECT coalesce(max(b) + 1, 0) FROM floor.cb")
+    frows=$(q "SELECT string_agg(n || ' ' || round(c::numeric / greatest($fcases, 1), 2), ', ') FROM (VALUES
+        ('events', (SELECT count(*) FROM floor.events)), ('handoffs', (SELECT count(*) FROM floor.handoffs)),
+        ('deadlines', (SELECT count(*) FROM floor.deadlines)), ('marks', (SELECT count(*) FROM floor.marks)),
+        ('deliveries', (SELECT count(*) FROM floor.deliveries)), ('attempts', (SELECT count(*) FROM floor.attempts)),
+        ('audit entries', (SELECT count(*) FROM floor.log)), ('facts', (SELECT count(*) FROM floor.case_facts))) v(n, c)")
+    ins() { echo "INSERT INTO $1 SELECT ${3:-x.*} FROM floor.$2 x JOIN floor.cb ON cb.id = x.${4:-case_id} WHERE cb.b = :b;"; }
+    {
+        echo "SELECT nextval('floor.next') AS b \\gset"
+        echo "BEGIN;"
+        ins core.cases cases "" id
+        ins bus.events events
+        ins core.handoffs handoffs
+        ins escalation.deadlines deadlines
+        ins escalation.marks marks
+        ins escalation.violations violations
+        ins notification.deliveries deliveries
+        ins notification.attempts attempts "x.delivery_id, x.attempt, x.started_at, x.latency_ms, x.outcome, x.response_code, x.error"
+        ins audit.log log
+        ins audit.case_facts case_facts
+        echo "COMMIT;"
+    } >"$tmp/floor.sql"
+    fp0=$(pg_ticks)
+    f0=$(now)
+    "$pgbench" -h "$pgdir" -U shouwen -n -c 2 -j 2 -t $(((fbatches + 1) / 2)) -f "$tmp/floor.sql" shouwen \
+        >"$tmp/floor.out" 2>&1 || { cat "$tmp/floor.out" >&2; die "floor: pgbench failed"; }
+    f1=$(now)
+    fpg=$(($(pg_ticks) - fp0))
+    fdone=$(q "SELECT count(*) FROM core.cases")
+    [ "$fdone" = "$fcases" ] || die "floor: $fdone of $fcases cases inserted again"
+    floor=$(awk -v n="$fdone" -v a="$f0" -v b="$f1" -v t="$fpg" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f %.0f %.1f", n / (b - a), t / hz / n * 1e6, b - a}')
+fi
+
 # ---- report ----------------------------------------------------------------------------------------------
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 hz=$(getconf CLK_TCK)
@@ -291,6 +368,12 @@ cpu_line "  other work on it" "$((busy1 - busy0 - ours))"
 echo "    (the machine was $(awk -v b=$((busy1 - busy0)) -v a=$((all1 - all0)) 'BEGIN {printf "%.0f", (a > 0 ? b / a * 100 : 0)}')% busy; other work: other processes, this script's polling, the kernel's interrupts)"
 echo "peak resident memory (VmHWM): $(for s in "${services[@]}"; do printf '%s %s MB, ' "$s" "${hwm[$s]}"; done | sed 's/, $//')"
 echo "baseline: pgbench single-row insert, 2 clients, 10 s: $baseline tps"
+if [ -n "$floor" ]; then
+    read -r fcps fus fsecs <<<"$floor"
+    echo "floor: the $fcases cases' final rows (per case: a case, $frows) inserted again alone, $fb cases to a" \
+        "transaction, 2 clients: $fcps cases/s ($fsecs s), PostgreSQL $fus us/case against the pipeline's" \
+        "$(awk -v t="$pgcpu" -v hz="$hz" -v n="$ok" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')"
+fi
 ratio=$(awk -v a="$cps" -v b="$baseline" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
 echo "RESULT bench cases_per_s=$cps baseline_tps=$baseline ratio=$ratio ack_p99_ms=$(field p99_ms "$line") e2e_p99_ms=$e2e99 lost=$lost"
 [ "$lost" = 0 ] && [ "$ncases" -gt 0 ] || exit 1
