@@ -156,13 +156,15 @@ static sw_err read_site(struct routing *rt, PGconn *tx, const char *code, struct
 }
 
 /*
- * The facts of many cases in one query (found by `id = ANY`, which stays
- * well planned while the table's statistics lag), the site's own facts
- * once per site.
+ * The facts of many cases in one query, the site's own facts once per
+ * site.  Run in routing's keyed transactions (db.h): each case is one
+ * probe of the key, its ordinal carried along (`array_position` searched
+ * the whole array for each case, a cost that grew with the square of the
+ * batch).
  */
 static const char facts_sql[] =
-    "WITH u AS MATERIALIZED (SELECT c.*, array_position($1::uuid[], c.id) AS i FROM core.cases c "
-    "WHERE c.id = ANY($1::uuid[])), "
+    "WITH u AS MATERIALIZED (SELECT c.*, k.i FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, i) "
+    "JOIN core.cases c ON c.id = k.id), "
     "st AS MATERIALIZED (SELECT x.site_id, "
     "(SELECT sv.code FROM core.staff sv WHERE sv.site_id = x.site_id AND sv.role = "
     "'supervisor' AND sv.active ORDER BY sv.on_duty DESC, sv.code LIMIT 1) AS supervisor, "
