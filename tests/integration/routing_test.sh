@@ -95,6 +95,10 @@ probes=$(grep -c 'Scan on cases_pkey\|Scan using cases_pkey' "$tmp/routing-plans
 check "routing's plans were logged: $probes probes of core.cases by its key" test "$probes" -gt 6
 scans=$(grep -c 'Seq Scan on \(cases\|handoffs\|events\|case_notes\)\b\|Hash Join\|Merge Join' "$tmp/routing-plans.log")
 check "no sequential scan of cases, handoffs or events, no hash or merge join ($scans)" test "$scans" = 0
+# each case probed by its id, not every case found matched against every
+# given one (a join filter on the id: quadratic in the batch's size)
+filtered=$(grep -c 'Join Filter: .*\bc\.id = ' "$tmp/routing-plans.log" || true)
+check "no case matched against the batch by a join filter on its id ($filtered)" test "$filtered" = 0
 # a routing without auto_explain for the rest
 kill -TERM "$routing_pid"
 wait "$routing_pid" 2>/dev/null
