@@ -18,6 +18,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgcopy.h"
 #include "tls.h"
 
 #define BUS_COPY_FROM  64         /* events per write from which COPY beats INSERT */
@@ -201,36 +202,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/*
- * A canonical UUID ("8-4-4-4-12" hex digits, either case) to its 16 bytes.
- * Returns false for anything else: the binary COPY below sends the bytes
- * as they are, so nothing but a well-formed id may reach it.
- */
-static bool uuid_bytes(const char *s, uint8_t out[16])
-{
-    int n = 0;
-    for (int i = 0; i < 36; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (ch != '-')
-                return false;
-            continue;
-        }
-        int v = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (v < 0)
-            return false;
-        if (n % 2 == 0)
-            out[n / 2] = (uint8_t)(v << 4);
-        else
-            out[n / 2] |= (uint8_t)v;
-        n++;
-    }
-    return s[36] == '\0';
-}
-
 sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env)
 {
     if (env->type == NULL || env->type[0] == '\0' || strlen(env->type) > BUS_TYPE_MAX ||
@@ -255,8 +226,8 @@ sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env)
     snprintf(it->type, sizeof(it->type), "%s", env->type);
     snprintf(it->site, sizeof(it->site), "%s", env->site ? env->site : "");
     snprintf(it->case_id, sizeof(it->case_id), "%s", env->case_id ? env->case_id : "");
-    if (!uuid_bytes(it->event_id, it->event_uuid) ||
-        (it->case_id[0] != '\0' && !uuid_bytes(it->case_id, it->case_uuid)))
+    if (!pgcopy_uuid_bytes(it->event_id, it->event_uuid) ||
+        (it->case_id[0] != '\0' && !pgcopy_uuid_bytes(it->case_id, it->case_uuid)))
         return SW_EINVAL;
     it->partition = bus_partition_of(it->case_id, it->event_id, ob->partitions);
 
@@ -444,7 +415,6 @@ sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t err
 {
     char count[24];
     sw_err rv = SW_OK;
-    struct buf line;
     PGresult *r;
 
     if (ob->n == 0)
@@ -466,80 +436,30 @@ sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t err
         ob->items[i].seq = strtoll(PQgetvalue(r, (int)i, 0), NULL, 10);
     PQclear(r);
 
-    r = PQexec(tx, "COPY bus.events (seq, event_id, type, site, case_id, partition, payload) "
-                   "FROM STDIN (FORMAT binary)");
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        rv = pq_fail(tx, "start writing events to the outbox", err, errlen);
-        PQclear(r);
-        goto fail;
-    }
-    PQclear(r);
-    /*
-     * PostgreSQL's binary COPY format: a signature, flags and extension
-     * length; per row the field count, then each field as a length (-1 for
-     * NULL) and its bytes in the type's binary form; -1 at the end.
-     */
-    buf_init(&line, BUS_MSG_MAX + (1u << 16));
-    rv = buf_append(&line, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+    struct pgcopy pc;
+    rv = pgcopy_begin(&pc, tx,
+                      "COPY bus.events (seq, event_id, type, site, case_id, partition, payload) "
+                      "FROM STDIN (FORMAT binary)",
+                      "write events to the outbox", err, errlen);
     for (size_t i = 0; i < ob->n && rv == SW_OK; i++) {
         struct bus_item *it = &ob->items[i];
-        uint8_t fixed[2 + 4 + 8 + 4 + 16];
-        size_t tl = strlen(it->type), sl = strlen(it->site);
-        fixed[0] = 0;
-        fixed[1] = 7;
-        put_be32(fixed + 2, 8);
-        put_be64(fixed + 6, (uint64_t)it->seq);
-        put_be32(fixed + 14, 16);
-        memcpy(fixed + 18, it->event_uuid, 16);
-        rv = buf_append(&line, fixed, sizeof(fixed));
-        put_be32(fixed, (uint32_t)tl);
-        if (rv == SW_OK)
-            rv = buf_append(&line, fixed, 4);
-        if (rv == SW_OK)
-            rv = buf_append(&line, it->type, tl);
-        put_be32(fixed, sl ? (uint32_t)sl : UINT32_MAX);
-        if (rv == SW_OK)
-            rv = buf_append(&line, fixed, 4);
-        if (rv == SW_OK && sl)
-            rv = buf_append(&line, it->site, sl);
-        put_be32(fixed, it->case_id[0] ? 16 : UINT32_MAX);
-        if (rv == SW_OK)
-            rv = buf_append(&line, fixed, 4);
-        if (rv == SW_OK && it->case_id[0])
-            rv = buf_append(&line, it->case_uuid, 16);
-        put_be32(fixed, 4);
-        put_be32(fixed + 4, it->partition);
-        put_be32(fixed + 8, (uint32_t)it->len);
-        if (rv == SW_OK)
-            rv = buf_append(&line, fixed, 12);
-        if (rv == SW_OK)
-            rv = buf_append(&line, it->bytes, it->len);
-        if (rv == SW_OK && i + 1 == ob->n)
-            rv = buf_append(&line, "\377\377", 2);
-        if (rv != SW_OK) {
-            snprintf(err, errlen, "could not format event %s: %s", it->event_id, sw_strerror(rv));
-            break;
-        }
-        /* hand libpq about 64 KiB at a time */
-        if ((line.len >= (1u << 16) || i + 1 == ob->n) &&
-            PQputCopyData(tx, line.data, (int)line.len) != 1) {
-            rv = pq_fail(tx, "write events to the outbox", err, errlen);
-            break;
-        }
-        if (line.len >= (1u << 16))
-            buf_reset(&line);
+        pgcopy_row(&pc, 7);
+        pgcopy_int8(&pc, it->seq);
+        pgcopy_bytes(&pc, it->event_uuid, 16);
+        pgcopy_text(&pc, it->type);
+        pgcopy_text(&pc, it->site[0] ? it->site : NULL);
+        if (it->case_id[0])
+            pgcopy_bytes(&pc, it->case_uuid, 16);
+        else
+            pgcopy_null(&pc);
+        pgcopy_int4(&pc, (int32_t)it->partition);
+        pgcopy_bytes(&pc, it->bytes, it->len);
     }
-    buf_free(&line);
-    if (PQputCopyEnd(tx, rv == SW_OK ? NULL : "aborted by the producer") != 1 && rv == SW_OK)
-        rv = pq_fail(tx, "finish writing events to the outbox", err, errlen);
-    while ((r = PQgetResult(tx)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rv == SW_OK)
-            rv = pq_fail(tx, "write events to the outbox", err, errlen);
-        PQclear(r);
-    }
+    sw_err end = pgcopy_end(&pc, err, errlen);
+    if (rv == SW_OK)
+        rv = end;
     if (rv == SW_OK)
         return SW_OK;
-fail:
     for (size_t i = 0; i < ob->n; i++)
         ob->items[i].seq = 0;
     return rv;
