@@ -12,6 +12,7 @@
 
 #include "bus.h"
 #include "buf.h"
+#include "bytes.h"
 
 #include <nng/protocol/pubsub0/sub.h>
 
@@ -90,20 +91,6 @@ sw_err bus_partitions(PGconn *c, uint32_t *out, char *err, size_t errlen)
         *out = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return rv;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, (uint32_t)(v >> 32));
-    put_be32(p + 4, (uint32_t)v);
 }
 
 static uint64_t get_be(const uint8_t *p, int n)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "db.h"
 #include "pgcopy.h"
 
@@ -22,20 +23,6 @@ static void put_be16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
     p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, (uint32_t)(v >> 32));
-    put_be32(p + 4, (uint32_t)v);
 }
 
 static void failf(struct pgcopy *pc, sw_err rv, const char *fmt, ...)
