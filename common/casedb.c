@@ -583,7 +583,7 @@ static sw_err place_rows(const PGresult *r, const char *const *case_ids,
         return SW_ENOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        g[i] = (struct given){.id = case_ids[i], .i = i};
+        g[i] = (struct given){.id = case_ids[i] != NULL ? case_ids[i] : "", .i = i};
     qsort(g, n, sizeof(*g), by_given_id);
     for (int t = 0; t < PQntuples(r); t++) {
         const char *id = PQgetvalue(r, t, 0), *site = PQgetvalue(r, t, CASE_NCOLS - 1);
