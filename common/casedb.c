@@ -43,21 +43,13 @@
 static const char case_one[] =
     CASE_SELECT CASE_FROM "WHERE c.id = $1::uuid AND c.site_id = $2::uuid FOR UPDATE OF c";
 /*
- * Column 32 (index 31) is the case's site, which load_many compares with
- * the one given, as it finds which of the given ids the row is.  The
- * cases are found by `id = ANY`, the one plan that stays right while a
- * young table's statistics lag behind it (a join with unnest was planned
- * as a scan of the site's cases then).  Not locked: see casedb.h.  (Each
- * row's place was array_position in SQL, which searches the whole array
- * for each row, twice: 2.4 ms for 300 cases against 0.3.)
- */
-static const char case_many[] =
-    CASE_SELECT ", c.site_id::text " CASE_FROM "WHERE c.id = ANY($1::uuid[])";
-/*
- * The same in a keyed transaction (db.h), which can only probe the key:
- * one probe per given id, its ordinal (column 32) carried along.  The
- * site is compared with IS NOT DISTINCT FROM, which no index can serve
- * (see UPDATE_MANY).
+ * Many cases: one probe of the key per given id, its ordinal (column 32)
+ * carried along, in a keyed transaction (db.h) or under the guards
+ * (db_exec_guarded), so that its plan is made once and kept.  The site is
+ * compared with IS NOT DISTINCT FROM, which no index can serve (see
+ * UPDATE_MANY).  (It was `id = ANY`, planned per batch outside keyed
+ * transactions: planning cost escalation 1.6 ms a batch, more than
+ * running it.)
  */
 static const char case_many_keyed[] =
     CASE_SELECT ", u.i "
@@ -555,59 +547,6 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
     return SW_OK;
 }
 
-struct given {
-    const char *id;
-    size_t i;
-};
-
-static int by_given_id(const void *a, const void *b)
-{
-    const struct given *x = a, *y = b;
-    int c = strcasecmp(x->id, y->id);
-    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
-}
-
-/*
- * Each row of case_many's result `r` into c[i] for every i whose given id
- * and site it is (PostgreSQL writes ids in lower case; they are compared
- * without regard to case, as uuids compare).  Sorted, so a batch of any
- * size costs n log n.
- */
-static sw_err place_rows(const PGresult *r, const char *const *case_ids,
-                         const char *const *site_ids, size_t n, struct wf_case *c, bool *found,
-                         char *err, size_t errlen)
-{
-    struct given *g = malloc((n ? n : 1) * sizeof(*g));
-    if (g == NULL) {
-        snprintf(err, errlen, "out of memory reading %zu cases", n);
-        return SW_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        g[i] = (struct given){.id = case_ids[i] != NULL ? case_ids[i] : "", .i = i};
-    qsort(g, n, sizeof(*g), by_given_id);
-    for (int t = 0; t < PQntuples(r); t++) {
-        const char *id = PQgetvalue(r, t, 0), *site = PQgetvalue(r, t, CASE_NCOLS - 1);
-        /* the first of the given ones with this id */
-        size_t lo = 0, hi = n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (strcasecmp(g[mid].id, id) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (size_t k = lo; k < n && strcasecmp(g[k].id, id) == 0; k++) {
-            size_t i = g[k].i;
-            if (site_ids[i] == NULL || strcasecmp(site_ids[i], site) != 0)
-                continue;
-            load(r, t, &c[i]);
-            found[i] = true;
-        }
-    }
-    free(g);
-    return SW_OK;
-}
-
 static sw_err load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
                         size_t n, struct wf_case *c, bool *found, bool keyed,
                         const struct db_query *also, PGresult **also_out, char *err, size_t errlen)
@@ -629,12 +568,8 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
     }
     const char *v[] = {buf_cstr(&ids), buf_cstr(&sites)};
     if (also != NULL) {
-        /* the caller's statement in the same round trip */
-        struct db_query qs[2] = {{.sql = keyed ? case_many_keyed : case_many,
-                                  .n = keyed ? 2 : 1,
-                                  .vals = v,
-                                  .fixed = keyed},
-                                 *also};
+        /* the caller's statement in the same round trip (keyed only) */
+        struct db_query qs[2] = {{.sql = case_many_keyed, .n = 2, .vals = v, .fixed = true}, *also};
         PGresult *out[2];
         rv = db_pipeline(db, qs, 2, out, err, errlen);
         r = out[0];
@@ -643,13 +578,8 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         else
             PQclear(out[1]);
     } else {
-        /*
-         * Not prepared unless keyed, although planning it costs more than
-         * running it: a generic plan made while the table was young ran 8
-         * times slower (it scanned the table; a keyed transaction cannot).
-         */
         r = keyed ? db_exec_fixed(db, case_many_keyed, 2, v)
-                  : PQexecParams(db, case_many, 1, NULL, v, NULL, NULL, 0);
+                  : db_exec_guarded(db, case_many_keyed, 2, v);
     }
     buf_free(&ids);
     buf_free(&sites);
@@ -668,16 +598,12 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         PQclear(r);
         return rv;
     }
-    if (keyed) {
-        for (int t = 0; t < PQntuples(r); t++) {
-            long i = strtol(PQgetvalue(r, t, CASE_NCOLS - 1), NULL, 10) - 1;
-            if (i < 0 || (size_t)i >= n)
-                continue;
-            load(r, t, &c[i]);
-            found[i] = true;
-        }
-    } else {
-        rv = place_rows(r, case_ids, site_ids, n, c, found, err, errlen);
+    for (int t = 0; t < PQntuples(r); t++) {
+        long i = strtol(PQgetvalue(r, t, CASE_NCOLS - 1), NULL, 10) - 1;
+        if (i < 0 || (size_t)i >= n)
+            continue;
+        load(r, t, &c[i]);
+        found[i] = true;
     }
     PQclear(r);
     return rv;

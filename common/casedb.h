@@ -50,8 +50,9 @@ sw_err casedb_load(PGconn *db, const char *case_id, const char *site_id, struct 
 
 /*
  * casedb_load_many reads the `n` cases `case_ids` (of `site_ids`) in one
- * query; found[i] says whether c[i] was read.  The ids must be different
- * (a second mention is not read).  Unlike casedb_load it does not lock:
+ * query, one probe of the key per id, its plan made once under the guards
+ * (db_exec_guarded, db.h); found[i] says whether c[i] was read (an id
+ * given twice is read twice).  Unlike casedb_load it does not lock:
  * casedb_save_many's version check catches a case changed since (lost),
  * and a transaction that has only read holds no transaction id, so it
  * does not hold back what the bus's consumers may read as final

@@ -434,6 +434,23 @@ sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out,
     return rv;
 }
 
+PGresult *db_exec_guarded(PGconn *c, const char *sql, int n, const char *const *vals)
+{
+    struct db_query qs[3] = {{.sql = DB_KEYED_GUARDS_SAVE, .fixed = true},
+                             {.sql = sql, .n = n, .vals = vals, .fixed = true},
+                             {.sql = DB_KEYED_GUARDS_RESTORE, .fixed = true}};
+    PGresult *out[3];
+    char err[256];
+    (void)db_pipeline(c, qs, 3, out, err, sizeof(err));
+    PQclear(out[2]);
+    if (out[1] != NULL) {
+        PQclear(out[0]);
+        return out[1];
+    }
+    /* skipped: the guards' failure is the statement's (NULL: the session broke) */
+    return out[0] != NULL ? out[0] : PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+}
+
 sw_err db_fail(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen)
 {
     const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;

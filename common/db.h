@@ -141,6 +141,40 @@ sw_err db_pipeline(PGconn *c, const struct db_query *qs, int nq, PGresult **out,
     "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), "    \
     "set_config('plan_cache_mode', 'force_generic_plan', true)"
 
+/*
+ * The guards for a few statements of a transaction that is not keyed: set
+ * as DB_KEYED_GUARDS does, the values they replace kept (in placeholder
+ * settings, shouwen.*, local to the transaction) for DB_KEYED_GUARDS_RESTORE,
+ * which puts them back, whatever they were (postgresql.conf's, a role's).
+ * The inner SELECT runs first: a subquery with volatile functions is not
+ * merged into the outer one.
+ */
+#define DB_KEYED_GUARDS_SAVE                                                                       \
+    "SELECT set_config('enable_seqscan', 'off', true), "                                           \
+    "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), "    \
+    "set_config('plan_cache_mode', 'force_generic_plan', true) FROM (SELECT "                      \
+    "set_config('shouwen.enable_seqscan', current_setting('enable_seqscan'), true), "              \
+    "set_config('shouwen.enable_hashjoin', current_setting('enable_hashjoin'), true), "            \
+    "set_config('shouwen.enable_mergejoin', current_setting('enable_mergejoin'), true), "          \
+    "set_config('shouwen.plan_cache_mode', current_setting('plan_cache_mode'), true)) saved"
+
+#define DB_KEYED_GUARDS_RESTORE                                                                    \
+    "SELECT set_config('enable_seqscan', current_setting('shouwen.enable_seqscan'), true), "       \
+    "set_config('enable_hashjoin', current_setting('shouwen.enable_hashjoin'), true), "            \
+    "set_config('enable_mergejoin', current_setting('shouwen.enable_mergejoin'), true), "          \
+    "set_config('plan_cache_mode', current_setting('shouwen.plan_cache_mode'), true)"
+
+/*
+ * db_exec_guarded: `sql`, prepared and kept (db_exec_fixed), run with the
+ * guards set around it alone (DB_KEYED_GUARDS_SAVE, then
+ * DB_KEYED_GUARDS_RESTORE, in one round trip): a keyed statement in a
+ * transaction that is not keyed, planned once instead of per batch, while
+ * the transaction's other statements plan as they would have.  Meant for
+ * an open transaction.  Returns the statement's result (NULL only when
+ * out of memory or the session broke; PQerrorMessage says which).
+ */
+PGresult *db_exec_guarded(PGconn *c, const char *sql, int n, const char *const *vals);
+
 /* The guards lifted again, for the rest of such a transaction's statements. */
 #define DB_KEYED_GUARDS_LIFTED                                                                     \
     "SELECT set_config('enable_seqscan', 'on', true), "                                            \

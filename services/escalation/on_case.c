@@ -182,7 +182,7 @@ static sw_err conflicts(struct escalation *e, PGconn *tx, const Shouwen__V1__Env
         return rv;
     }
     const char *v[] = {buf_cstr(&ids)};
-    PGresult *r = PQexecParams(
+    PGresult *r = db_exec_guarded(
         tx,
         "WITH v AS (INSERT INTO escalation.violations (site_id, case_id, kind, department_id, "
         "occurred_at, points, detail, event_id) SELECT h.site_id, h.case_id, "
@@ -199,7 +199,7 @@ static sw_err conflicts(struct escalation *e, PGconn *tx, const Shouwen__V1__Env
         "d.code, (extract(epoch FROM v.occurred_at) * 1000000)::bigint, v.points, v.detail, "
         "v.event_id::text, c.version FROM v JOIN core.sites s ON s.id = v.site_id JOIN "
         "core.departments d ON d.id = v.department_id JOIN core.cases c ON c.id = v.case_id",
-        1, NULL, v, NULL, NULL, 0);
+        1, v);
     buf_free(&ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(tx, r, "record conflict escalations", err, errlen);
@@ -257,11 +257,11 @@ static sw_err read_marks(PGconn *tx, const char *ids, struct job *jobs, size_t n
                          struct clk_pause **pauses, size_t *npauses, char *err, size_t errlen)
 {
     const char *v[] = {ids};
-    PGresult *r = PQexecParams(tx,
-                               "SELECT case_id::text, kind, (extract(epoch FROM at) * "
-                               "1000000)::bigint FROM escalation.marks WHERE case_id = "
-                               "ANY($1::uuid[]) ORDER BY case_id, at, kind",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_guarded(tx,
+                                  "SELECT case_id::text, kind, (extract(epoch FROM at) * "
+                                  "1000000)::bigint FROM escalation.marks WHERE case_id = "
+                                  "ANY($1::uuid[]) ORDER BY case_id, at, kind",
+                                  1, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(tx, r, "read the clocks' marks", err, errlen);
     int rows = PQntuples(r);
@@ -307,7 +307,7 @@ static sw_err read_rows(PGconn *tx, const char *ids, struct job *jobs, size_t n,
                         size_t errlen)
 {
     const char *v[] = {ids};
-    PGresult *r = PQexecParams(
+    PGresult *r = db_exec_guarded(
         tx,
         "SELECT case_id::text, kind, id::text, episode, (extract(epoch FROM started_at) * "
         "1000000)::bigint, CASE WHEN due_at = 'infinity' THEN 9223372036854775807 ELSE "
@@ -315,7 +315,7 @@ static sw_err read_rows(PGconn *tx, const char *ids, struct job *jobs, size_t n,
         "1000000)::bigint, (extract(epoch FROM breached_at) * 1000000)::bigint, limit_us, basis "
         "FROM escalation.deadlines WHERE case_id = ANY($1::uuid[]) ORDER BY case_id, kind FOR "
         "UPDATE",
-        1, NULL, v, NULL, NULL, 0);
+        1, v);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(tx, r, "read the deadlines", err, errlen);
     for (int i = 0; i < PQntuples(r); i++) {

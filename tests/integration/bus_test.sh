@@ -48,7 +48,7 @@ echo "== setup"
 check "private cluster" "$top/deploy/pg.sh" start
 export SHOUWEN_DATABASE_URL=$("$top/deploy/pg.sh" url)
 check "migrations" "$bin/shouwen-migrate"
-q "CREATE SCHEMA bustest; CREATE TABLE bustest.effects (event_id uuid NOT NULL, consumer text NOT NULL, case_id uuid, site text, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())" >/dev/null
+q "CREATE SCHEMA bustest; CREATE TABLE bustest.effects (event_id uuid NOT NULL, consumer text NOT NULL, case_id uuid, site text, handled_at timestamptz NOT NULL DEFAULT clock_timestamp(), planner text DEFAULT concat_ws(',', current_setting('enable_seqscan'), current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), current_setting('plan_cache_mode')))" >/dev/null
 
 echo "== 1. a burst of 100,000 events through a lossy fast path (receive buffer of 1)"
 consumer $((base + 1)) burst BUSTEST_RECV_BUF=1
@@ -224,5 +224,19 @@ echo "== 10. db_pipeline: several statements in one round trip (the consumers' B
 pl_rc=$?
 sed 's/^/    /' "$tmp/pipeline.out"
 check "every check of bus_driver pipeline passed" test "$pl_rc" = 0 -a "$(grep -c '^ok' "$tmp/pipeline.out")" = 20
+reset
+
+echo "== 11. the bus's own statements are planned under the guards (db.h); a handler plans as its session would"
+# The role's settings differ from PostgreSQL's defaults, so that putting
+# back the defaults instead of the session's values would show.
+q "ALTER ROLE CURRENT_USER SET enable_mergejoin = off; ALTER ROLE CURRENT_USER SET plan_cache_mode = force_custom_plan" >/dev/null
+consumer $((base + 11)) plain
+consumer $((base + 12)) keyed BUSTEST_KEYED=1
+q "ALTER ROLE CURRENT_USER RESET enable_mergejoin; ALTER ROLE CURRENT_USER RESET plan_cache_mode" >/dev/null
+produce BUSTEST_COUNT=400 BUSTEST_BATCH=40 >/dev/null
+check "all applied by both" wait_for 30 effects_are 800
+check "a plain consumer's handler: the session's settings, every time" test "$(q "SELECT count(*) FILTER (WHERE planner = 'on,on,off,force_custom_plan') || ' ' || count(*) FROM bustest.effects WHERE consumer = 'plain'")" = "400 400"
+check "a keyed one's: the guards" test "$(q "SELECT count(*) FILTER (WHERE planner = 'off,off,off,force_generic_plan') || ' ' || count(*) FROM bustest.effects WHERE consumer = 'keyed'")" = "400 400"
+reset
 
 finish
