@@ -86,10 +86,10 @@ static sw_err already(PGconn *tx, struct aud_event *ev, size_t n, bool *seen, ch
         return rv;
     }
     const char *v[] = {buf_cstr(&ids)};
-    PGresult *r = PQexecParams(tx,
-                               "SELECT event_id::text FROM audit.log WHERE event_id = "
-                               "ANY($1::uuid[])",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_fixed(tx,
+                                "SELECT event_id::text FROM audit.log WHERE event_id = "
+                                "ANY($1::uuid[])",
+                                1, v);
     buf_free(&ids);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return db_fail_clear(tx, r, "look for events already audited", err, errlen);
@@ -140,20 +140,20 @@ static sw_err heads(PGconn *tx, struct aud_event *ev, size_t n, const bool *seen
         return rv;
     }
     const char *v[] = {buf_cstr(&codes)};
-    PGresult *r = PQexecParams(tx,
-                               "INSERT INTO audit.chain_heads (site_id) SELECT id FROM core.sites "
-                               "WHERE code = ANY($1::text[]) ON CONFLICT DO NOTHING",
-                               1, NULL, v, NULL, NULL, 0);
+    PGresult *r = db_exec_fixed(tx,
+                                "INSERT INTO audit.chain_heads (site_id) SELECT id FROM core.sites "
+                                "WHERE code = ANY($1::text[]) ON CONFLICT DO NOTHING",
+                                1, v);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         buf_free(&codes);
         return db_fail_clear(tx, r, "start the chains", err, errlen);
     }
     PQclear(r);
-    r = PQexecParams(tx,
-                     "SELECT s.code, s.id::text, h.last_seq, encode(h.last_hash, 'hex') FROM "
-                     "core.sites s JOIN audit.chain_heads h ON h.site_id = s.id WHERE s.code = "
-                     "ANY($1::text[]) ORDER BY s.id FOR UPDATE OF h",
-                     1, NULL, v, NULL, NULL, 0);
+    r = db_exec_fixed(tx,
+                      "SELECT s.code, s.id::text, h.last_seq, encode(h.last_hash, 'hex') FROM "
+                      "core.sites s JOIN audit.chain_heads h ON h.site_id = s.id WHERE s.code = "
+                      "ANY($1::text[]) ORDER BY s.id FOR UPDATE OF h",
+                      1, v);
     buf_free(&codes);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return db_fail_clear(tx, r, "lock the chain heads", err, errlen);
@@ -265,11 +265,11 @@ static sw_err chain(PGconn *tx, struct aud_event *ev, size_t n, struct site *sit
     if (rv == SW_OK)
         rv = buf_puts(&hv, "]");
     const char *hv1[] = {buf_cstr(&hv)};
-    r = PQexecParams(tx,
-                     "UPDATE audit.chain_heads h SET last_seq = u.last_seq, last_hash = "
-                     "u.last_hash, updated_at = now() FROM json_populate_recordset(NULL::"
-                     "audit.chain_heads, $1::json) u WHERE h.site_id = u.site_id",
-                     1, NULL, hv1, NULL, NULL, 0);
+    r = db_exec_fixed(tx,
+                      "UPDATE audit.chain_heads h SET last_seq = u.last_seq, last_hash = "
+                      "u.last_hash, updated_at = now() FROM json_populate_recordset(NULL::"
+                      "audit.chain_heads, $1::json) u WHERE h.site_id = u.site_id",
+                      1, hv1);
     buf_free(&hv);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return db_fail_clear(tx, r, "move the chain heads", err, errlen);

@@ -383,14 +383,14 @@ static sw_err violations(PGconn *tx, const struct aud_event *ev, size_t n, char 
         return rv;
     }
     const char *v[] = {buf_cstr(&b)};
-    PGresult *r = PQexecParams(
+    PGresult *r = db_exec_fixed(
         tx,
         "INSERT INTO audit.violations (event_id, site_id, day, occurred_at, case_id, kind, staff, "
         "department, points) SELECT r.event_id, r.site_id, (r.occurred_at AT TIME ZONE "
         "s.time_zone)::date, r.occurred_at, r.case_id, r.kind, r.staff, r.department, r.points "
         "FROM json_populate_recordset(NULL::audit.violations, $1::json) r JOIN core.sites s ON "
         "s.id = r.site_id ON CONFLICT (event_id) DO NOTHING",
-        1, NULL, v, NULL, NULL, 0);
+        1, v);
     buf_free(&b);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return db_fail_clear(tx, r, "record the violations", err, errlen);
@@ -431,7 +431,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
         rv = buf_puts(&ids, "}");
     if (rv == SW_OK && nf > 0) {
         const char *v[] = {buf_cstr(&ids)};
-        PGresult *r = PQexecParams(
+        PGresult *r = db_exec_fixed(
             tx,
             "SELECT case_id::text, (extract(epoch FROM registered_at) * 1000000)::bigint, "
             "case_type, channel, urgency, first_responder, department, on_spot, outcome, "
@@ -439,7 +439,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "late_answer, late_resolve, late_callback, called_back, coalesce(satisfaction, ''), "
             "reopened, esc_supervisor, esc_manager, esc_leader FROM audit.case_facts WHERE "
             "case_id = ANY($1::uuid[])",
-            1, NULL, v, NULL, NULL, 0);
+            1, v);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             rv = db_fail_clear(tx, r, "read the case roll-ups", err, errlen);
         } else {
@@ -477,7 +477,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
         rv = buf_puts(&rows, "]");
     if (rv == SW_OK && m > 0) {
         const char *v[] = {buf_cstr(&rows)};
-        PGresult *r = PQexecParams(
+        PGresult *r = db_exec_fixed(
             tx,
             "INSERT INTO audit.case_facts SELECT r.case_id, r.site_id, (r.registered_at AT TIME "
             "ZONE s.time_zone)::date, r.registered_at, r.case_type, r.channel, r.urgency, "
@@ -495,7 +495,7 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
             "EXCLUDED.satisfaction, reopened = EXCLUDED.reopened, esc_supervisor = "
             "EXCLUDED.esc_supervisor, esc_manager = EXCLUDED.esc_manager, esc_leader = "
             "EXCLUDED.esc_leader",
-            1, NULL, v, NULL, NULL, 0);
+            1, v);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             rv = db_fail_clear(tx, r, "write the case roll-ups", err, errlen);
         else

@@ -128,6 +128,8 @@ static sw_err audit_start(struct svc *s)
         .db_url = cfg_str(c, "SHOUWEN_DATABASE_URL"),
         .sub_urls = subs,
         .batch_max = (int)cfg_int(c, "SHOUWEN_AUDIT_BATCH_MAX"),
+        /* every statement of aud_batch probes a key: prepared, planned once (db.h) */
+        .keyed = true,
     };
     if (bus_consumer_start(&a->consumer, &bc, err, sizeof(err)) != SW_OK) {
         LOG(LOG_ERROR, "AUDIT-START", "refusing to start: %s", err);
