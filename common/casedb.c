@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
@@ -606,7 +605,7 @@ static sw_err load_many(PGconn *db, const char *const *case_ids, const char *con
         found[i] = true;
     }
     PQclear(r);
-    return rv;
+    return SW_OK;
 }
 
 sw_err casedb_load_many(PGconn *db, const char *const *case_ids, const char *const *site_ids,
