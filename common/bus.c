@@ -46,7 +46,7 @@ uint32_t bus_partition_of(const char *case_id, const char *event_id, uint32_t pa
     return partitions ? h % partitions : 0;
 }
 
-sw_err bus_uuid_v4(char out[37])
+sw_err bus_uuid_v7(char out[37])
 {
     uint8_t b[16];
     size_t got = 0;
@@ -59,7 +59,15 @@ sw_err bus_uuid_v4(char out[37])
         }
         got += (size_t)n;
     }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    /* RFC 9562 method 3: the 12 bits after the version are the fraction of the millisecond */
+    uint32_t frac = (uint32_t)(((uint64_t)(ts.tv_nsec % 1000000) << 12) / 1000000u);
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | (frac >> 8));
+    b[7] = (uint8_t)(frac & 0xff);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
@@ -208,7 +216,7 @@ sw_err bus_outbox_add(struct bus_outbox *ob, Shouwen__V1__Envelope *env)
     memset(it, 0, sizeof(*it));
     if (env->event_id != NULL && env->event_id[0] != '\0')
         snprintf(it->event_id, sizeof(it->event_id), "%s", env->event_id);
-    else if (bus_uuid_v4(it->event_id) != SW_OK)
+    else if (bus_uuid_v7(it->event_id) != SW_OK)
         return SW_EIO;
     snprintf(it->type, sizeof(it->type), "%s", env->type);
     snprintf(it->site, sizeof(it->site), "%s", env->site ? env->site : "");

@@ -58,8 +58,19 @@
 /* bus_partition_of: FNV-1a of the case id (or, without one, the event id) mod p. */
 uint32_t bus_partition_of(const char *case_id, const char *event_id, uint32_t partitions);
 
-/* bus_uuid_v4 writes a random UUID ("xxxxxxxx-xxxx-4xxx-...") into out[37]. */
-sw_err bus_uuid_v4(char out[37]);
+/*
+ * bus_uuid_v7 writes a new UUID into out[37], version 7 (RFC 9562): the
+ * first 48 bits are the Unix time in milliseconds, the next 12 the
+ * fraction of the millisecond, then 62 random bits ("tttttttt-tttt-7fff-
+ * [89ab]rrr-rrrrrrrrrrrr").  Every id the services make (cases, events,
+ * deadlines, commands) is one: ids made close in time sort close
+ * together, so the B-tree indexes keyed by them (a case's row, its
+ * events, deadlines, marks, audit entries and roll-up) take each new
+ * entry near their right edge, on pages already in memory, instead of
+ * on a random page of the whole index.  The time they tell is when the
+ * row was made, which every such row also records.
+ */
+sw_err bus_uuid_v7(char out[37]);
 
 /* bus_partitions reads P from bus.settings. */
 sw_err bus_partitions(PGconn *c, uint32_t *out, char *err, size_t errlen);

@@ -347,7 +347,7 @@ static sw_err climb_ladder(PGconn *tx, struct esc_cache *cache, struct bus_outbo
         if (who[0] != '\0' && (rv = casedb_look_up(tx, x->site->id, NULL, who, NULL, 0, NULL, &lu,
                                                    err, errlen)) != SW_OK)
             break;
-        if ((rv = bus_uuid_v4(x->command_id)) != SW_OK)
+        if ((rv = bus_uuid_v7(x->command_id)) != SW_OK)
             break;
         shouwen__v1__actor__init(&x->actor);
         x->actor.role = SHOUWEN__V1__ROLE__ROLE_SYSTEM;
@@ -386,7 +386,7 @@ static sw_err climb_ladder(PGconn *tx, struct esc_cache *cache, struct bus_outbo
             continue;
         }
         for (size_t e = 0; rv == SW_OK && e < x->res.n_events; e++) {
-            if ((rv = bus_uuid_v4(x->ids[e])) != SW_OK)
+            if ((rv = bus_uuid_v7(x->ids[e])) != SW_OK)
                 break;
             x->res.events[e].event_id = x->ids[e];
             if (x->res.events[e].escalated != NULL)
@@ -482,12 +482,12 @@ sw_err esc_fire(PGconn *tx, struct esc_cache *cache, struct bus_outbox *ob, cons
         h->row = i;
         if (!clk_kind_parse(PQgetvalue(r, i, H_KIND), &h->kind))
             continue;
-        if ((rv = bus_uuid_v4(h->event_id)) != SW_OK)
+        if ((rv = bus_uuid_v7(h->event_id)) != SW_OK)
             break;
         bool someone = !PQgetisnull(r, i, H_STAFF_ID) || !PQgetisnull(r, i, H_DEPT_ID);
         if (clk_violation(h->kind) != SHOUWEN__V1__VIOLATION_KIND__VIOLATION_KIND_UNSPECIFIED &&
             someone)
-            rv = bus_uuid_v4(h->violation_id);
+            rv = bus_uuid_v7(h->violation_id);
         metric_add(m->breaches[h->kind], 1);
     }
     if (rv == SW_OK)

@@ -458,7 +458,7 @@ static sw_err plan_and_write(struct escalation *e, PGconn *tx, struct job *jobs,
         for (int k = 0; rv == SW_OK && k < CLK_KINDS; k++) {
             if (ch[k] == CLK_SAME)
                 continue;
-            if (ch[k] == CLK_NEW && (rv = bus_uuid_v4(j->ids[k])) != SW_OK)
+            if (ch[k] == CLK_NEW && (rv = bus_uuid_v7(j->ids[k])) != SW_OK)
                 break;
             const struct clk_row *w = &next[k];
             const char *sep = m ? "," : "";

@@ -491,7 +491,7 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     }
     if (cid != NULL)
         snprintf(command_id, sizeof(command_id), "%s", json_string_value(cid));
-    else if ((rv = bus_uuid_v4(command_id)) != SW_OK) {
+    else if ((rv = bus_uuid_v7(command_id)) != SW_OK) {
         built_free(&b);
         snprintf(err, errlen, "could not make a command id");
         return rv;
@@ -585,7 +585,7 @@ sw_err case_action(struct intake *in, PGconn *db, struct job *j, struct bus_outb
     char event_ids[WF_MAX_EVENTS][37];
     bool lost = false;
     for (size_t i = 0; rv == SW_OK && i < res->n_events; i++) {
-        if ((rv = bus_uuid_v4(event_ids[i])) == SW_OK) {
+        if ((rv = bus_uuid_v7(event_ids[i])) == SW_OK) {
             res->events[i].event_id = event_ids[i];
             rv = bus_outbox_add(ob, &res->events[i]);
         }

@@ -764,7 +764,7 @@ static sw_err write_cases(struct intake *in, PGconn *db, struct job **live, int 
         struct job *j = live[i];
         struct reg *g = j->reg;
         const char **p = v + (size_t)i * COLS;
-        if (bus_uuid_v4(g->case_id) != SW_OK) {
+        if (bus_uuid_v7(g->case_id) != SW_OK) {
             snprintf(err, errlen, "no randomness for a case id");
             rv = SW_EIO;
             break;

@@ -343,7 +343,7 @@ static sw_err plan(struct routing *rt, PGconn *tx, struct job *j, struct step *s
     *refused = false;
     s->old = j->cur;
     const char *fr = s->old.first_responder;
-    if ((rv = bus_uuid_v4(s->command_id)) != SW_OK) {
+    if ((rv = bus_uuid_v7(s->command_id)) != SW_OK) {
         snprintf(err, errlen, "no randomness for a command id");
         return rv;
     }
@@ -382,7 +382,7 @@ static sw_err plan(struct routing *rt, PGconn *tx, struct job *j, struct step *s
         return SW_OK;
     }
     for (size_t i = 0; rv == SW_OK && i < s->res.n_events; i++) {
-        if ((rv = bus_uuid_v4(s->ids[i])) == SW_OK) {
+        if ((rv = bus_uuid_v7(s->ids[i])) == SW_OK) {
             s->res.events[i].event_id = s->ids[i];
             rv = bus_outbox_add(rt->ob, &s->res.events[i]);
         }

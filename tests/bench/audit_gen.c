@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     int64_t midnight = (int64_t)(now - now % 86400);
     for (long i = 0; i < ncases; i++) {
         struct life c = {.version = 0};
-        bus_uuid_v4(c.id);
+        bus_uuid_v7(c.id);
         int d = 1 + (int)pick((unsigned)days); /* never today: the test registers today */
         int64_t reg = (midnight - (int64_t)d * 86400 + (int64_t)4 * 3600 + pick(3600)) * 1000000;
         c.at = reg;
@@ -281,7 +281,7 @@ int main(int argc, char **argv)
                 Shouwen__V1__Envelope e5 = SHOUWEN__V1__ENVELOPE__INIT;
                 Shouwen__V1__ViolationRecorded vr = SHOUWEN__V1__VIOLATION_RECORDED__INIT;
                 char vid[37];
-                bus_uuid_v4(vid);
+                bus_uuid_v7(vid);
                 vr.violation_id = vid;
                 vr.kind = SHOUWEN__V1__VIOLATION_KIND__VIOLATION_KIND_CONFLICT_ESCALATION;
                 vr.department = (char *)depts[di][0];

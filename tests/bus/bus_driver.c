@@ -123,7 +123,7 @@ static int produce(void)
         usleep(700000); /* let subscribers (re)dial: the fast path is best effort anyway */
     }
     for (long i = 0; i < ncases; i++)
-        bus_uuid_v4(cases[i]);
+        bus_uuid_v7(cases[i]);
     char pad[200];
     memset(pad, 'x', sizeof(pad) - 1);
     pad[sizeof(pad) - 1] = '\0';

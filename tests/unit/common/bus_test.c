@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -103,6 +105,58 @@ static void test_outbox_refuses_ids_that_are_not_uuids(void **state)
     bus_outbox_free(ob);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/*
+ * The ids the services make are version 7: well formed, their first 48
+ * bits the time they were made, in the order they were made (time, then
+ * the fraction of the millisecond), and never the same twice.
+ */
+static void test_uuid_v7_is_time_ordered(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    static char ids[N][37];
+    uint64_t before = now_ms();
+    for (int i = 0; i < N; i++)
+        assert_int_equal(bus_uuid_v7(ids[i]), SW_OK);
+    uint64_t after = now_ms();
+    for (int i = 0; i < N; i++) {
+        const char *u = ids[i];
+        assert_int_equal(strlen(u), 36);
+        for (int k = 0; k < 36; k++) {
+            if (k == 8 || k == 13 || k == 18 || k == 23)
+                assert_int_equal(u[k], '-');
+            else
+                assert_non_null(strchr("0123456789abcdef", u[k]));
+        }
+        assert_int_equal(u[14], '7');           /* the version */
+        assert_non_null(strchr("89ab", u[19])); /* the variant */
+        char hex[13];
+        memcpy(hex, u, 8);
+        memcpy(hex + 8, u + 9, 4);
+        hex[12] = '\0';
+        uint64_t ms = strtoull(hex, NULL, 16);
+        assert_true(ms >= before && ms <= after);
+        /* time and fraction (the first 18 characters) never go back */
+        if (i > 0)
+            assert_true(strncmp(ids[i - 1], u, 18) <= 0);
+    }
+    qsort(ids, N, sizeof(ids[0]), by_text);
+    for (int i = 1; i < N; i++)
+        assert_true(strcmp(ids[i - 1], ids[i]) < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_wire_decode_refuses_malformed_messages),
         cmocka_unit_test(test_partition_follows_the_case_then_the_event),
         cmocka_unit_test(test_outbox_refuses_ids_that_are_not_uuids),
+        cmocka_unit_test(test_uuid_v7_is_time_ordered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
