@@ -141,10 +141,12 @@ pg_ticks() {
     echo "$t"
 }
 machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
-# sessions_ticks SERVICE: the CPU of the service's database sessions (by application_name)
+# sessions_ticks SERVICE: the CPU of the service's database sessions, by
+# application_name: SERVICE itself and its own threads' (shouwen-SERVICE-*,
+# such as notification's sender)
 sessions_ticks() {
     local t=0 b
-    for b in $(q "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"); do t=$((t + $(ticks "$b"))); done
+    for b in $(q "SELECT pid FROM pg_stat_activity WHERE application_name = '$1' OR application_name LIKE 'shouwen-$1-%'"); do t=$((t + $(ticks "$b"))); done
     echo "$t"
 }
 # wait_done PREFIX WANT SECONDS: until WANT cases are routed and delivered and every event is
