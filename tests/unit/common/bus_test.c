@@ -1,6 +1,7 @@
 /*
- * bus_test.c - the bus's pure parts: the wire layout, partitioning and
- * what the outbox accepts before anything reaches the database.
+ * bus_test.c - the bus's pure parts: the wire layout, partitioning, the
+ * ids it makes, and what the outbox accepts before anything reaches the
+ * database.
  */
 #include <setjmp.h>
 #include <stdarg.h>
