@@ -109,9 +109,9 @@ static uint64_t get_be(const uint8_t *p, int n)
     return v;
 }
 
-sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t *typelen,
-                       uint32_t *partition, uint64_t *seq, const uint8_t **env, size_t *envlen)
+sw_err bus_wire_open(struct bus_wire *w, const uint8_t *msg, size_t len)
 {
+    memset(w, 0, sizeof(*w));
     if (msg == NULL || len > BUS_MSG_MAX)
         return SW_EINVAL;
     const uint8_t *nul = memchr(msg, 0, len < BUS_TYPE_MAX + 1 ? len : BUS_TYPE_MAX + 1);
@@ -120,13 +120,53 @@ sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t
     size_t tl = (size_t)(nul - msg);
     if (len - tl < BUS_HEADER_FIXED)
         return SW_EINVAL;
-    *type = (const char *)msg;
-    *typelen = tl;
-    *partition = (uint32_t)get_be(nul + 1, 4);
-    *seq = get_be(nul + 5, 8);
-    *env = nul + BUS_HEADER_FIXED;
-    *envlen = len - tl - BUS_HEADER_FIXED;
+    w->type = (const char *)msg;
+    w->typelen = tl;
+    w->at = nul + BUS_HEADER_FIXED;
+    w->end = msg + len;
+    if ((uint32_t)get_be(nul + 1, 4) != BUS_WIRE_BATCH) {
+        w->count = w->left = 1;
+        return SW_OK;
+    }
+    /* a batch: every record must fit, and the last must end the message */
+    uint64_t count = get_be(nul + 5, 8);
+    if (count == 0 || count > (uint64_t)(w->end - w->at) / BUS_RECORD_FIXED)
+        return SW_EINVAL;
+    const uint8_t *p = w->at;
+    for (uint64_t i = 0; i < count; i++) {
+        if ((size_t)(w->end - p) < BUS_RECORD_FIXED)
+            return SW_EINVAL;
+        size_t el = (size_t)get_be(p + 12, 4);
+        if (el > (size_t)(w->end - p) - BUS_RECORD_FIXED)
+            return SW_EINVAL;
+        p += BUS_RECORD_FIXED + el;
+    }
+    if (p != w->end)
+        return SW_EINVAL;
+    w->batch = true;
+    w->count = w->left = (size_t)count;
     return SW_OK;
+}
+
+bool bus_wire_next(struct bus_wire *w)
+{
+    if (w->left == 0)
+        return false;
+    w->left--;
+    if (!w->batch) {
+        const uint8_t *h = w->at - BUS_HEADER_FIXED + 1;
+        w->partition = (uint32_t)get_be(h, 4);
+        w->seq = get_be(h + 4, 8);
+        w->env = w->at;
+        w->envlen = (size_t)(w->end - w->at);
+        return true;
+    }
+    w->partition = (uint32_t)get_be(w->at, 4);
+    w->seq = get_be(w->at + 4, 8);
+    w->envlen = (size_t)get_be(w->at + 12, 4);
+    w->env = w->at + BUS_RECORD_FIXED;
+    w->at += BUS_RECORD_FIXED + w->envlen;
+    return true;
 }
 
 /* ---- the outbox ------------------------------------------------------------------------- */
@@ -142,6 +182,7 @@ struct bus_item {
     uint8_t *bytes;
     size_t len;
     int64_t seq; /* 0 until written */
+    bool rung;   /* bus_outbox_publish: put in a message already */
 };
 
 struct bus_outbox {
@@ -460,26 +501,76 @@ sw_err bus_outbox_write(struct bus_outbox *ob, PGconn *tx, char *err, size_t err
     return rv;
 }
 
+/*
+ * The message for item `first` and the items after it of the same type
+ * not rung yet, as many as fit in BUS_BATCH_BYTES: `*k` of them, marked
+ * rung.  One alone goes in the one-event layout.  NULL when nng has no
+ * memory (they are marked all the same: a doorbell may be lost).
+ */
+static nng_msg *wire_message(struct bus_outbox *ob, size_t first, size_t *k)
+{
+    const char *type = ob->items[first].type;
+    size_t n = 0, body = 0, stop = first;
+    for (size_t j = first; j < ob->n; j++) {
+        const struct bus_item *it = &ob->items[j];
+        if (it->rung || strcmp(it->type, type) != 0)
+            continue;
+        if (n > 0 && body + BUS_RECORD_FIXED + it->len > BUS_BATCH_BYTES)
+            break;
+        n++;
+        body += BUS_RECORD_FIXED + it->len;
+        stop = j + 1;
+    }
+    *k = n;
+    size_t tl = strlen(type);
+    struct bus_item *one = &ob->items[first];
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, tl + BUS_HEADER_FIXED + (n == 1 ? one->len : body)) != 0)
+        m = NULL;
+    uint8_t *p = m != NULL ? nng_msg_body(m) : NULL;
+    if (p != NULL) {
+        memcpy(p, type, tl);
+        p[tl] = 0;
+        put_be32(p + tl + 1, n == 1 ? one->partition : BUS_WIRE_BATCH);
+        put_be64(p + tl + 5, n == 1 ? (uint64_t)one->seq : (uint64_t)n);
+        p += tl + BUS_HEADER_FIXED;
+    }
+    for (size_t j = first; j < stop; j++) {
+        struct bus_item *it = &ob->items[j];
+        if (it->rung || strcmp(it->type, type) != 0)
+            continue;
+        it->rung = true;
+        if (p == NULL)
+            continue;
+        if (n > 1) {
+            put_be32(p, it->partition);
+            put_be64(p + 4, (uint64_t)it->seq);
+            put_be32(p + 12, (uint32_t)it->len);
+            p += BUS_RECORD_FIXED;
+        }
+        memcpy(p, it->bytes, it->len);
+        p += it->len;
+    }
+    return m;
+}
+
 size_t bus_outbox_publish(struct bus_outbox *ob, nng_socket pub)
 {
     size_t sent = 0;
+    for (size_t i = 0; i < ob->n; i++)
+        ob->items[i].rung = ob->items[i].seq <= 0; /* not written: nothing to ring for */
     for (size_t i = 0; i < ob->n; i++) {
-        struct bus_item *it = &ob->items[i];
-        size_t tl = strlen(it->type);
-        nng_msg *m = NULL;
-        if (it->seq <= 0 || nng_msg_alloc(&m, tl + BUS_HEADER_FIXED + it->len) != 0)
+        if (ob->items[i].rung)
             continue;
-        uint8_t *p = nng_msg_body(m);
-        memcpy(p, it->type, tl);
-        p[tl] = 0;
-        put_be32(p + tl + 1, it->partition);
-        put_be64(p + tl + 5, (uint64_t)it->seq);
-        memcpy(p + tl + BUS_HEADER_FIXED, it->bytes, it->len);
+        size_t k;
+        nng_msg *m = wire_message(ob, i, &k);
+        if (m == NULL)
+            continue;
         if (nng_sendmsg(pub, m, NNG_FLAG_NONBLOCK) != 0) {
             nng_msg_free(m);
             continue;
         }
-        sent++;
+        sent += k;
     }
     metric_add(ob->m_published, (int64_t)sent);
     bus_outbox_clear(ob);
@@ -1329,41 +1420,52 @@ fail:
     return -1;
 }
 
+/* What is wrong with a bus message, or NULL when every event in it is sound. */
+static const char *wire_fault(const struct bus_consumer *c, const uint8_t *msg, size_t len)
+{
+    struct bus_wire w;
+    if (bus_wire_open(&w, msg, len) != SW_OK)
+        return "a malformed bus message";
+    while (bus_wire_next(&w)) {
+        if (c->nparts > 0 && w.partition >= c->nparts)
+            return "an event for a partition the bus does not have";
+        Shouwen__V1__Envelope *e = shouwen__v1__envelope__unpack(NULL, w.envlen, w.env);
+        if (e == NULL)
+            return "an undecodable envelope";
+        shouwen__v1__envelope__free_unpacked(e, NULL);
+    }
+    return NULL;
+}
+
+/* A doorbell: the events it rings for mark their partitions to be read. */
 static void doorbell(struct bus_consumer *c, nng_msg *m)
 {
-    const char *type;
-    size_t tl, envlen;
-    uint32_t part;
-    uint64_t seq;
-    const uint8_t *env;
-    if (bus_wire_decode(nng_msg_body(m), nng_msg_len(m), &type, &tl, &part, &seq, &env, &envlen) !=
-            SW_OK ||
-        (c->nparts > 0 && part >= c->nparts)) {
+    const uint8_t *msg = nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    const char *fault = wire_fault(c, msg, len);
+    if (fault != NULL) {
         metric_add(c->m_garbage, 1);
-        LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped a malformed bus message (%zu bytes)",
-            c->name, nng_msg_len(m));
+        LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped %s (%zu bytes)", c->name, fault, len);
         return;
     }
-    Shouwen__V1__Envelope *e = shouwen__v1__envelope__unpack(NULL, envlen, env);
-    if (e == NULL) {
-        metric_add(c->m_garbage, 1);
-        LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped an undecodable envelope (%zu bytes)",
-            c->name, envlen);
-        return;
-    }
-    shouwen__v1__envelope__free_unpacked(e, NULL);
-    metric_add(c->m_fast, 1);
-    uint64_t *slot = &c->fp_seen[seq % FP_SLOTS];
-    if (*slot == seq)
-        metric_add(c->m_dup, 1);
-    *slot = seq;
-    if (c->parts != NULL && part < c->nparts && c->parts[part].owned &&
-        c->done_seen[seq % FP_SLOTS] != seq) {
-        struct part *pt = &c->parts[part];
-        pt->dirty = true;
-        if (seq > pt->bell_seq) {
-            pt->bell_seq = seq;
-            pt->bell_ms = db_now_ms();
+    struct bus_wire w;
+    bus_wire_open(&w, msg, len);
+    while (bus_wire_next(&w)) {
+        uint64_t seq = w.seq;
+        uint32_t part = w.partition;
+        metric_add(c->m_fast, 1);
+        uint64_t *slot = &c->fp_seen[seq % FP_SLOTS];
+        if (*slot == seq)
+            metric_add(c->m_dup, 1);
+        *slot = seq;
+        if (c->parts != NULL && part < c->nparts && c->parts[part].owned &&
+            c->done_seen[seq % FP_SLOTS] != seq) {
+            struct part *pt = &c->parts[part];
+            pt->dirty = true;
+            if (seq > pt->bell_seq) {
+                pt->bell_seq = seq;
+                pt->bell_ms = db_now_ms();
+            }
         }
     }
 }

@@ -76,12 +76,48 @@ sw_err bus_uuid_v7(char out[37]);
 sw_err bus_partitions(PGconn *c, uint32_t *out, char *err, size_t errlen);
 
 /*
- * bus_wire_decode checks a bus message and points into it: `type` (not
- * NUL-terminated, `*typelen` bytes), the partition, the seq and the
- * envelope bytes.  Returns SW_EINVAL for anything malformed.  Pure.
+ * The wire.  A bus message rings for one event, or for several events of
+ * one type that one transaction wrote:
+ *
+ *     one event   type 0x00 | partition u32 | seq u64 | Envelope
+ *     a batch     type 0x00 | 0xFFFFFFFF    | count u64 |
+ *                 count x (partition u32 | seq u64 | length u32 | Envelope)
+ *
+ * (integers big-endian).  The type leads either way, so a subscriber's
+ * NNG_OPT_SUB_SUBSCRIBE prefix picks whole messages by type.  A batch
+ * costs the sockets one message where the events would cost one each: a
+ * message is a write, a read and a wake-up of a thread in each process.
  */
-sw_err bus_wire_decode(const uint8_t *msg, size_t len, const char **type, size_t *typelen,
-                       uint32_t *partition, uint64_t *seq, const uint8_t **env, size_t *envlen);
+#define BUS_WIRE_BATCH   0xFFFFFFFFu  /* the partition field of a batch */
+#define BUS_RECORD_FIXED 16           /* partition + seq + length, before each Envelope */
+#define BUS_BATCH_BYTES  (256u << 10) /* a batch grows to about this, then another starts */
+
+struct bus_wire {
+    const char *type; /* not NUL-terminated: typelen bytes */
+    size_t typelen;
+    size_t count; /* events in the message */
+    /* the event bus_wire_next stepped to */
+    uint32_t partition;
+    uint64_t seq;
+    const uint8_t *env;
+    size_t envlen;
+    /* private */
+    const uint8_t *at, *end;
+    size_t left;
+    bool batch;
+};
+
+/*
+ * bus_wire_open checks a whole bus message, either layout, and points
+ * `w` into it: its type and how many events it carries.  Returns
+ * SW_EINVAL for anything malformed (no type, a short header, a batch of
+ * no events, a record running past the end or bytes left after the
+ * last).  Pure: it reads `msg`, which must outlive `w`.
+ */
+sw_err bus_wire_open(struct bus_wire *w, const uint8_t *msg, size_t len);
+
+/* bus_wire_next steps to the next event of an opened message: false after the last. */
+bool bus_wire_next(struct bus_wire *w);
 
 /* ---- producing ------------------------------------------------------------------------ */
 
@@ -128,7 +164,9 @@ sw_err bus_outbox_written(struct bus_outbox *ob, PGresult *const *rs, int nq, ch
 
 /*
  * bus_outbox_publish sends the written events on `pub` (after COMMIT) and
- * empties the outbox.  Lost sends are fine by design; returns how many
+ * empties the outbox: the events of each type in one message (a batch,
+ * above; more than one past BUS_BATCH_BYTES), an event alone in its type
+ * as one event.  Lost sends are fine by design; returns how many events
  * were handed to nng.
  */
 size_t bus_outbox_publish(struct bus_outbox *ob, nng_socket pub);

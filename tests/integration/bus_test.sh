@@ -134,6 +134,13 @@ produce BUSTEST_COUNT=20000 BUSTEST_BATCH=10 BUSTEST_RATE=5000 >/dev/null &
 prod=$!
 wait "$g1"
 nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/truncated.bin" --delay 1 --interval 1 --count 2 >/dev/null 2>&1
+# a batch of two whose second record says it runs past the message's end
+{ printf 'case.registered\000\377\377\377\377\000\000\000\000\000\000\000\002'
+  printf '\000\000\000\001\000\000\000\000\000\000\000\001\000\000\000\000'
+  printf '\000\000\000\001\000\000\000\000\000\000\000\002\000\000\001\000\012\000'; } >"$tmp/badbatch.bin"
+garbage0=$(metric $((base + 7)) shouwen_bus_garbage_total)
+nngcat --pub --listen "ipc://$tmp/g.pub" --file "$tmp/badbatch.bin" --delay 1 --interval 1 --count 2 >/dev/null 2>&1
+check "a batch running past its end counted as garbage" wait_for 5 eval 'test "$(metric $((base + 7)) shouwen_bus_garbage_total)" -gt "$garbage0"'
 wait "$prod"
 check "all valid events applied" wait_for 30 effects_are 20000
 sleep 1
@@ -203,6 +210,15 @@ wait "$prod"
 check "three events shown with their headers" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tap.out")" = 3
 check "protoc decoded the envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tap.out")" = 3
 check "with the event inside" grep -q 'subject: "water leaking' "$tmp/tap.out"
+# six events written three to a transaction: two doorbells, each a batch of three
+produce BUSTEST_PUB_URL="ipc://$tmp/tap.pub" BUSTEST_COUNT=6 BUSTEST_BATCH=3 BUSTEST_RATE=5 >/dev/null &
+prod=$!
+sleep 0.3
+timeout 20 "$top/deploy/bus-tap.sh" "ipc://$tmp/tap.pub" case. 2 >"$tmp/tapb.out" 2>&1
+wait "$prod"
+check "two batch messages tapped: six events shown" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tapb.out")" = 6
+check "protoc decoded all six envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tapb.out")" = 6
+check "each event once, with the seq it was written with" test "$(sed -n 's/^--- .*  seq \([0-9]*\)$/\1/p' "$tmp/tapb.out" | tr '\n' ' ')" = "$(q "SELECT string_agg(seq::text, ' ' ORDER BY seq) || ' ' FROM (SELECT seq FROM bus.events ORDER BY seq DESC LIMIT 6) x")"
 reset
 
 echo "== 9. both ways of writing (one INSERT for a few events, binary COPY for many) store what was staged"

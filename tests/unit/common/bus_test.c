@@ -1,7 +1,7 @@
 /*
- * bus_test.c - the bus's pure parts: the wire layout, partitioning, the
- * ids it makes, and what the outbox accepts before anything reaches the
- * database.
+ * bus_test.c - the bus's pure parts: the wire layouts (one event, a
+ * batch), partitioning, the ids it makes, and what the outbox accepts
+ * before anything reaches the database.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,56 +12,108 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "bus.h"
+#include "db.h"
 
-static void test_wire_decode_takes_a_well_formed_message(void **state)
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+static void test_wire_takes_one_event(void **state)
 {
     (void)state;
     static const uint8_t msg[] = {'c', 'a', 's', 'e', '.', 'x', 0, 0, 0,    0,   7,
                                   0,   0,   0,   0,   0,   0,   1, 2, 0xAA, 0xBB};
-    const char *type;
-    size_t tl, envlen;
-    uint32_t part;
-    uint64_t seq;
-    const uint8_t *env;
-    assert_int_equal(bus_wire_decode(msg, sizeof(msg), &type, &tl, &part, &seq, &env, &envlen),
-                     SW_OK);
-    assert_int_equal(tl, 6);
-    assert_memory_equal(type, "case.x", 6);
-    assert_int_equal(part, 7);
-    assert_int_equal(seq, 258);
-    assert_int_equal(envlen, 2);
-    assert_int_equal(env[0], 0xAA);
+    struct bus_wire w;
+    assert_int_equal(bus_wire_open(&w, msg, sizeof(msg)), SW_OK);
+    assert_int_equal(w.typelen, 6);
+    assert_memory_equal(w.type, "case.x", 6);
+    assert_int_equal(w.count, 1);
+    assert_true(bus_wire_next(&w));
+    assert_int_equal(w.partition, 7);
+    assert_int_equal(w.seq, 258);
+    assert_int_equal(w.envlen, 2);
+    assert_int_equal(w.env[0], 0xAA);
+    assert_false(bus_wire_next(&w));
 }
 
-static void test_wire_decode_refuses_malformed_messages(void **state)
+/* A batch of `n` records after "case.x\0": partition 3 + i, seq 100 + i, i + 1 bytes of 0xC0 + i.
+ */
+static size_t batch(uint8_t *out, uint64_t count, int n)
+{
+    static const uint8_t head[] = {'c', 'a', 's', 'e', '.', 'x', 0, 0xFF, 0xFF, 0xFF, 0xFF};
+    size_t len = sizeof(head);
+    memcpy(out, head, len);
+    for (int k = 7; k >= 0; k--)
+        out[len++] = (uint8_t)(count >> (8 * k));
+    for (int i = 0; i < n; i++) {
+        const uint8_t rec[] = {0, 0, 0, (uint8_t)(3 + i),   0, 0, 0, 0,
+                               0, 0, 0, (uint8_t)(100 + i), 0, 0, 0, (uint8_t)(i + 1)};
+        memcpy(out + len, rec, sizeof(rec));
+        len += sizeof(rec);
+        memset(out + len, 0xC0 + i, (size_t)i + 1);
+        len += (size_t)i + 1;
+    }
+    return len;
+}
+
+static void test_wire_takes_a_batch(void **state)
 {
     (void)state;
-    const char *type;
-    size_t tl, envlen;
-    uint32_t part;
-    uint64_t seq;
-    const uint8_t *env;
+    uint8_t msg[256];
+    size_t len = batch(msg, 3, 3);
+    struct bus_wire w;
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_OK);
+    assert_int_equal(w.typelen, 6);
+    assert_memory_equal(w.type, "case.x", 6);
+    assert_int_equal(w.count, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(bus_wire_next(&w));
+        assert_int_equal(w.partition, 3 + i);
+        assert_int_equal(w.seq, 100 + i);
+        assert_int_equal(w.envlen, i + 1);
+        assert_int_equal(w.env[0], 0xC0 + i);
+        assert_int_equal(w.env[i], 0xC0 + i);
+    }
+    assert_false(bus_wire_next(&w));
+}
+
+static void test_wire_refuses_malformed_messages(void **state)
+{
+    (void)state;
+    struct bus_wire w;
     static const uint8_t no_nul[] = "case.registered-without-a-terminator";
     static const uint8_t empty_type[14] = {0};
     static const uint8_t short_header[] = {'c', 0, 0, 0, 0, 1, 0, 0};
     uint8_t long_type[BUS_TYPE_MAX + 20];
     memset(long_type, 'a', sizeof(long_type));
     long_type[BUS_TYPE_MAX + 1] = 0;
-    assert_int_equal(
-        bus_wire_decode(no_nul, sizeof(no_nul) - 1, &type, &tl, &part, &seq, &env, &envlen),
-        SW_EINVAL);
-    assert_int_equal(
-        bus_wire_decode(empty_type, sizeof(empty_type), &type, &tl, &part, &seq, &env, &envlen),
-        SW_EINVAL);
-    assert_int_equal(
-        bus_wire_decode(short_header, sizeof(short_header), &type, &tl, &part, &seq, &env, &envlen),
-        SW_EINVAL);
-    assert_int_equal(
-        bus_wire_decode(long_type, sizeof(long_type), &type, &tl, &part, &seq, &env, &envlen),
-        SW_EINVAL);
-    assert_int_equal(bus_wire_decode(NULL, 0, &type, &tl, &part, &seq, &env, &envlen), SW_EINVAL);
+    assert_int_equal(bus_wire_open(&w, no_nul, sizeof(no_nul) - 1), SW_EINVAL);
+    assert_int_equal(bus_wire_open(&w, empty_type, sizeof(empty_type)), SW_EINVAL);
+    assert_int_equal(bus_wire_open(&w, short_header, sizeof(short_header)), SW_EINVAL);
+    assert_int_equal(bus_wire_open(&w, long_type, sizeof(long_type)), SW_EINVAL);
+    assert_int_equal(bus_wire_open(&w, NULL, 0), SW_EINVAL);
+    assert_false(bus_wire_next(&w)); /* a refused message has no events */
+
+    uint8_t msg[256];
+    size_t len = batch(msg, 3, 3);
+    assert_int_equal(bus_wire_open(&w, msg, len - 1), SW_EINVAL); /* the last record cut short */
+    assert_int_equal(bus_wire_open(&w, msg, 19 + 10), SW_EINVAL); /* cut inside the first */
+    assert_int_equal(bus_wire_open(&w, msg, 19 + 17), SW_EINVAL); /* only the first of three */
+    len = batch(msg, 2, 3);
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL); /* bytes after the last */
+    len = batch(msg, 4, 3);
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL); /* fewer than it counts */
+    len = batch(msg, 0, 0);
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL); /* a batch of nothing */
+    len = batch(msg, UINT64_MAX, 1);
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL); /* a count no message can hold */
+    len = batch(msg, 1, 1);
+    msg[len - 5] = 0xFF; /* the first record's length, far past the end */
+    assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL);
 }
 
 static void test_partition_follows_the_case_then_the_event(void **state)
@@ -104,6 +156,181 @@ static void test_outbox_refuses_ids_that_are_not_uuids(void **state)
     bus_outbox_clear(ob);
     assert_int_equal(bus_outbox_len(ob), 0);
     bus_outbox_free(ob);
+}
+
+/*
+ * What bus_outbox_publish puts on a real socket (nng, inproc://): the
+ * outbox is filled and its INSERTs answered as PostgreSQL would (results
+ * made with libpq, the seqs 1000 on), then published to a subscriber.
+ */
+struct published {
+    nng_socket pub, sub;
+    _Atomic int piped;
+};
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    (void)ev;
+    atomic_store(&((struct published *)arg)->piped, 1);
+}
+
+static void open_pair(struct published *t, const char *url, const char *subscribe)
+{
+    atomic_store(&t->piped, 0);
+    assert_int_equal(nng_pub0_open(&t->pub), 0);
+    assert_int_equal(nng_pipe_notify(t->pub, NNG_PIPE_EV_ADD_POST, on_pipe, t), 0);
+    assert_int_equal(nng_listen(t->pub, url, NULL, 0), 0);
+    assert_int_equal(nng_sub0_open(&t->sub), 0);
+    assert_int_equal(nng_socket_set(t->sub, NNG_OPT_SUB_SUBSCRIBE, subscribe, strlen(subscribe)),
+                     0);
+    assert_int_equal(nng_socket_set_ms(t->sub, NNG_OPT_RECVTIMEO, 5000), 0);
+    assert_int_equal(nng_socket_set_size(t->sub, NNG_OPT_RECVMAXSZ, BUS_MSG_MAX), 0);
+    assert_int_equal(nng_dial(t->sub, url, NULL, 0), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&t->piped); i++)
+        usleep(1000);
+    assert_true(atomic_load(&t->piped));
+}
+
+/* Stage `n` events of types[i], each with `pad` bytes of description; write them "at" seq 1000 on.
+ */
+static struct bus_outbox *written(const char *const *types, int n, size_t pad)
+{
+    struct bus_outbox *ob = NULL;
+    assert_int_equal(bus_outbox_alloc(&ob, 16), SW_OK);
+    char *text = malloc(pad + 1);
+    assert_non_null(text);
+    memset(text, 'x', pad);
+    text[pad] = '\0';
+    char ids[n][37];
+    for (int i = 0; i < n; i++) {
+        Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+        Shouwen__V1__CaseRegistered reg = SHOUWEN__V1__CASE_REGISTERED__INIT;
+        reg.description = text;
+        env.type = (char *)types[i];
+        env.site = "SH01";
+        snprintf(ids[i], sizeof(ids[i]), "0b6f1a52-64c2-4a1c-9a4e-%012d", i);
+        env.event_id = ids[i];
+        env.event_case = SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED;
+        env.registered = &reg;
+        assert_int_equal(bus_outbox_add(ob, &env), SW_OK);
+    }
+    free(text);
+    struct db_query qs[8];
+    int nq = bus_outbox_queries(ob, qs, 8);
+    assert_true(nq >= 1);
+    PGresult *rs[8];
+    int row = 0;
+    for (int q = 0; q < nq; q++) {
+        rs[q] = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+        PGresAttDesc cols[2] = {{.name = "event_id", .typid = 25, .typlen = -1, .atttypmod = -1},
+                                {.name = "seq", .typid = 20, .typlen = 8, .atttypmod = -1}};
+        assert_int_equal(PQsetResultAttrs(rs[q], 2, cols), 1);
+        for (int r = 0; r < qs[q].n / 6; r++, row++) { /* six parameters per event */
+            char seq[24];
+            snprintf(seq, sizeof(seq), "%d", 1000 + row);
+            assert_int_equal(PQsetvalue(rs[q], r, 0, ids[row], 36), 1);
+            assert_int_equal(PQsetvalue(rs[q], r, 1, seq, (int)strlen(seq)), 1);
+        }
+    }
+    assert_int_equal(row, n);
+    char err[256];
+    assert_int_equal(bus_outbox_written(ob, rs, nq, err, sizeof(err)), SW_OK);
+    for (int q = 0; q < nq; q++)
+        PQclear(rs[q]);
+    return ob;
+}
+
+/* Receive one message; open it; check its type and count; return its seqs in `seqs`. */
+static void receive(struct published *t, const char *type, size_t count, uint64_t *seqs)
+{
+    nng_msg *m = NULL;
+    assert_int_equal(nng_recvmsg(t->sub, &m, 0), 0);
+    struct bus_wire w;
+    assert_int_equal(bus_wire_open(&w, nng_msg_body(m), nng_msg_len(m)), SW_OK);
+    assert_int_equal(w.typelen, strlen(type));
+    assert_memory_equal(w.type, type, w.typelen);
+    assert_int_equal(w.count, count);
+    for (size_t i = 0; bus_wire_next(&w); i++) {
+        Shouwen__V1__Envelope *e = shouwen__v1__envelope__unpack(NULL, w.envlen, w.env);
+        assert_non_null(e);
+        assert_string_equal(e->type, type);
+        assert_int_equal(w.partition, bus_partition_of(NULL, e->event_id, 16));
+        seqs[i] = w.seq;
+        shouwen__v1__envelope__free_unpacked(e, NULL);
+    }
+    nng_msg_free(m);
+}
+
+static void test_publish_rings_once_per_type(void **state)
+{
+    (void)state;
+    static const char *const types[] = {"case.a", "case.b", "case.a", "case.c", "case.a", "case.b"};
+    struct published t;
+    open_pair(&t, "inproc://bus_test_types", "");
+    struct bus_outbox *ob = written(types, 6, 10);
+    assert_int_equal(bus_outbox_publish(ob, t.pub), 6);
+    assert_int_equal(bus_outbox_len(ob), 0);
+    uint64_t seqs[6] = {0};
+    receive(&t, "case.a", 3, seqs); /* a batch, in the order written */
+    assert_int_equal(seqs[0], 1000);
+    assert_int_equal(seqs[1], 1002);
+    assert_int_equal(seqs[2], 1004);
+    receive(&t, "case.b", 2, seqs);
+    assert_int_equal(seqs[0], 1001);
+    assert_int_equal(seqs[1], 1005);
+    receive(&t, "case.c", 1, seqs); /* alone: the one-event layout */
+    assert_int_equal(seqs[0], 1003);
+    nng_msg *m = NULL;
+    assert_int_equal(nng_recvmsg(t.sub, &m, NNG_FLAG_NONBLOCK), NNG_EAGAIN); /* nothing more */
+    bus_outbox_free(ob);
+    nng_close(t.sub);
+    nng_close(t.pub);
+
+    /* a subscriber by type prefix gets that type's batch, and nothing else */
+    open_pair(&t, "inproc://bus_test_prefix", "case.b");
+    ob = written(types, 6, 10);
+    assert_int_equal(bus_outbox_publish(ob, t.pub), 6);
+    receive(&t, "case.b", 2, seqs);
+    assert_int_equal(nng_socket_set_ms(t.sub, NNG_OPT_RECVTIMEO, 200), 0);
+    assert_int_equal(nng_recvmsg(t.sub, &m, 0), NNG_ETIMEDOUT);
+    bus_outbox_free(ob);
+    nng_close(t.sub);
+    nng_close(t.pub);
+}
+
+static void test_publish_splits_a_large_batch(void **state)
+{
+    (void)state;
+    const char *types[40];
+    for (int i = 0; i < 40; i++)
+        types[i] = "case.registered";
+    struct published t;
+    open_pair(&t, "inproc://bus_test_split", "");
+    /* 40 events of about 10 KB: more than BUS_BATCH_BYTES (256 KiB) in all */
+    struct bus_outbox *ob = written(types, 40, 10000);
+    assert_int_equal(bus_outbox_publish(ob, t.pub), 40);
+    size_t got = 0;
+    uint64_t next = 1000;
+    int messages = 0;
+    while (got < 40) {
+        nng_msg *m = NULL;
+        assert_int_equal(nng_recvmsg(t.sub, &m, 0), 0);
+        assert_true(nng_msg_len(m) <= BUS_BATCH_BYTES + 64);
+        struct bus_wire w;
+        assert_int_equal(bus_wire_open(&w, nng_msg_body(m), nng_msg_len(m)), SW_OK);
+        assert_true(w.count > 1);
+        while (bus_wire_next(&w))
+            assert_int_equal(w.seq, next++); /* every event once, in order */
+        got += w.count;
+        messages++;
+        nng_msg_free(m);
+    }
+    assert_int_equal(got, 40);
+    assert_int_equal(messages, 2);
+    bus_outbox_free(ob);
+    nng_close(t.sub);
+    nng_close(t.pub);
 }
 
 static uint64_t now_ms(void)
@@ -161,11 +388,14 @@ static void test_uuid_v7_is_time_ordered(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wire_decode_takes_a_well_formed_message),
-        cmocka_unit_test(test_wire_decode_refuses_malformed_messages),
+        cmocka_unit_test(test_wire_takes_one_event),
+        cmocka_unit_test(test_wire_takes_a_batch),
+        cmocka_unit_test(test_wire_refuses_malformed_messages),
         cmocka_unit_test(test_partition_follows_the_case_then_the_event),
         cmocka_unit_test(test_outbox_refuses_ids_that_are_not_uuids),
         cmocka_unit_test(test_uuid_v7_is_time_ordered),
+        cmocka_unit_test(test_publish_rings_once_per_type),
+        cmocka_unit_test(test_publish_splits_a_large_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
