@@ -202,22 +202,24 @@ check "the 20 others exactly once" test "$(q "SELECT count(*) || ' ' || count(DI
 reset
 
 echo "== 8. operators tap the bus with nngcat and protoc (deploy/bus-tap.sh)"
-produce BUSTEST_PUB_URL="ipc://$tmp/tap.pub" BUSTEST_COUNT=3 BUSTEST_BATCH=1 BUSTEST_RATE=5 >/dev/null &
-prod=$!
-sleep 0.3
-timeout 20 "$top/deploy/bus-tap.sh" "ipc://$tmp/tap.pub" case. 3 >"$tmp/tap.out" 2>&1
-wait "$prod"
-check "three events shown with their headers" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tap.out")" = 3
-check "protoc decoded the envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tap.out")" = 3
+# tap N BATCH MESSAGES OUT: N events produced, BATCH to a transaction; MESSAGES bus messages tapped into OUT
+tap() {
+    produce BUSTEST_PUB_URL="ipc://$tmp/tap.pub" BUSTEST_COUNT="$1" BUSTEST_BATCH="$2" BUSTEST_RATE=5 >/dev/null &
+    local prod=$!
+    sleep 0.3
+    timeout 20 "$top/deploy/bus-tap.sh" "ipc://$tmp/tap.pub" case. "$3" >"$4" 2>&1
+    wait "$prod"
+}
+shown() { grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$1"; }
+decoded() { grep -c '^type: "case.registered"' "$1"; }
+tap 3 1 3 "$tmp/tap.out"
+check "three events shown with their headers" test "$(shown "$tmp/tap.out")" = 3
+check "protoc decoded the envelopes" test "$(decoded "$tmp/tap.out")" = 3
 check "with the event inside" grep -q 'subject: "water leaking' "$tmp/tap.out"
 # six events written three to a transaction: two doorbells, each a batch of three
-produce BUSTEST_PUB_URL="ipc://$tmp/tap.pub" BUSTEST_COUNT=6 BUSTEST_BATCH=3 BUSTEST_RATE=5 >/dev/null &
-prod=$!
-sleep 0.3
-timeout 20 "$top/deploy/bus-tap.sh" "ipc://$tmp/tap.pub" case. 2 >"$tmp/tapb.out" 2>&1
-wait "$prod"
-check "two batch messages tapped: six events shown" test "$(grep -c '^--- case.registered  partition [0-9]*  seq [0-9]*' "$tmp/tapb.out")" = 6
-check "protoc decoded all six envelopes" test "$(grep -c '^type: "case.registered"' "$tmp/tapb.out")" = 6
+tap 6 3 2 "$tmp/tapb.out"
+check "two batch messages tapped: six events shown" test "$(shown "$tmp/tapb.out")" = 6
+check "protoc decoded all six envelopes" test "$(decoded "$tmp/tapb.out")" = 6
 check "each event once, with the seq it was written with" test "$(sed -n 's/^--- .*  seq \([0-9]*\)$/\1/p' "$tmp/tapb.out" | tr '\n' ' ')" = "$(q "SELECT string_agg(seq::text, ' ' ORDER BY seq) || ' ' FROM (SELECT seq FROM bus.events ORDER BY seq DESC LIMIT 6) x")"
 reset
 
