@@ -40,7 +40,8 @@ nngcat "${args[@]}" | while IFS= read -r line; do
     if [ "$partition" = 4294967295 ]; then # a batch
         n=$(u64 5)
         at=13
-        for ((k = 0; k < n; k++)); do
+        size=$(stat -c %s "$tmp")
+        for ((k = 0; k < n && at + 16 <= size; k++)); do # a count past the bytes stops at them
             len=$(u32 $((at + 12)))
             show "$(u32 "$at")" "$(u64 $((at + 4)))" $((at + 16)) "$len"
             at=$((at + 16 + len))
