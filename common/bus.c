@@ -1420,12 +1420,10 @@ fail:
     return -1;
 }
 
-/* What is wrong with a bus message, or NULL when every event in it is sound. */
-static const char *wire_fault(const struct bus_consumer *c, const uint8_t *msg, size_t len)
+/* What is wrong with an opened message's events (`w` is a copy: the caller's stays at the start),
+ * or NULL. */
+static const char *events_fault(const struct bus_consumer *c, struct bus_wire w)
 {
-    struct bus_wire w;
-    if (bus_wire_open(&w, msg, len) != SW_OK)
-        return "a malformed bus message";
     while (bus_wire_next(&w)) {
         if (c->nparts > 0 && w.partition >= c->nparts)
             return "an event for a partition the bus does not have";
@@ -1437,19 +1435,18 @@ static const char *wire_fault(const struct bus_consumer *c, const uint8_t *msg, 
     return NULL;
 }
 
-/* A doorbell: the events it rings for mark their partitions to be read. */
+/* A doorbell: when every event in it is sound, they mark their partitions to be read. */
 static void doorbell(struct bus_consumer *c, nng_msg *m)
 {
-    const uint8_t *msg = nng_msg_body(m);
     size_t len = nng_msg_len(m);
-    const char *fault = wire_fault(c, msg, len);
+    struct bus_wire w;
+    const char *fault = bus_wire_open(&w, nng_msg_body(m), len) != SW_OK ? "a malformed bus message"
+                                                                         : events_fault(c, w);
     if (fault != NULL) {
         metric_add(c->m_garbage, 1);
         LOG(LOG_DEBUG, "BUS-GARBAGE", "consumer %s dropped %s (%zu bytes)", c->name, fault, len);
         return;
     }
-    struct bus_wire w;
-    bus_wire_open(&w, msg, len);
     while (bus_wire_next(&w)) {
         uint64_t seq = w.seq;
         uint32_t part = w.partition;
