@@ -1420,8 +1420,7 @@ fail:
     return -1;
 }
 
-/* What is wrong with an opened message's events (`w` is a copy: the caller's stays at the start),
- * or NULL. */
+/* What is wrong with an opened message's events, or NULL (`w`, a copy, is stepped here). */
 static const char *events_fault(const struct bus_consumer *c, struct bus_wire w)
 {
     while (bus_wire_next(&w)) {
