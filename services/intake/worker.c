@@ -87,14 +87,17 @@ void intake_enqueue(struct intake *in, struct job *j)
  * Returns 0 when stopping and nothing is left.
  *
  * Registrations go in batches, as many as are waiting: a batch costs
- * about the same few round trips whatever its size.  A few batches may
- * be in hand at once (SHOUWEN_INTAKE_REG_SESSIONS, default 2): while one
- * waits for its commit to reach the disk, the next looks up and writes.
- * They do not wait on each other's locks: each takes its case numbers in
- * a short transaction of its own (handle_register.c).  More than a few
- * would only split the waiting requests into smaller batches, each paying
- * the same round trips.  Reads and workflow commands go on the other
- * workers meanwhile.
+ * about the same few round trips whatever its size.  More than one batch
+ * may be in hand at once (SHOUWEN_INTAKE_REG_SESSIONS, default 1): while
+ * one waits for its commit to reach the disk, the next looks up and
+ * writes.  They do not wait on each other's locks: each takes its case
+ * numbers in a short transaction of its own (handle_register.c).  Two
+ * take about 7% more registrations a second when intake alone is the
+ * limit; on a machine that also runs the other services and PostgreSQL,
+ * they only split the waiting requests into smaller batches, each paying
+ * the same round trips, and intake outruns routing (BENCHMARKS.md,
+ * session 36).  Reads and workflow commands go on the other workers
+ * meanwhile.
  */
 static int take(struct intake *in, struct job **jobs, int max)
 {

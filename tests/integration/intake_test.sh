@@ -27,7 +27,8 @@ echo "== setup"
 intake_setup
 check "demo site loaded again: nothing changes" "$top/deploy/demo.sh"
 check "one demo key, two tokens (receptionist, manager)" test "$(q "SELECT (SELECT count(*) FROM core.api_keys) || ' ' || (SELECT string_agg(s.code, ',' ORDER BY s.code) FROM core.staff_tokens t JOIN core.staff s ON s.id = t.staff_id)")" = "1 li.desk,qian.mgr"
-intake_start
+# two batches in hand at once, so that the submissions racing below can meet
+intake_start SHOUWEN_INTAKE_REG_SESSIONS=2
 
 BODY='{"site":"SH01","channel":"phone","type":"complaint","urgency":"normal","subject":"楼上漏水 water from upstairs","description":"ceiling wet since morning","customer":{"name":"张先生","phone":"13800001234","unit":"3栋","address":"3-2-501"},"first_responder":"li.desk","external_ref":"hotline-0001"}'
 
