@@ -395,7 +395,11 @@ static sw_err make(struct batch *bt, const struct ntf_site *s, const Shouwen__V1
         ntf_delivery_free(&d);
         return rv != SW_OK ? rv : SW_ENOMEM;
     }
-    /* the same (event, recipient, channel) always gets the same message id */
+    /*
+     * The same (event, recipient, channel) always gets the same message id,
+     * and its unique key is the one that refuses a second delivery of them
+     * (migration 0021): the id must stay a function of exactly those three.
+     */
     uint8_t h[32];
     buf_reset(&bt->scratch);
     rv = buf_printf(&bt->scratch, "%s|%s|%s", e->event_id, recipient, ch->id);
@@ -517,7 +521,7 @@ static sw_err insert(struct batch *bt, PGconn *tx, char *err, size_t errlen, siz
         "(extract(epoch FROM now()) * 1000000)::bigint FROM unnest($1::uuid[], $2::int[], "
         "$3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], "
         "$10::text[], $11::text[], $12::bool[], $13::bigint[]) AS u(s, p, e, t, c, ch, r, a, m, "
-        "sj, b, em, due) ON CONFLICT DO NOTHING RETURNING message_id, id",
+        "sj, b, em, due) ON CONFLICT (message_id) DO NOTHING RETURNING message_id, id",
         COLS, v, NULL, NULL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sw_err rv = db_fail(tx, r, "write the deliveries", err, errlen);
