@@ -25,6 +25,7 @@ struct fact {
     char case_id[37];
     const char *site_id;
     bool exists;
+    bool stored; /* its row was read: it is updated, not inserted */
     bool changed;
     int64_t registered_us;
     char type[32], channel[32], urgency[32];
@@ -49,6 +50,7 @@ static bool t(const PGresult *r, int row, int col)
 static void load_row(struct fact *f, const PGresult *r, int row)
 {
     f->exists = true;
+    f->stored = true;
     f->registered_us = strtoll(PQgetvalue(r, row, 1), NULL, 10);
     snprintf(f->type, sizeof(f->type), "%s", PQgetvalue(r, row, 2));
     snprintf(f->channel, sizeof(f->channel), "%s", PQgetvalue(r, row, 3));
@@ -465,45 +467,70 @@ sw_err aud_facts(struct audit *a, PGconn *tx, const struct aud_event *ev, size_t
         if (!had && !f->exists && e->event_case != EV(VIOLATION_RECORDED))
             missing++;
     }
-    struct buf rows;
-    buf_init(&rows, 64u << 20);
-    if (rv == SW_OK)
-        rv = buf_puts(&rows, "[");
-    size_t m = 0;
+    /* the new rows ($1) and those read ($2), each a JSON array */
+    struct buf rows[2];
+    size_t m[2] = {0, 0};
+    for (int j = 0; j < 2; j++) {
+        buf_init(&rows[j], 64u << 20);
+        if (rv == SW_OK)
+            rv = buf_puts(&rows[j], "[");
+    }
     for (size_t k = 0; rv == SW_OK && k < nf; k++)
-        if (facts[k].exists && facts[k].changed)
-            rv = fact_json(&rows, &facts[k], m++ == 0);
-    if (rv == SW_OK)
-        rv = buf_puts(&rows, "]");
-    if (rv == SW_OK && m > 0) {
-        const char *v[] = {buf_cstr(&rows)};
+        if (facts[k].exists && facts[k].changed) {
+            int j = facts[k].stored ? 1 : 0;
+            rv = fact_json(&rows[j], &facts[k], m[j]++ == 0);
+        }
+    for (int j = 0; j < 2 && rv == SW_OK; j++)
+        rv = buf_puts(&rows[j], "]");
+    if (rv == SW_OK && m[0] + m[1] > 0) {
+        /*
+         * A new case's row is inserted, a known one updated: no ON CONFLICT,
+         * whose every row is a speculative insertion (a probe, a token, a
+         * confirmation in the WAL) or, on a conflict, a probe and a row lock
+         * before the update.  Only the consumer that owns the case's
+         * partition writes its row, so what the read found is what is there;
+         * if not, the counts differ (or the key refuses the insert) and the
+         * batch is tried again, reading afresh.
+         */
+        const char *v[] = {buf_cstr(&rows[0]), buf_cstr(&rows[1])};
         PGresult *r = db_exec_fixed(
             tx,
-            "INSERT INTO audit.case_facts SELECT r.case_id, r.site_id, (r.registered_at AT TIME "
-            "ZONE s.time_zone)::date, r.registered_at, r.case_type, r.channel, r.urgency, "
-            "r.first_responder, r.department, r.on_spot, r.outcome, r.resolve_s, r.handed_off, "
-            "r.responded, r.transfers, r.returns, r.late_handoff, r.late_answer, r.late_resolve, "
-            "r.late_callback, r.called_back, r.satisfaction, r.reopened, r.esc_supervisor, "
-            "r.esc_manager, r.esc_leader FROM json_populate_recordset(NULL::audit.case_facts, "
-            "$1::json) r JOIN core.sites s ON s.id = r.site_id ON CONFLICT (case_id) DO UPDATE "
-            "SET department = EXCLUDED.department, on_spot = EXCLUDED.on_spot, outcome = "
-            "EXCLUDED.outcome, resolve_s = EXCLUDED.resolve_s, handed_off = EXCLUDED.handed_off, "
-            "responded = EXCLUDED.responded, transfers = EXCLUDED.transfers, returns = "
-            "EXCLUDED.returns, late_handoff = EXCLUDED.late_handoff, late_answer = "
-            "EXCLUDED.late_answer, late_resolve = EXCLUDED.late_resolve, late_callback = "
-            "EXCLUDED.late_callback, called_back = EXCLUDED.called_back, satisfaction = "
-            "EXCLUDED.satisfaction, reopened = EXCLUDED.reopened, esc_supervisor = "
-            "EXCLUDED.esc_supervisor, esc_manager = EXCLUDED.esc_manager, esc_leader = "
-            "EXCLUDED.esc_leader",
-            1, v);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            "WITH i AS (INSERT INTO audit.case_facts SELECT r.case_id, r.site_id, "
+            "(r.registered_at AT TIME ZONE s.time_zone)::date, r.registered_at, r.case_type, "
+            "r.channel, r.urgency, r.first_responder, r.department, r.on_spot, r.outcome, "
+            "r.resolve_s, r.handed_off, r.responded, r.transfers, r.returns, r.late_handoff, "
+            "r.late_answer, r.late_resolve, r.late_callback, r.called_back, r.satisfaction, "
+            "r.reopened, r.esc_supervisor, r.esc_manager, r.esc_leader FROM "
+            "json_populate_recordset(NULL::audit.case_facts, $1::json) r JOIN core.sites s ON "
+            "s.id = r.site_id RETURNING 1), u AS (UPDATE audit.case_facts f SET department = "
+            "r.department, on_spot = r.on_spot, outcome = r.outcome, resolve_s = r.resolve_s, "
+            "handed_off = r.handed_off, responded = r.responded, transfers = r.transfers, "
+            "returns = r.returns, late_handoff = r.late_handoff, late_answer = r.late_answer, "
+            "late_resolve = r.late_resolve, late_callback = r.late_callback, called_back = "
+            "r.called_back, satisfaction = r.satisfaction, reopened = r.reopened, "
+            "esc_supervisor = r.esc_supervisor, esc_manager = r.esc_manager, esc_leader = "
+            "r.esc_leader FROM json_populate_recordset(NULL::audit.case_facts, $2::json) r "
+            "WHERE f.case_id = r.case_id RETURNING 1) SELECT (SELECT count(*) FROM i), "
+            "(SELECT count(*) FROM u)",
+            2, v);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
             rv = db_fail_clear(tx, r, "write the case roll-ups", err, errlen);
-        else
+        } else if (strtoull(PQgetvalue(r, 0, 0), NULL, 10) != m[0] ||
+                   strtoull(PQgetvalue(r, 0, 1), NULL, 10) != m[1]) {
+            snprintf(err, errlen,
+                     "write the case roll-ups: %s of %zu new rows inserted, %s of %zu read rows "
+                     "updated",
+                     PQgetvalue(r, 0, 0), m[0], PQgetvalue(r, 0, 1), m[1]);
             PQclear(r);
+            rv = SW_ECONFLICT;
+        } else {
+            PQclear(r);
+        }
     } else if (rv != SW_OK && err[0] == '\0') {
         snprintf(err, errlen, "the batch's roll-ups do not fit in memory");
     }
-    buf_free(&rows);
+    buf_free(&rows[0]);
+    buf_free(&rows[1]);
     free(facts);
     free(ix.slot);
     if (rv == SW_OK)
