@@ -629,6 +629,7 @@ struct bus_consumer {
     struct metric *m_handled_fast;
     struct metric *m_recovered;
     struct metric *m_empty;
+    struct metric *m_batches;
     struct metric *m_parked;
     struct metric *m_parked_waiting;
     struct metric *m_failures;
@@ -1371,6 +1372,8 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
         goto fail;
     }
     /* Committed: the cursors move, and the figures count. */
+    if (total > 0)
+        metric_add(c->m_batches, 1);
     for (int pass = 0; pass < 2; pass++) {
         PGresult *r = rows[pass];
         for (int i = 0; r != NULL && i < PQntuples(r); i++) {
@@ -1481,6 +1484,9 @@ static void wait_doorbells(struct bus_consumer *c, int ms)
     }
 }
 
+/* The smallest batch after which a consumer waits (batch_wait_ms): it is busy. */
+#define BUS_WAIT_FROM 64
+
 static void *consumer_main(void *arg)
 {
     struct bus_consumer *c = arg;
@@ -1509,7 +1515,7 @@ static void *consumer_main(void *arg)
         if (catchup)
             c->next_catchup = now + c->cfg.catchup_ms;
         int did = 0;
-        bool bell = false;
+        bool bell = false, full = false;
         uint32_t set[c->nparts > 0 ? c->nparts : 1];
         int nset = 0;
         for (uint32_t p = 0; c->member && p < c->nparts && !atomic_load(&c->stop); p++) {
@@ -1546,6 +1552,7 @@ static void *consumer_main(void *arg)
             did += n;
             if (n < c->cfg.batch_max)
                 break;
+            full = true;
             first++; /* a full batch: the rest go in the next transaction, fairly */
         }
         for (uint32_t p = 0; c->member && p < c->nparts; p++) {
@@ -1577,7 +1584,23 @@ static void *consumer_main(void *arg)
         int wait = did > 0 ? 0 : bell ? c->bell_wait_ms : 50;
         if (did == 0 && bell && c->bell_wait_ms < BELL_WAIT_MAX)
             c->bell_wait_ms *= 2;
-        wait_doorbells(c, wait);
+        /*
+         * A busy consumer's batch (BUS_WAIT_FROM events or more) that was
+         * not full: the next one starts batch_wait_ms after this one did,
+         * not at once, so that it holds what came in meanwhile.  Every
+         * transaction pays the same statements (the windows, the cursors,
+         * the handler's own, the commit) however few events it carries;
+         * under load, fewer and larger batches cost less per event
+         * (BENCHMARKS.md).  A quiet consumer's small batches, and a full
+         * batch, go straight on; the wait ends early on stop.
+         */
+        if (did >= BUS_WAIT_FROM && !full && c->cfg.batch_wait_ms > 0) {
+            long long until = now + c->cfg.batch_wait_ms, left;
+            while (!atomic_load(&c->stop) && (left = until - db_now_ms()) > 0)
+                wait_doorbells(c, (int)left);
+        } else {
+            wait_doorbells(c, wait);
+        }
     }
     if (db_conn(c->db) != NULL)
         db_reset(c->db); /* closing the session releases every lock */
@@ -1686,6 +1709,10 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
                                  "Events handled by catch-up, their doorbell lost", labels);
     c->m_empty = metrics_get(METRIC_COUNTER, "shouwen_bus_empty_reads_total",
                              "Reads of the outbox that found no event", labels);
+    c->m_batches = metrics_get(METRIC_COUNTER, "shouwen_bus_batches_total",
+                               "Transactions committed that read events (events per batch: "
+                               "handled and passed over, divided by this)",
+                               labels);
     c->m_parked = metrics_get(METRIC_COUNTER, "shouwen_bus_parked_total",
                               "Events parked in bus.dead_letters", labels);
     c->m_parked_waiting = metrics_get(

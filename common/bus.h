@@ -224,6 +224,9 @@ struct bus_consumer_config {
     int max_attempts;            /* failures before parking (default 5) */
     long long catchup_ms;        /* catch-up read at least this often (default 500) */
     long long rebalance_ms;      /* partition claims checked this often (default 1000) */
+    long long batch_wait_ms;     /* after a batch of 64 events or more that was not full
+                                    (a busy consumer), the next starts no sooner than this
+                                    after it began (default 0: at once) */
     int recv_buf;                /* NNG_OPT_RECVBUF in messages (default 4096; tests: 1) */
 };
 

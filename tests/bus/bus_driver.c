@@ -18,7 +18,8 @@
  *       BUSTEST_BATCH_HANDLER (1: a batch handler that blames the failing
  *       event; 2: one that always blames the first of the batch, as a
  *       handler that cannot tell would), BUSTEST_KEYED (1: keyed
- *       transactions, DB_BEGIN_KEYED in db.h, as routing's).
+ *       transactions, DB_BEGIN_KEYED in db.h, as routing's),
+ *       BUSTEST_BATCH_MAX, BUSTEST_BATCH_WAIT_MS (bus_consumer_config).
  *
  *   bus_driver pipeline  checks db_pipeline (common/db.c) against the real
  *       server: statements answered in order, a failure in the middle
@@ -332,6 +333,7 @@ static sw_err consumer_start(struct svc *s)
         .db_url = cfg_str(svc_cfg(s), "SHOUWEN_DATABASE_URL"),
         .sub_urls = urls,
         .batch_max = (int)env_long("BUSTEST_BATCH_MAX", 500),
+        .batch_wait_ms = env_long("BUSTEST_BATCH_WAIT_MS", 0),
         .max_attempts = (int)env_long("BUSTEST_MAX_ATTEMPTS", 3),
         .keyed = env_long("BUSTEST_KEYED", 0) != 0,
         .recv_buf = (int)env_long("BUSTEST_RECV_BUF", 0),

@@ -257,4 +257,27 @@ check "a plain consumer's handler: the session's settings, every time" test "$(q
 check "a keyed one's: the guards" test "$(q "SELECT count(*) FILTER (WHERE planner = 'off,off,off,force_generic_plan') || ' ' || count(*) FROM bustest.effects WHERE consumer = 'keyed'")" = "400 400"
 reset
 
+echo "== 12. a busy consumer told to wait between batches (batch_wait_ms) takes fewer, larger batches, and loses nothing"
+# 20,000 events in transactions of 200 at 10,000/s, for 2 s: an eager
+# consumer reads each transaction's events about as they come; one that
+# waits 500 ms after a batch of 64 events or more that was not full takes
+# about one batch per 500 ms (and a few for the tail).  batch_max is
+# large enough that no batch is full.
+consumer $((base + 13)) eager BUSTEST_BATCH_MAX=10000
+eager_port=$((base + 13))
+consumer $((base + 14)) waits BUSTEST_BATCH_MAX=10000 BUSTEST_BATCH_WAIT_MS=500
+waits_port=$((base + 14))
+check "producer wrote 20,000 events" produce BUSTEST_COUNT=20000 BUSTEST_BATCH=200 BUSTEST_RATE=10000
+check "all applied by both" wait_for 30 effects_are 40000
+sleep 1
+each_once() { test "$(q "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM bustest.effects WHERE consumer = '$1'")" = "20000 20000"; }
+check "the eager consumer: each exactly once" each_once eager
+check "the waiting consumer: each exactly once" each_once waits
+eb=$(metric $eager_port shouwen_bus_batches_total)
+wb=$(metric $waits_port shouwen_bus_batches_total)
+echo "     batches: eager $eb, waiting $wb"
+check "the waiting consumer took at most 10 batches ($wb)" test "$wb" -ge 1 -a "$wb" -le 10
+check "the eager one took more than twice as many ($eb)" test "$eb" -gt $((2 * wb))
+reset
+
 finish
