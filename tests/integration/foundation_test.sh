@@ -118,7 +118,7 @@ out=$("$bin/shouwen-escalation" --bogus 2>&1); rc=$?
 check "unknown argument: exit 2" test $rc -eq 2
 out=$(SHOUWEN_DATABASE_URL="host=x password='se cret' port=1" "$bin/shouwen-intake" --check-config)
 check "--check-config hides a quoted password" bash -c "grep -q \"password=\*\*\* port=1\" <<<\"\$0\" && ! grep -q cret <<<\"\$0\"" "$out"
-check "--help lists every setting" bash -c "'$bin/shouwen-notification' --help | grep -c '^  SHOUWEN_' | grep -qx 18"
+check "--help lists every setting" bash -c "'$bin/shouwen-notification' --help | grep -c '^  SHOUWEN_' | grep -qx 19"
 
 echo "== database unreachable at start"
 SHOUWEN_DATABASE_URL="host=$tmp/nowhere dbname=shouwen" "$bin/shouwen-audit" 2>"$tmp/unreach.log" &
