@@ -1484,9 +1484,6 @@ static void wait_doorbells(struct bus_consumer *c, int ms)
     }
 }
 
-/* The smallest batch after which a consumer waits (batch_wait_ms): it is busy. */
-#define BUS_WAIT_FROM 64
-
 static void *consumer_main(void *arg)
 {
     struct bus_consumer *c = arg;

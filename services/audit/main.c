@@ -37,10 +37,7 @@ static const struct cfg_def settings[] = {
      "are read from the database either way"},
     {"SHOUWEN_AUDIT_BATCH_MAX", CFG_INT, 1, 10000, "5000", NULL,
      "Most events chained in one transaction"},
-    {"SHOUWEN_AUDIT_BATCH_WAIT", CFG_DURATION, 0, 1000, "40ms", NULL,
-     "When busy (a batch of 64 events or more, not full), how long after a batch began the next "
-     "starts (0: at once): larger batches cost less per event, each waiting at most this much "
-     "longer; a quiet consumer reads at once"},
+    BUS_BATCH_WAIT_SETTING("AUDIT", "40ms"),
     {"SHOUWEN_AUDIT_KEY", CFG_STRING, 0, AUDIT_KEY_MAX, "", NULL,
      "Secret (at least 32 characters) from which each site's checkpoint key is derived; empty: "
      "no checkpoints are signed (logged as a warning)"},

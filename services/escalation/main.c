@@ -27,10 +27,7 @@ static const struct cfg_def settings[] = {
      "every service that changes cases; events are read from the database either way"},
     {"SHOUWEN_ESCALATION_BATCH_MAX", CFG_INT, 1, 10000, "500", NULL,
      "Most case events handled in one transaction"},
-    {"SHOUWEN_ESCALATION_BATCH_WAIT", CFG_DURATION, 0, 1000, "40ms", NULL,
-     "When busy (a batch of 64 events or more, not full), how long after a batch began the next "
-     "starts (0: at once): larger batches cost less per event, each waiting at most this much "
-     "longer; a quiet consumer reads at once"},
+    BUS_BATCH_WAIT_SETTING("ESCALATION", "40ms"),
     {"SHOUWEN_ESCALATION_FIRE_BATCH_MAX", CFG_INT, 1, 100000, "10000", NULL,
      "Most deadlines fired in one transaction (a burst: per session)"},
     {"SHOUWEN_ESCALATION_FIRE_SESSIONS", CFG_INT, 1, 16, "2", NULL,

@@ -29,10 +29,7 @@ static const struct cfg_def settings[] = {
      "events are read from the database either way"},
     {"SHOUWEN_NOTIFICATION_BATCH_MAX", CFG_INT, 1, 10000, "500", NULL,
      "Most events turned into deliveries in one transaction"},
-    {"SHOUWEN_NOTIFICATION_BATCH_WAIT", CFG_DURATION, 0, 1000, "15ms", NULL,
-     "When busy (a batch of 64 events or more, not full), how long after a batch began the next "
-     "starts (0: at once): larger batches cost less per event, each waiting at most this much "
-     "longer; a quiet consumer reads at once"},
+    BUS_BATCH_WAIT_SETTING("NOTIFICATION", "15ms"),
     {"SHOUWEN_NOTIFICATION_CONCURRENCY", CFG_INT, 1, 10000, "256", NULL,
      "Most attempts in flight at once (libcurl multi)"},
     {"SHOUWEN_NOTIFICATION_RETRY_BASE", CFG_DURATION, 10, 3600000, "1s", NULL,

@@ -26,10 +26,7 @@ static const struct cfg_def settings[] = {
      "intake's; events are read from the database either way"},
     {"SHOUWEN_ROUTING_BATCH_MAX", CFG_INT, 1, 10000, "1000", NULL,
      "Most events handled in one transaction (the events routing passes over count too)"},
-    {"SHOUWEN_ROUTING_BATCH_WAIT", CFG_DURATION, 0, 1000, "40ms", NULL,
-     "When busy (a batch of 64 events or more, not full), how long after a batch began the next "
-     "starts (0: at once): larger batches cost less per event, each waiting at most this much "
-     "longer; a quiet consumer reads at once"},
+    BUS_BATCH_WAIT_SETTING("ROUTING", "40ms"),
     {"SHOUWEN_ROUTING_CONSUMERS", CFG_INT, 1, 16, "1", NULL,
      "Consumer threads, each with its own database session and share of the partitions "
      "(on 2 cores one gives the highest rate, two the lowest latency: see the README)"},
