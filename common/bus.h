@@ -224,13 +224,15 @@ struct bus_consumer_config {
     int max_attempts;            /* failures before parking (default 5) */
     long long catchup_ms;        /* catch-up read at least this often (default 500) */
     long long rebalance_ms;      /* partition claims checked this often (default 1000) */
-    long long batch_wait_ms;     /* after a batch of BUS_WAIT_FROM events or more that was
-                                    not full (a busy consumer), the next starts no sooner
-                                    than this after it began (default 0: at once) */
+    long long batch_wait_ms;     /* when BUS_WAIT_FROM events or more came in while a batch
+                                    that was not full was applied (a busy consumer), the
+                                    next starts no sooner than this after it began
+                                    (default 0: at once) */
     int recv_buf;                /* NNG_OPT_RECVBUF in messages (default 4096; tests: 1) */
 };
 
-/* The smallest batch after which a consumer waits (batch_wait_ms): it is busy. */
+/* A consumer is busy, and waits (batch_wait_ms), when this many events or
+ * more came in while its last batch was applied. */
 #define BUS_WAIT_FROM 64
 #define BUS_STR_(x)   #x
 #define BUS_STR(x)    BUS_STR_(x)
@@ -239,12 +241,12 @@ struct bus_consumer_config {
 #define BUS_BATCH_WAIT_SETTING(NAME, DEFAULT)                                                      \
     {                                                                                              \
         "SHOUWEN_" NAME "_BATCH_WAIT", CFG_DURATION, 0, 1000, DEFAULT, NULL,                       \
-            "When busy (a batch of " BUS_STR(BUS_WAIT_FROM) " events or more, not full), how "     \
-                                                            "long after a batch began the next "   \
-                                                            "starts (0: at once): larger batches " \
-                                                            "cost less per event, each waiting "   \
-                                                            "at most this much longer; a quiet "   \
-                                                            "consumer reads at once"               \
+            "When busy (" BUS_STR(BUS_WAIT_FROM) " events or more came in while a batch, not "     \
+                                                 "full, was applied), how long after a batch "     \
+                                                 "began the next starts (0ms: at once): "          \
+                                                 "larger batches cost less per event, each "       \
+                                                 "waiting at most this much longer; a "            \
+                                                 "consumer that keeps up reads at once"            \
     }
 
 struct bus_consumer;

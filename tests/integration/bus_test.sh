@@ -285,4 +285,29 @@ check "the waiting consumer took at most one batch per 500 ms and 4 more ($wb, a
 check "the eager one took more than twice as many ($eb)" test "$eb" -gt $((2 * wb))
 reset
 
+echo "== 13. when the load drops, a consumer that waited reads at once again"
+# A consumer waiting 500 ms when busy: 10,000 events/s for 2 s, while a
+# trickle of 200/s (transactions of 2, its own publisher) goes on for 5 s.
+# After the load, a batch that follows a wait is large only because of the
+# wait (500 ms of the trickle is 100 events); taken as a sign of load, it
+# would keep the consumer waiting 500 ms a batch for as long as the trickle
+# lasts.  It must read at once again: more than one batch per 100 ms.
+consumer $((base + 15)) drops BUSTEST_BATCH_MAX=10000 BUSTEST_BATCH_WAIT_MS=500 \
+    BUSTEST_SUB_URLS="ipc://$tmp/p.pub,ipc://$tmp/t.pub"
+drops_port=$((base + 15))
+produce BUSTEST_PUB_URL="ipc://$tmp/t.pub" BUSTEST_COUNT=1000 BUSTEST_BATCH=2 BUSTEST_RATE=200 >"$tmp/trickle.out" &
+trickle=$!
+check "producer wrote 20,000 events at 10,000/s" produce BUSTEST_COUNT=20000 BUSTEST_BATCH=200 BUSTEST_RATE=10000
+b0=$(metric $drops_port shouwen_bus_batches_total)
+t0=$(date +%s%3N)
+check "the trickle's producer wrote 1,000 events" wait "$trickle"
+took=$(($(date +%s%3N) - t0))
+b1=$(metric $drops_port shouwen_bus_batches_total)
+echo "     batches after the load: $((b1 - b0)) in $took ms of the trickle"
+check "after the load it took more than one batch per 100 ms ($((b1 - b0)) in $took ms)" test $((b1 - b0)) -gt $((took / 100)) -a "$took" -ge 1000
+check "all applied" wait_for 30 effects_are 21000
+sleep 1
+check "each exactly once" exactly_once 21000
+reset
+
 finish
