@@ -219,6 +219,13 @@ for m in "intake shouwen_intake_unavailable_total" "routing shouwen_routing_refu
     read -r s m2 <<<"$m"
     mets+=" $s:${m2#shouwen_}=$(metric "$s" "$m2")"
 done
+# Each consumer's transactions that read events (the warm-up's included):
+# how large its batches were (SHOUWEN_*_BATCH_WAIT).
+batches=""
+for s in routing escalation notification audit; do
+    b=$(metric "$s" shouwen_bus_batches_total)
+    batches+=" $s $b ($(awk -v n="$ok" -v b="$b" 'BEGIN {printf "%.0f", (b > 0 ? n / b : 0)}') cases a batch),"
+done
 for s in "${services[@]}"; do kill -TERM "${pid[$s]}" 2>/dev/null; done
 for s in "${services[@]}"; do wait "${pid[$s]}" 2>/dev/null; done
 kill -TERM "$sink"
@@ -355,6 +362,7 @@ echo "lost: $lost cases (a 201 without its case: $unregistered; not routed: $not
     "not delivered to the webhook: $not_delivered; an event not in audit.log: $not_audited)$gaveup"
 echo "doubled: routed twice $routed_twice, webhook requests received twice $received_twice"
 echo "metrics:$mets"
+echo "batches (transactions that read events):${batches%,}"
 echo "CPU over the run ($window s from load start to drained; $(nproc) cores = $(awk -v w="$window" -v n="$(nproc)" 'BEGIN {printf "%.0f", w * n}') CPU-s):"
 cpu_line() { awk -v t="$2" -v hz="$hz" -v n="$ok" -v w="$window" -v what="$1" 'BEGIN {printf "    %-28s %7.1f s  %5.0f us/case  %3.0f%% of a core\n", what, t / hz, t / hz / n * 1e6, t / hz / w * 100}'; }
 for s in "${services[@]}"; do cpu_line "$s" "${cpu[$s]}"; cpu_line "  its database sessions" "${scpu[$s]}"; done
