@@ -2,6 +2,7 @@
  * bus.c - the transactional outbox, the doorbell and the consumers.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -609,6 +610,7 @@ struct bus_consumer {
     _Atomic uint64_t generation;                       /* ownership changes so far */
     struct db *db;
     nng_socket sub;
+    int sub_fd; /* readable while a doorbell waits (NNG_OPT_RECVFD) */
     bool member;
     uint32_t nparts;
     struct part *parts;
@@ -1473,14 +1475,22 @@ static void doorbell(struct bus_consumer *c, nng_msg *m)
 }
 
 /* Wait up to `ms` for a doorbell, then take every other one waiting. */
+/*
+ * Waits at most `ms` for doorbells, then takes every one that came.  The
+ * wait is poll(2) on the socket's NNG_OPT_RECVFD, not a receive with
+ * NNG_OPT_RECVTIMEO: in nng 1.5.2 every receive that times out costs about
+ * a millisecond of CPU in nng's aio expiry thread (it spins to the
+ * millisecond's end), and a consumer waits so dozens of times a second,
+ * idle or busy (2-3% of a core each in make bench, BENCHMARKS.md).
+ */
 static void wait_doorbells(struct bus_consumer *c, int ms)
 {
     nng_msg *m;
-    nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, ms);
-    if (nng_recvmsg(c->sub, &m, 0) != 0)
-        return;
-    doorbell(c, m);
-    nng_msg_free(m);
+    if (ms > 0) {
+        struct pollfd p = {.fd = c->sub_fd, .events = POLLIN};
+        if (poll(&p, 1, ms) <= 0)
+            return; /* nothing came (or a signal): the caller looks again */
+    }
     for (int i = 0; i < 100000 && nng_recvmsg(c->sub, &m, NNG_FLAG_NONBLOCK) == 0; i++) {
         doorbell(c, m);
         nng_msg_free(m);
@@ -1744,7 +1754,8 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
         (rv = nng_socket_set_int(c->sub, NNG_OPT_RECVBUF, c->cfg.recv_buf)) != 0 ||
         /* a publisher that restarts is found again within half a second */
         (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMINT, 50)) != 0 ||
-        (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMAXT, 500)) != 0) {
+        (rv = nng_socket_set_ms(c->sub, NNG_OPT_RECONNMAXT, 500)) != 0 ||
+        (rv = nng_socket_get_int(c->sub, NNG_OPT_RECVFD, &c->sub_fd)) != 0) {
         snprintf(err, errlen, "could not open the subscribe socket: %s", nng_strerror(rv));
         consumer_free(c);
         return SW_ENNG;

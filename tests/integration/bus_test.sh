@@ -310,4 +310,25 @@ sleep 1
 check "each exactly once" exactly_once 21000
 reset
 
+echo "== 14. an idle consumer costs next to no CPU"
+# Idle, a consumer waits for doorbells 50 ms at a time (and reads the outbox
+# every 500 ms).  In nng 1.5.2 a receive that times out costs about 1 ms of
+# CPU in nng's expiry thread, so waiting by NNG_OPT_RECVTIMEO took 2.4-3.2%
+# of a core (24-32 ticks of 100 in 10 s); polling the socket's
+# NNG_OPT_RECVFD, 0.6-1.2% (most of it nng redialling the publisher, which
+# is not running here).  CPU ticks of the process (user and system,
+# /proc/PID/stat) over 10 s.
+consumer $((base + 16)) idle
+idle_pid=$last_pid
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(ticks "$idle_pid")
+sleep 10
+t1=$(ticks "$idle_pid")
+hz=$(getconf CLK_TCK)
+most=$((hz * 10 * 18 / 1000))
+echo "     idle for 10 s: $((t1 - t0)) ticks of $hz a second"
+check "an idle consumer used at most 1.8% of a core over 10 s ($((t1 - t0)) ticks, at most $most)" test $((t1 - t0)) -le "$most"
+reset
+
 finish
