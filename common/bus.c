@@ -1474,14 +1474,13 @@ static void doorbell(struct bus_consumer *c, nng_msg *m)
     }
 }
 
-/* Wait up to `ms` for a doorbell, then take every other one waiting. */
 /*
  * Waits at most `ms` for doorbells, then takes every one that came.  The
  * wait is poll(2) on the socket's NNG_OPT_RECVFD, not a receive with
  * NNG_OPT_RECVTIMEO: in nng 1.5.2 every receive that times out costs about
  * a millisecond of CPU in nng's aio expiry thread (it spins to the
  * millisecond's end), and a consumer waits so dozens of times a second,
- * idle or busy (2-3% of a core each in make bench, BENCHMARKS.md).
+ * idle or busy (1-3% of a core each in make bench, BENCHMARKS.md).
  */
 static void wait_doorbells(struct bus_consumer *c, int ms)
 {
@@ -1595,8 +1594,8 @@ static void *consumer_main(void *arg)
         if (did == 0 && bell && c->bell_wait_ms < BELL_WAIT_MAX)
             c->bell_wait_ms *= 2;
         /*
-         * A busy consumer: the next one starts batch_wait_ms after this one
-         * did, not at once, so that it holds what came in meanwhile.  Every
+         * A busy consumer's next batch starts batch_wait_ms after this one
+         * began, not at once, so that it holds what came in meanwhile.  Every
          * transaction pays the same statements (the windows, the cursors,
          * the handler's own, the commit) however few events it carries;
          * under load, fewer and larger batches cost less per event
@@ -1606,13 +1605,12 @@ static void *consumer_main(void *arg)
          * applied, what the next batch would hold if it began at once, are
          * BUS_WAIT_FROM or more: this batch's events over the time since
          * the last look that read any began, times how long this batch
-         * took.  Not the
-         * size of the batch itself: after a wait a batch is large because
-         * of the wait, and a consumer that keeps up easily would go on
-         * waiting for ever once a burst had made it wait (at 1,000 cases
-         * a second, routing's registered-to-routed p99 went from 5 ms to
-         * 42 ms).  A quiet consumer and a full batch go straight on; the
-         * wait ends early on stop.
+         * took.  Not the size of the batch itself: after a wait a batch is
+         * large because of the wait, and a consumer that keeps up easily
+         * would go on waiting for ever once a burst had made it wait (at
+         * 1,000 cases a second, routing's registered-to-routed p99 went
+         * from 5 ms to 42 ms).  A quiet consumer and a full batch go
+         * straight on; the wait ends early on stop.
          */
         long long took = db_now_ms() - now;
         long long span = now - c->last_look_ms;
