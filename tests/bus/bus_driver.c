@@ -19,7 +19,10 @@
  *       event; 2: one that always blames the first of the batch, as a
  *       handler that cannot tell would), BUSTEST_KEYED (1: keyed
  *       transactions, DB_BEGIN_KEYED in db.h, as routing's),
- *       BUSTEST_BATCH_MAX, BUSTEST_BATCH_WAIT_MS (bus_consumer_config).
+ *       BUSTEST_BATCH_MAX, BUSTEST_BATCH_WAIT_MS (bus_consumer_config),
+ *       BUSTEST_BATCH_WORK_MS (the batch handler sleeps this long on each
+ *       call, so that how long a batch takes does not depend on how fast
+ *       the machine is).
  *
  *   bus_driver pipeline  checks db_pipeline (common/db.c) against the real
  *       server: statements answered in order, a failure in the middle
@@ -215,6 +218,7 @@ struct consumer_state {
     char name[101];
     char fail_type[101];
     int effects;
+    long batch_work_ms; /* BUSTEST_BATCH_WORK_MS */
     bool blame_first; /* BUSTEST_BATCH_HANDLER=2 */
     /* latency samples (microseconds, event time to commit), for the benchmark */
     int64_t pending[16384]; /* a transaction handles at most 16 x 500 */
@@ -261,6 +265,8 @@ static sw_err handle_batch(PGconn *tx, const Shouwen__V1__Envelope *const *envs,
                            void *arg, size_t *failed, char *err, size_t errlen)
 {
     struct consumer_state *st = arg;
+    if (st->batch_work_ms > 0)
+        usleep((useconds_t)st->batch_work_ms * 1000);
     for (size_t i = 0; i < n; i++) {
         sw_err rv = handle(tx, envs[i], arg, err, errlen);
         if (rv != SW_OK) {
@@ -304,6 +310,7 @@ static sw_err consumer_start(struct svc *s)
     snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
     snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
     cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
+    cstate.batch_work_ms = env_long("BUSTEST_BATCH_WORK_MS", 0);
     long batch_handler = env_long("BUSTEST_BATCH_HANDLER", 0);
     cstate.blame_first = batch_handler == 2;
     if (getenv("BUSTEST_LATENCY_FILE") != NULL) {

@@ -260,14 +260,18 @@ reset
 echo "== 12. a busy consumer told to wait between batches (batch_wait_ms) takes fewer, larger batches, and loses nothing"
 # 20,000 events in transactions of 200 at 10,000/s, for 2 s: an eager
 # consumer reads each transaction's events about as they come; one that
-# waits 500 ms after a batch of 64 events or more that was not full takes
-# about one batch per 500 ms of the production (and a few for the first
-# and the tail; the bound counts the production's real length, so a slow
-# machine does not fail it).  batch_max is large enough that no batch is
-# full.
-consumer $((base + 13)) eager BUSTEST_BATCH_MAX=10000
+# waits 500 ms when busy (64 events or more came in while its last batch
+# was applied) takes about one batch per 500 ms of the production (and a
+# few for the first and the tail; the bound counts the production's real
+# length, so a slow machine does not fail it).  batch_max is large enough
+# that no batch is full.  Each batch takes at least 15 ms (the handler
+# sleeps), in which 150 events come in: busy on any machine.  Without the
+# sleep, whether it was busy depended on the machine's speed: a batch of
+# 200 inserts had to take 6.4 ms, and on a faster machine it did not.
+consumer $((base + 13)) eager BUSTEST_BATCH_MAX=10000 BUSTEST_BATCH_HANDLER=1 BUSTEST_BATCH_WORK_MS=15
 eager_port=$((base + 13))
-consumer $((base + 14)) waits BUSTEST_BATCH_MAX=10000 BUSTEST_BATCH_WAIT_MS=500
+consumer $((base + 14)) waits BUSTEST_BATCH_MAX=10000 BUSTEST_BATCH_WAIT_MS=500 \
+    BUSTEST_BATCH_HANDLER=1 BUSTEST_BATCH_WORK_MS=15
 waits_port=$((base + 14))
 t0=$(date +%s%3N)
 check "producer wrote 20,000 events" produce BUSTEST_COUNT=20000 BUSTEST_BATCH=200 BUSTEST_RATE=10000
