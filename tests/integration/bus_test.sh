@@ -261,9 +261,10 @@ echo "== 12. a busy consumer told to wait between batches (batch_wait_ms) takes 
 # 20,000 events in transactions of 200 at 10,000/s, for 2 s: an eager
 # consumer reads each transaction's events about as they come; one that
 # waits 500 ms when busy (64 events or more came in while its last batch
-# was applied) takes about one batch per 500 ms of the production (and a
-# few for the first and the tail; the bound counts the production's real
-# length, so a slow machine does not fail it).  batch_max is large enough
+# was applied) takes about one batch per 500 ms of the production, and a
+# few more: the first (not busy yet), the one right after it, the tail (6-8
+# in all here; the bound counts the production's real length, so a slow
+# machine does not fail it, and allows 6 more).  batch_max is large enough
 # that no batch is full.  Each batch takes at least 15 ms (the handler
 # sleeps), in which 150 events come in: busy on any machine.  Without the
 # sleep, whether it was busy depended on the machine's speed: a batch of
@@ -283,9 +284,9 @@ check "the eager consumer: each exactly once" each_once eager
 check "the waiting consumer: each exactly once" each_once waits
 eb=$(metric $eager_port shouwen_bus_batches_total)
 wb=$(metric $waits_port shouwen_bus_batches_total)
-most=$((took / 500 + 4))
+most=$((took / 500 + 6))
 echo "     batches: eager $eb, waiting $wb, over $took ms of production"
-check "the waiting consumer took at most one batch per 500 ms and 4 more ($wb, at most $most)" test "$wb" -ge 1 -a "$wb" -le "$most"
+check "the waiting consumer took at most one batch per 500 ms and 6 more ($wb, at most $most)" test "$wb" -ge 1 -a "$wb" -le "$most"
 check "the eager one took more than twice as many ($eb)" test "$eb" -gt $((2 * wb))
 reset
 
