@@ -219,7 +219,7 @@ struct consumer_state {
     char fail_type[101];
     int effects;
     long batch_work_ms; /* BUSTEST_BATCH_WORK_MS */
-    bool blame_first; /* BUSTEST_BATCH_HANDLER=2 */
+    bool blame_first;   /* BUSTEST_BATCH_HANDLER=2 */
     /* latency samples (microseconds, event time to commit), for the benchmark */
     int64_t pending[16384]; /* a transaction handles at most 16 x 500 */
     size_t npending;

@@ -186,10 +186,13 @@ check "... stops cleanly" test "$rc" = 0
 echo "== stop with requests in flight"
 # The case-number counter is locked, so the workers hold their batches
 # (and the REP contexts their requests) when SIGTERM comes: the stop must
-# wait for them, answer every one, and only then close the socket.
-"$top/deploy/pg.sh" psql -qtAX -c "BEGIN; LOCK TABLE core.case_numbers IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null 2>&1 &
+# wait for them, answer every one, and only then close the socket.  The
+# lock is released by cancelling its holder once the stop has been seen to
+# wait, not by a timer: a slow host could lose a race with one.
+q "BEGIN; LOCK TABLE core.case_numbers IN EXCLUSIVE MODE; SELECT 'stop', pg_sleep(120); COMMIT;" >/dev/null 2>&1 &
 locker=$!
-sleep 0.5
+locked() { test "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%''stop'', pg_sleep%' AND wait_event = 'PgSleep'")" = 1; }
+check "(the counter is locked)" wait_for 10 locked
 for i in $(seq 1 30); do
     submit --timeout 20000 --key "$KEY" --site SH01 --channel api --type help --subject "stop $i" --external-ref "stop-$i" >"$tmp/stop.$i" &
 done
@@ -202,6 +205,7 @@ check "... with no answer given yet" test "$(cat "$tmp"/stop.* | wc -c)" = 0
 kill -TERM "$intake_pid"
 sleep 1
 check "SIGTERM: still running while the jobs in hand wait" kill -0 "$intake_pid"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%''stop'', pg_sleep%' AND wait_event = 'PgSleep'" >/dev/null
 wait "$intake_pid"
 rc=$?
 intake_pid=""
