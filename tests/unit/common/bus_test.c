@@ -116,6 +116,69 @@ static void test_wire_refuses_malformed_messages(void **state)
     assert_int_equal(bus_wire_open(&w, msg, len), SW_EINVAL);
 }
 
+/*
+ * A doorbell's envelopes are checked for their framing only: every real
+ * envelope is framed, and bytes that are not whole protobuf fields (cut
+ * short, a length past the end, a wire type proto3 has not, a varint that
+ * never ends, nothing at all) are not.
+ */
+static void test_envelope_framing(void **state)
+{
+    (void)state;
+    Shouwen__V1__Envelope env = SHOUWEN__V1__ENVELOPE__INIT;
+    Shouwen__V1__CaseRegistered reg = SHOUWEN__V1__CASE_REGISTERED__INIT;
+    Shouwen__V1__Actor actor = SHOUWEN__V1__ACTOR__INIT;
+    reg.subject = "a leak in the basement";
+    reg.description = "water on the floor of the garage";
+    actor.staff_code = "ENG-HEAD";
+    env.event_id = "0b6f1a52-64c2-4a1c-9a4e-000000000001";
+    env.type = "case.registered";
+    env.site = "SH01";
+    env.case_id = "0b6f1a52-64c2-4a1c-9a4e-000000000002";
+    env.case_version = 1;
+    env.partition = 7;
+    env.time = INT64_C(1764000000000000);
+    env.actor = &actor;
+    env.event_case = SHOUWEN__V1__ENVELOPE__EVENT_REGISTERED;
+    env.registered = &reg;
+    uint8_t buf[512];
+    size_t n = shouwen__v1__envelope__get_packed_size(&env);
+    assert_true(n < sizeof(buf));
+    assert_int_equal(shouwen__v1__envelope__pack(&env, buf), n);
+    assert_true(bus_envelope_framed(buf, n));
+    /* a prefix is framed exactly when protobuf-c can unpack it: when it ends between fields */
+    int framed = 0;
+    for (size_t cut = 1; cut < n; cut++) {
+        Shouwen__V1__Envelope *e = shouwen__v1__envelope__unpack(NULL, cut, buf);
+        assert_int_equal(bus_envelope_framed(buf, cut), e != NULL);
+        framed += e != NULL;
+        shouwen__v1__envelope__free_unpacked(e, NULL);
+    }
+    assert_in_range(framed, 5, 9); /* after event_id, type, site, case_id, ..., the actor */
+    assert_false(bus_envelope_framed(buf, n - 1)); /* the last field cut short */
+
+    static const uint8_t truncated[] = "\012\044truncated"; /* 36 bytes said, 9 there */
+    static const uint8_t group[] = {0x0B, 0x0C};            /* wire types 3 and 4 */
+    static const uint8_t wire6[] = {0x0E, 0x00};            /* wire type 6 */
+    static const uint8_t endless[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                      0x80, 0x80, 0x80, 0x80, 0x80, 0x01}; /* 11 bytes */
+    static const uint8_t fixed64[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8};
+    static const uint8_t fixed32[] = {0x0D, 1, 2, 3, 4};
+    static const uint8_t huge_len[] = {0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 'x'};
+    assert_false(bus_envelope_framed(truncated, sizeof(truncated) - 1));
+    assert_false(bus_envelope_framed(group, sizeof(group)));
+    assert_false(bus_envelope_framed(wire6, sizeof(wire6)));
+    assert_false(bus_envelope_framed(endless, sizeof(endless)));
+    assert_false(bus_envelope_framed(huge_len, sizeof(huge_len)));
+    assert_false(bus_envelope_framed(buf, 0));
+    assert_false(bus_envelope_framed(NULL, 0));
+    assert_true(bus_envelope_framed(fixed64, sizeof(fixed64)));
+    assert_false(bus_envelope_framed(fixed64, sizeof(fixed64) - 1));
+    assert_true(bus_envelope_framed(fixed32, sizeof(fixed32)));
+    assert_false(bus_envelope_framed(fixed32, sizeof(fixed32) - 1));
+    assert_false(bus_envelope_framed((const uint8_t *)"garbage", 7)); /* 'g': wire type 7 */
+}
+
 static void test_partition_follows_the_case_then_the_event(void **state)
 {
     (void)state;
@@ -391,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_wire_takes_one_event),
         cmocka_unit_test(test_wire_takes_a_batch),
         cmocka_unit_test(test_wire_refuses_malformed_messages),
+        cmocka_unit_test(test_envelope_framing),
         cmocka_unit_test(test_partition_follows_the_case_then_the_event),
         cmocka_unit_test(test_outbox_refuses_ids_that_are_not_uuids),
         cmocka_unit_test(test_uuid_v7_is_time_ordered),
