@@ -69,12 +69,25 @@ sw_err buf_puts(struct buf *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+/*
+ * Formatted once into the room the buffer has, which is nearly always
+ * enough; only when it is not, sized and formatted again.  (It was always
+ * formatted twice, the first time only to be measured: the services build
+ * their statements' arrays with it, a dozen numbers a row.)
+ */
 sw_err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    size_t room = b->data != NULL ? b->cap - b->len : 0; /* the NUL's byte included */
+    int n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
+    if (n >= 0 && (size_t)n < room && (size_t)n <= b->max - b->len) {
+        b->len += (size_t)n;
+        return SW_OK;
+    }
+    if (room > 0)
+        b->data[b->len] = '\0'; /* as it was */
     if (n < 0)
         return SW_EINVAL;
     sw_err rv = buf__reserve(b, (size_t)n);

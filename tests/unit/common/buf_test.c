@@ -31,6 +31,43 @@ static void test_grows_to_ceiling_and_no_further(void **state)
     buf_free(NULL);
 }
 
+/*
+ * buf_printf formats into the room the buffer has and grows only when it
+ * must: text that just fits, text one byte too long for the room, and text
+ * past the ceiling, which leaves the contents as they were even though it
+ * was first written into the room (and cut short there).
+ */
+static void test_printf_in_the_room_and_beyond(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 100);
+    assert_int_equal(buf_puts(&b, "0123456789"), SW_OK); /* 64 bytes allocated */
+    assert_int_equal(b.cap, 64);
+    assert_int_equal(buf_printf(&b, "%s-%053d", "ab", 7), SW_OK); /* 10 + 56 > 63: grows */
+    assert_int_equal(b.len, 66);
+    assert_int_equal(b.cap, 101);
+    assert_int_equal(strncmp(buf_cstr(&b), "0123456789ab-000", 16), 0);
+    assert_string_equal(buf_cstr(&b) + 63, "007");
+    buf_reset(&b);
+    assert_int_equal(buf_printf(&b, "%0100d", 5), SW_OK); /* exactly the ceiling */
+    assert_int_equal(b.len, 100);
+    assert_int_equal(b.data[99], '5');
+    assert_int_equal(b.data[100], '\0');
+    buf_reset(&b);
+    assert_int_equal(buf_printf(&b, "%089d", 1), SW_OK);
+    assert_int_equal(b.len, 89); /* 12 bytes of room, the NUL's included */
+    assert_int_equal(buf_printf(&b, "%s", "abcdefghij"), SW_OK);
+    assert_int_equal(b.len, 99);
+    assert_int_equal(buf_printf(&b, "%s", "xy"), SW_ETOOBIG); /* 2 bytes of room, 1 allowed */
+    assert_int_equal(b.len, 99);
+    assert_int_equal(strlen(buf_cstr(&b)), 99); /* the cut-short "x" is gone */
+    assert_string_equal(buf_cstr(&b) + 89, "abcdefghij");
+    assert_int_equal(buf_printf(&b, "%d", 9), SW_OK);
+    assert_string_equal(buf_cstr(&b) + 89, "abcdefghij9");
+    buf_free(&b);
+}
+
 static void test_json_string(void **state)
 {
     (void)state;
@@ -79,6 +116,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_to_ceiling_and_no_further),
+        cmocka_unit_test(test_printf_in_the_room_and_beyond),
         cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_pg_array),
     };
