@@ -123,9 +123,11 @@ bool bus_wire_next(struct bus_wire *w);
  * bus_envelope_framed: whether `len` bytes are a sequence of whole
  * protobuf fields (each key a varint, each value a varint, 4 or 8 bytes,
  * or a length that stays within the bytes), as an Envelope is; an empty
- * one is not.  No stricter than protobuf-c: what it unpacks is framed.  It does not decode them: a
- * doorbell's envelopes are never used (the consumer reads the events from PostgreSQL), so a
- * consumer checks only that they are framed, without the allocations of unpacking each one.  Pure.
+ * one is not.  No stricter than protobuf-c: what it unpacks is framed.
+ * It does not decode them: a doorbell's envelopes are never used (the
+ * consumer reads the events from PostgreSQL), so a consumer checks only
+ * that they are framed, without the allocations of unpacking each one.
+ * Pure.
  */
 bool bus_envelope_framed(const uint8_t *p, size_t len);
 
