@@ -33,9 +33,10 @@ static void test_grows_to_ceiling_and_no_further(void **state)
 
 /*
  * buf_printf formats into the room the buffer has and grows only when it
- * must: text that just fits, text one byte too long for the room, and text
- * past the ceiling, which leaves the contents as they were even though it
- * was first written into the room (and cut short there).
+ * must: text too long for the room (the buffer grows), text that reaches
+ * the ceiling exactly, text that fits the room, and text past the ceiling,
+ * which leaves the contents as they were even though it was first written
+ * into the room (and cut short there).
  */
 static void test_printf_in_the_room_and_beyond(void **state)
 {
