@@ -40,6 +40,11 @@
 -- notification.deliveries keeps its key to notification.channels (ON
 -- DELETE CASCADE: a channel's deliveries go with it) and
 -- notification.attempts its key to notification.deliveries.
+--
+-- On a live database: nothing here reads a table's rows (dropping a key
+-- and creating a trigger only take each table's lock for a moment), and
+-- a binary of an earlier release works on this schema (it never relied
+-- on a key to refuse what it writes).
 
 DO $$
 DECLARE
@@ -62,8 +67,18 @@ END $$;
 -- ---- what a statement's rows point at ---------------------------------------------------------
 --
 -- Each trigger runs one query over the statement's rows (its transition
--- table, new_rows): the distinct references, each looked up once.  No
--- lock is taken: what is referred to cannot go away meanwhile (below).
+-- table, new_rows): the distinct references, each looked up once by its
+-- index.  No lock is taken: what is referred to cannot go away meanwhile
+-- (below).  A session keeps a trigger's plan until the tables' statistics
+-- change, and a plan made while a table was small may read all of it
+-- for every statement after (a hashed NOT EXISTS, or a merge anti join
+-- over the whole index of core.cases, both seen): so each look-up is a
+-- LATERAL subquery with LIMIT 1, which can only be probed row by row,
+-- by the primary key alone (the site is compared with IS NOT DISTINCT
+-- FROM, which no index serves: on a small table the index on the site
+-- and the time looked as cheap, and reads all of a site's cases once the
+-- table is large), sequential scans are off in these functions, and so
+-- is JIT.
 
 -- The error of a reference that points at nothing: 23503, as a foreign
 -- key's.
@@ -79,20 +94,24 @@ END $$;
 -- after an update: routing and the actions change the owner and the
 -- department.
 CREATE FUNCTION core.cases_check_refs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT x.col, x.s, x.i INTO bad FROM (
-        SELECT 'site_id' AS col, site_id AS s, site_id AS i FROM new_rows
-        UNION SELECT 'first_responder_id', site_id, first_responder_id FROM new_rows
-        UNION SELECT 'owner_id', site_id, owner_id FROM new_rows
-        UNION SELECT 'department_id', site_id, department_id FROM new_rows) x
-    WHERE x.i IS NOT NULL AND NOT CASE x.col
-        WHEN 'site_id' THEN EXISTS (SELECT 1 FROM core.sites p WHERE p.id = x.i)
-        WHEN 'department_id' THEN
-            EXISTS (SELECT 1 FROM core.departments p WHERE p.site_id = x.s AND p.id = x.i)
-        ELSE EXISTS (SELECT 1 FROM core.staff p WHERE p.site_id = x.s AND p.id = x.i) END
+    SELECT r.col, r.s, r.i INTO bad
+    FROM (SELECT DISTINCT v.col, n.site_id AS s, v.i FROM new_rows n,
+          LATERAL (VALUES ('site_id', n.site_id), ('first_responder_id', n.first_responder_id),
+                          ('owner_id', n.owner_id), ('department_id', n.department_id)) v(col, i)
+          WHERE v.i IS NOT NULL) r
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.sites p
+                       WHERE r.col = 'site_id' AND p.id = r.i LIMIT 1) t ON true
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.staff p
+                       WHERE r.col IN ('first_responder_id', 'owner_id') AND p.id = r.i
+                         AND p.site_id IS NOT DISTINCT FROM r.s LIMIT 1) f ON true
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.departments p
+                       WHERE r.col = 'department_id' AND p.id = r.i
+                         AND p.site_id IS NOT DISTINCT FROM r.s LIMIT 1) d ON true
+    WHERE t.ok IS NULL AND f.ok IS NULL AND d.ok IS NULL
     LIMIT 1;
     IF FOUND THEN
         PERFORM core.refs_fail('core.cases', bad.col, CASE bad.col WHEN 'site_id' THEN 'core.sites'
@@ -108,24 +127,28 @@ CREATE TRIGGER cases_refs_update AFTER UPDATE ON core.cases
 -- core.handoffs: its case, four staff and two departments (the site
 -- comes with the case: a case of that site exists).
 CREATE FUNCTION core.handoffs_check_refs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     bad record;
 BEGIN
-    SELECT x.col, x.s, x.i INTO bad FROM (
-        SELECT 'case_id' AS col, site_id AS s, case_id AS i FROM new_rows
-        UNION SELECT 'from_staff_id', site_id, from_staff_id FROM new_rows
-        UNION SELECT 'to_staff_id', site_id, to_staff_id FROM new_rows
-        UNION SELECT 'by_staff_id', site_id, by_staff_id FROM new_rows
-        UNION SELECT 'on_behalf_of_id', site_id, on_behalf_of_id FROM new_rows
-        UNION SELECT 'from_department_id', site_id, from_department_id FROM new_rows
-        UNION SELECT 'to_department_id', site_id, to_department_id FROM new_rows) x
-    WHERE x.i IS NOT NULL AND NOT CASE
-        WHEN x.col = 'case_id' THEN
-            EXISTS (SELECT 1 FROM core.cases p WHERE p.site_id = x.s AND p.id = x.i)
-        WHEN x.col LIKE '%department_id' THEN
-            EXISTS (SELECT 1 FROM core.departments p WHERE p.site_id = x.s AND p.id = x.i)
-        ELSE EXISTS (SELECT 1 FROM core.staff p WHERE p.site_id = x.s AND p.id = x.i) END
+    SELECT r.col, r.s, r.i INTO bad
+    FROM (SELECT DISTINCT v.col, n.site_id AS s, v.i FROM new_rows n,
+          LATERAL (VALUES ('case_id', n.case_id), ('from_staff_id', n.from_staff_id),
+                          ('to_staff_id', n.to_staff_id), ('by_staff_id', n.by_staff_id),
+                          ('on_behalf_of_id', n.on_behalf_of_id),
+                          ('from_department_id', n.from_department_id),
+                          ('to_department_id', n.to_department_id)) v(col, i)
+          WHERE v.i IS NOT NULL) r
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.cases p
+                       WHERE r.col = 'case_id' AND p.id = r.i
+                         AND p.site_id IS NOT DISTINCT FROM r.s LIMIT 1) c ON true
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.staff p
+                       WHERE (r.col LIKE '%staff_id' OR r.col = 'on_behalf_of_id')
+                         AND p.id = r.i AND p.site_id IS NOT DISTINCT FROM r.s LIMIT 1) f ON true
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.departments p
+                       WHERE r.col LIKE '%department_id' AND p.id = r.i
+                         AND p.site_id IS NOT DISTINCT FROM r.s LIMIT 1) d ON true
+    WHERE c.ok IS NULL AND f.ok IS NULL AND d.ok IS NULL
     LIMIT 1;
     IF FOUND THEN
         PERFORM core.refs_fail('core.handoffs', bad.col, CASE WHEN bad.col = 'case_id' THEN
@@ -141,12 +164,14 @@ CREATE TRIGGER handoffs_refs_update AFTER UPDATE ON core.handoffs
 
 -- escalation.deadlines: its case.
 CREATE FUNCTION escalation.deadlines_check_refs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     bad record;
 BEGIN
     SELECT x.s, x.i INTO bad FROM (SELECT DISTINCT site_id AS s, case_id AS i FROM new_rows) x
-    WHERE NOT EXISTS (SELECT 1 FROM core.cases p WHERE p.site_id = x.s AND p.id = x.i)
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.cases p
+                       WHERE p.id = x.i AND p.site_id IS NOT DISTINCT FROM x.s LIMIT 1) c ON true
+    WHERE c.ok IS NULL
     LIMIT 1;
     IF FOUND THEN
         PERFORM core.refs_fail('escalation.deadlines', 'case_id', 'core.cases', bad.s, bad.i);
@@ -159,12 +184,13 @@ CREATE TRIGGER deadlines_refs_insert AFTER INSERT ON escalation.deadlines
 
 -- notification.deliveries, audit.log, audit.case_facts: their site.
 CREATE FUNCTION core.site_check_refs() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     bad uuid;
 BEGIN
     SELECT x.s INTO bad FROM (SELECT DISTINCT site_id AS s FROM new_rows) x
-    WHERE NOT EXISTS (SELECT 1 FROM core.sites p WHERE p.id = x.s)
+    LEFT JOIN LATERAL (SELECT true AS ok FROM core.sites p WHERE p.id = x.s LIMIT 1) t ON true
+    WHERE t.ok IS NULL
     LIMIT 1;
     IF FOUND THEN
         PERFORM core.refs_fail(TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 'site_id', 'core.sites',

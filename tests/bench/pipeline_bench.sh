@@ -171,7 +171,23 @@ wait_done() {
 wline=$("$load" -u "$api/cases" -k "$SHOUWEN_DEMO_API_KEY" -c 4 -d 1 -p warm- 2>"$tmp/warm.err")
 wok=$(field ok "$wline")
 [ -n "$wok" ] && [ "$wok" -gt 0 ] || { cat "$tmp/warm.err" >&2; die "warm-up: no case registered"; }
-wait_done warm- "$wok" 60 || die "warm-up: $wok cases did not go through the pipeline in 60 s"
+# stuck_report PREFIX: where the pipeline stands, and the end of each service's log
+stuck_report() {
+    echo "  routing decisions $(metric routing shouwen_routing_decisions_total)," \
+        "webhooks delivered $(metric notification shouwen_notification_delivered_total)," \
+        "audit entries $(metric audit shouwen_audit_appended_total) of $(q 'SELECT count(*) FROM bus.events') events," \
+        "cases with an appoint deadline $(q "SELECT count(DISTINCT d.case_id) FROM escalation.deadlines d JOIN core.cases c ON c.id = d.case_id WHERE d.kind = 'appoint' AND c.external_ref LIKE '$1%'")" \
+        "of $(q "SELECT count(*) FROM core.cases WHERE external_ref LIKE '$1%'")"
+    local s
+    for s in "${services[@]}"; do
+        echo "  $s.log:"
+        tail -n 5 "$tmp/$s.log" | sed 's/^/    /'
+    done
+}
+wait_done warm- "$wok" 60 || {
+    stuck_report warm- >&2
+    die "warm-up: $wok cases did not go through the pipeline in 60 s"
+}
 echo "warm-up: $wok cases through the pipeline"
 # The statistics a running site has.  The services' sessions keep the plans
 # they made during the warm-up (prepared statements, and the foreign-key
@@ -297,9 +313,11 @@ if [ "${BENCH_FLOOR:-1}" != 0 ]; then
        CREATE TABLE floor.case_facts AS SELECT * FROM audit.case_facts;
        CREATE INDEX ON floor.cb (b, id);
        ALTER TABLE audit.log DISABLE TRIGGER log_no_truncate;
+       ALTER TABLE core.cases DISABLE TRIGGER cases_never_truncated;
        TRUNCATE core.cases, core.handoffs, bus.events, escalation.deadlines, escalation.marks,
            escalation.violations, notification.deliveries, notification.attempts, audit.log,
            audit.case_facts CASCADE;
+       ALTER TABLE core.cases ENABLE TRIGGER cases_never_truncated;
        ALTER TABLE audit.log ENABLE TRIGGER log_no_truncate;
        CREATE SEQUENCE floor.next MINVALUE 0 START 0" >/dev/null 2>"$tmp/floor.err" ||
         { cat "$tmp/floor.err" >&2; die "floor: could not set the rows aside"; }
