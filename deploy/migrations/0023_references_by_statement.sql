@@ -10,8 +10,9 @@
 -- roll-up.  The rows they lock are few and shared: the site's row, the
 -- hotline's staff and the engineering head are locked by every
 -- service's transaction at once, which turns each such lock into a new
--- multixact.  Without these keys the pipeline's PostgreSQL spent about
--- 80 µs less per case (BENCHMARKS.md, session 41).
+-- multixact.  Without these keys, and nothing in their place, the
+-- pipeline's PostgreSQL spent about 75 µs less per case; with the checks
+-- below, about 50 less (BENCHMARKS.md, session 41).
 --
 -- The guarantees stay what the keys gave:
 --
