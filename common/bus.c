@@ -656,6 +656,9 @@ struct bus_consumer {
     char *db_url;
     char **types;
     size_t ntypes;
+    /* The types as LIKE patterns, a text[] literal ({"case.registered%",...}):
+     * the read leaves the other events in the table.  NULL: every type. */
+    char *type_like;
     char **urls;
     pthread_t thread;
     bool started;
@@ -1179,7 +1182,16 @@ static sw_err next_windows(struct bus_consumer *c, bool *begun, const uint32_t *
     return rv;
 }
 
-/* Read up to `limit` events of each partition `idx`, in (partition order, seq). */
+/* clang-format off */
+#define READ_SQL(TYPES) \
+    "SELECT c.i::int4, e.seq, e.event_id::text, e.type, e.payload " \
+    "FROM unnest($1::int[], $2::xid8[], $3::xid8[], $4::bigint[]) WITH ORDINALITY " \
+    "AS c(p, f, t, l, i) CROSS JOIN LATERAL (SELECT seq, event_id, type, payload " \
+    "FROM bus.events WHERE partition = c.p AND txid >= c.f AND txid < c.t AND seq > c.l " \
+    TYPES "ORDER BY seq LIMIT $5::int) e ORDER BY c.i, e.seq"
+/* clang-format on */
+
+/* Read up to `limit` wanted events of each partition `idx`, in (partition order, seq). */
 static sw_err read_windows(struct bus_consumer *c, bool *begun, const uint32_t *ps, struct part *w,
                            const int *idx, int n, int limit, PGresult **out, char *err,
                            size_t errlen)
@@ -1192,15 +1204,19 @@ static sw_err read_windows(struct bus_consumer *c, bool *begun, const uint32_t *
         arr(&a[f], ps, w, idx, n, f);
     }
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2]), buf_cstr(&a[3]), lim};
-    PGresult *r = tx_exec(
-        c, db, begun,
-        "SELECT c.i::int4, e.seq, e.event_id::text, e.type, e.payload "
-        "FROM unnest($1::int[], $2::xid8[], $3::xid8[], $4::bigint[]) WITH ORDINALITY "
-        "AS c(p, f, t, l, i) CROSS JOIN LATERAL (SELECT seq, event_id, type, payload "
-        "FROM bus.events WHERE partition = c.p AND txid >= c.f AND txid < c.t AND seq > c.l "
-        "ORDER BY seq LIMIT $5::int) e ORDER BY c.i, e.seq",
-        5, v, 1);
+    const char *v[] = {buf_cstr(&a[0]), buf_cstr(&a[1]), buf_cstr(&a[2]), buf_cstr(&a[3]), lim,
+                       c->type_like};
+    /*
+     * Only the wanted types come back: the others are most of the rows of
+     * a consumer that wants few of them (routing reads one event of a
+     * case's three).  A window is still read to its end, and a read of
+     * fewer rows than asked still means so: the skipped rows are in the
+     * same range of seqs, just not returned.
+     */
+    PGresult *r =
+        tx_exec(c, db, begun,
+                c->type_like != NULL ? READ_SQL("AND type LIKE ANY ($6::text[]) ") : READ_SQL(""),
+                c->type_like != NULL ? 6 : 5, v, 1);
     for (int f = 0; f < 4; f++)
         buf_free(&a[f]);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1710,6 +1726,40 @@ static char **dup_list(const char *const *list, size_t *n)
     return out;
 }
 
+/*
+ * The types as a text[] literal of LIKE patterns, each a prefix: "_", "%"
+ * and "\\" escaped (LIKE's escape is the backslash), then quoted as array
+ * elements.  NULL with *ok set when there are no types (every type is
+ * wanted); NULL with *ok clear when out of memory.
+ */
+static char *like_array(char *const *types, size_t n, bool *ok)
+{
+    *ok = true;
+    if (n == 0)
+        return NULL;
+    struct buf a, pat;
+    buf_init(&a, 1 << 16);
+    buf_init(&pat, 1 << 12);
+    sw_err rv = buf_puts(&a, "{");
+    for (size_t i = 0; rv == SW_OK && i < n; i++) {
+        buf_reset(&pat);
+        for (const char *p = types[i]; rv == SW_OK && *p; p++) {
+            if (*p == '_' || *p == '%' || *p == '\\')
+                rv = buf_puts(&pat, "\\");
+            if (rv == SW_OK)
+                rv = buf_append(&pat, p, 1);
+        }
+        rv = rv ? rv : buf_puts(&pat, "%");
+        rv = rv ? rv : buf_pg_elem(&a, i == 0, buf_cstr(&pat));
+    }
+    rv = rv ? rv : buf_puts(&a, "}");
+    char *out = rv == SW_OK ? strdup(buf_cstr(&a)) : NULL;
+    buf_free(&a);
+    buf_free(&pat);
+    *ok = out != NULL;
+    return out;
+}
+
 static void free_list(char **list)
 {
     for (size_t i = 0; list != NULL && list[i] != NULL; i++)
@@ -1727,6 +1777,7 @@ static void consumer_free(struct bus_consumer *c)
     free(c->fp_seen);
     free(c->done_seen);
     free_list(c->types);
+    free(c->type_like);
     free_list(c->urls);
     free(c->name);
     free(c->db_url);
@@ -1769,11 +1820,14 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
     c->name = strdup(cfg->name);
     c->db_url = strdup(cfg->db_url);
     c->types = dup_list(cfg->types, &c->ntypes);
+    bool like_ok = false;
+    if (c->types != NULL)
+        c->type_like = like_array(c->types, c->ntypes, &like_ok);
     c->urls = dup_list(cfg->sub_urls, &nurls);
     c->fp_seen = calloc(FP_SLOTS, sizeof(*c->fp_seen));
     c->done_seen = calloc(FP_SLOTS, sizeof(*c->done_seen));
     c->bell_wait_ms = 1;
-    if (c->name == NULL || c->db_url == NULL || c->types == NULL || c->urls == NULL ||
+    if (c->name == NULL || c->db_url == NULL || c->types == NULL || !like_ok || c->urls == NULL ||
         c->fp_seen == NULL || c->done_seen == NULL)
         goto nomem;
     if (db_open(&c->db, c->db_url, c->name, 5000) != SW_OK)

@@ -20,6 +20,7 @@
  *       handler that cannot tell would), BUSTEST_KEYED (1: keyed
  *       transactions, DB_BEGIN_KEYED in db.h, as routing's),
  *       BUSTEST_BATCH_MAX, BUSTEST_BATCH_WAIT_MS (bus_consumer_config),
+ *       BUSTEST_TYPES (comma-separated type prefixes; unset = every type),
  *       BUSTEST_BATCH_WORK_MS (the batch handler sleeps this long on each
  *       call, so that how long a batch takes does not depend on how fast
  *       the machine is).
@@ -305,8 +306,16 @@ static sw_err consumer_start(struct svc *s)
     char *urls_copy = strdup(urls_env);
     const char *urls[16] = {0};
     size_t nurls = 0;
-    for (char *tok = strtok(urls_copy, ","); tok && nurls < 15; tok = strtok(NULL, ","))
+    for (char *tok = urls_copy ? strtok(urls_copy, ",") : NULL; tok && nurls < 15;
+         tok = strtok(NULL, ","))
         urls[nurls++] = tok;
+    const char *types_env = getenv("BUSTEST_TYPES");
+    char *types_copy = strdup(types_env != NULL ? types_env : "");
+    const char *types[16] = {0};
+    size_t ntypes = 0;
+    for (char *tok = types_copy ? strtok(types_copy, ",") : NULL; tok && ntypes < 15;
+         tok = strtok(NULL, ","))
+        types[ntypes++] = tok;
     snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
     snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
     cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
@@ -332,7 +341,7 @@ static sw_err consumer_start(struct svc *s)
     }
     struct bus_consumer_config cfg = {
         .name = cstate.name,
-        .types = NULL,
+        .types = types_env != NULL ? types : NULL,
         .handler = batch_handler ? NULL : handle,
         .batch = batch_handler ? handle_batch : NULL,
         .committed = committed,
@@ -345,8 +354,13 @@ static sw_err consumer_start(struct svc *s)
         .keyed = env_long("BUSTEST_KEYED", 0) != 0,
         .recv_buf = (int)env_long("BUSTEST_RECV_BUF", 0),
     };
-    sw_err rv = bus_consumer_start(&cstate.bus, &cfg, err, sizeof(err));
+    sw_err rv = urls_copy != NULL && types_copy != NULL
+                    ? bus_consumer_start(&cstate.bus, &cfg, err, sizeof(err))
+                    : SW_ENOMEM;
+    if (rv == SW_ENOMEM && err[0] == '\0')
+        snprintf(err, sizeof(err), "out of memory");
     free(urls_copy);
+    free(types_copy);
     if (rv != SW_OK)
         LOG(LOG_ERROR, "BUSTEST-START", "could not start the consumer: %s", err);
     return rv;
