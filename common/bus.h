@@ -17,7 +17,9 @@
  * followed by the 0x00 byte takes exactly that type.
  *
  * Consuming.  A consumer has a name (its group), the type prefixes it
- * wants, and a handler called with (open transaction, envelope).  Each
+ * wants (its reads leave the other types in the table, and its doorbell
+ * subscriptions are the same prefixes), and a handler called with (open
+ * transaction, envelope).  Each
  * replica runs one thread with one database session; replicas of a name
  * split the partitions with session advisory locks (a dead replica's
  * locks go with its connection) and keep one cursor per (name,
