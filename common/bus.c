@@ -657,7 +657,8 @@ struct bus_consumer {
     char **types;
     size_t ntypes;
     /* The types as LIKE patterns, a text[] literal ({"case.registered%",...}):
-     * the read leaves the other events in the table.  NULL: every type. */
+     * the read leaves the other events in the table.  NULL: every type
+     * comes back (no types, or not filter_types). */
     char *type_like;
     char **urls;
     pthread_t thread;
@@ -1135,22 +1136,29 @@ static void arr(struct buf *b, const uint32_t *ps, const struct part *w, const i
     buf_puts(b, "}");
 }
 
-static const char next_windows_sql[] =
-    "SELECT f.f::text, least(s.x, greatest(coalesce(nn.nth, s.x), "
-    "(f.f::text::bigint + 1)::text::xid8))::text "
-    "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i) "
-    "CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s "
-    "CROSS JOIN LATERAL (SELECT least(coalesce((SELECT min(txid) FROM bus.events "
-    "WHERE partition = c.p AND txid >= c.top), s.x), s.x) AS f) f "
-    "LEFT JOIN LATERAL (SELECT txid AS nth FROM bus.events WHERE partition = c.p "
-    "AND txid >= f.f ORDER BY txid OFFSET $3::int LIMIT 1) nn ON true ORDER BY c.i";
+/* clang-format off */
+#define NEXT_WINDOWS_SQL(TYPES) \
+    "SELECT f.f::text, least(s.x, greatest(coalesce(nn.nth, s.x), " \
+    "(f.f::text::bigint + 1)::text::xid8))::text " \
+    "FROM unnest($1::int[], $2::xid8[]) WITH ORDINALITY AS c(p, top, i) " \
+    "CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) s " \
+    "CROSS JOIN LATERAL (SELECT least(coalesce((SELECT min(txid) FROM bus.events " \
+    "WHERE partition = c.p AND txid >= c.top " TYPES "), s.x), s.x) AS f) f " \
+    "LEFT JOIN LATERAL (SELECT txid AS nth FROM bus.events WHERE partition = c.p " \
+    "AND txid >= f.f ORDER BY txid OFFSET $3::int LIMIT 1) nn ON true ORDER BY c.i"
+/* clang-format on */
 
 /*
  * Move the windows of the partitions `idx` on: each starts at the smallest
- * txid past its current top and ends at xmin, or sooner: at the txid of
- * the (batch_max + 1)th event, so that a window holds about one batch and
- * reading it in seq order never sorts a whole backlog (a window always
- * holds at least one whole transaction).  One query for all of them.
+ * txid past its current top that wrote an event of a wanted type, and ends
+ * at xmin, or sooner: at the txid of the (batch_max + 1)th event of any
+ * type, so that a window holds about one batch and reading it in seq order
+ * never sorts a whole backlog (a window always holds at least one whole
+ * transaction).  One query for all of them.  (Starting at the first wanted
+ * event, not at the first event: a window of unwanted events only would
+ * read as empty, and an empty read moves the window on again and reads
+ * once more, two more statements for nothing; with the read filtering
+ * types, escalation made 40% more of them.)
  */
 static sw_err next_windows(struct bus_consumer *c, bool *begun, const uint32_t *ps, struct part *w,
                            const int *idx, int n, char *err, size_t errlen)
@@ -1163,8 +1171,12 @@ static sw_err next_windows(struct bus_consumer *c, bool *begun, const uint32_t *
     arr(&a2, ps, w, idx, n, 2);
     char off[12];
     snprintf(off, sizeof(off), "%d", c->cfg.batch_max);
-    const char *v[] = {buf_cstr(&a0), buf_cstr(&a2), off};
-    PGresult *r = tx_exec(c, db, begun, next_windows_sql, 3, v, 0);
+    const char *v[] = {buf_cstr(&a0), buf_cstr(&a2), off, c->type_like};
+    PGresult *r = tx_exec(c, db, begun,
+                          c->type_like != NULL
+                              ? NEXT_WINDOWS_SQL("AND txid < s.x AND type LIKE ANY ($4::text[])")
+                              : NEXT_WINDOWS_SQL(""),
+                          c->type_like != NULL ? 4 : 3, v, 0);
     sw_err rv = SW_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n) {
         rv = pq_fail(db, "find the next windows", err, errlen);
@@ -1822,7 +1834,7 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
     c->types = dup_list(cfg->types, &c->ntypes);
     bool like_ok = false;
     if (c->types != NULL)
-        c->type_like = like_array(c->types, c->ntypes, &like_ok);
+        c->type_like = like_array(c->types, c->cfg.filter_types ? c->ntypes : 0, &like_ok);
     c->urls = dup_list(cfg->sub_urls, &nurls);
     c->fp_seen = calloc(FP_SLOTS, sizeof(*c->fp_seen));
     c->done_seen = calloc(FP_SLOTS, sizeof(*c->done_seen));

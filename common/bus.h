@@ -17,9 +17,8 @@
  * followed by the 0x00 byte takes exactly that type.
  *
  * Consuming.  A consumer has a name (its group), the type prefixes it
- * wants (its reads leave the other types in the table, and its doorbell
- * subscriptions are the same prefixes), and a handler called with (open
- * transaction, envelope).  Each
+ * wants (its doorbell subscriptions, and, with filter_types, its reads),
+ * and a handler called with (open transaction, envelope).  Each
  * replica runs one thread with one database session; replicas of a name
  * split the partitions with session advisory locks (a dead replica's
  * locks go with its connection) and keep one cursor per (name,
@@ -231,6 +230,12 @@ struct bus_consumer_config {
     /* The handler's transactions are keyed (DB_BEGIN_KEYED, db.h): the
      * handler and the bus's own reads keep prepared plans. */
     bool keyed;
+    /* The reads return only the wanted types; otherwise every event comes
+     * back and the others are skipped here.  It pays where the others are
+     * most of the events: routing wants one of a case's three.  Escalation
+     * wants two of the three, and its sessions cost more with it
+     * (BENCHMARKS.md, session 42). */
+    bool filter_types;
     void *arg;
     const char *db_url;
     const char *const *sub_urls; /* NULL-terminated PUB addresses to dial */

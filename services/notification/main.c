@@ -130,6 +130,7 @@ static sw_err notification_start(struct svc *s)
     struct bus_consumer_config bc = {
         .name = "notification",
         .types = types,
+        .filter_types = true,
         .batch = ntf_batch,
         .committed = committed,
         .begun = begun,

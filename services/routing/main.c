@@ -117,6 +117,7 @@ static sw_err routing_start(struct svc *s)
             .committed = committed,
             .begun = begun,
             .keyed = true,
+            .filter_types = true,
             .arg = rt,
             .db_url = rt->db_url,
             .sub_urls = subs,

@@ -21,6 +21,7 @@
  *       transactions, DB_BEGIN_KEYED in db.h, as routing's),
  *       BUSTEST_BATCH_MAX, BUSTEST_BATCH_WAIT_MS (bus_consumer_config),
  *       BUSTEST_TYPES (comma-separated type prefixes; unset = every type),
+ *       BUSTEST_FILTER_TYPES (1: the reads return only those, filter_types),
  *       BUSTEST_BATCH_WORK_MS (the batch handler sleeps this long on each
  *       call, so that how long a batch takes does not depend on how fast
  *       the machine is).
@@ -352,6 +353,7 @@ static sw_err consumer_start(struct svc *s)
         .batch_wait_ms = env_long("BUSTEST_BATCH_WAIT_MS", 0),
         .max_attempts = (int)env_long("BUSTEST_MAX_ATTEMPTS", 3),
         .keyed = env_long("BUSTEST_KEYED", 0) != 0,
+        .filter_types = env_long("BUSTEST_FILTER_TYPES", 0) != 0,
         .recv_buf = (int)env_long("BUSTEST_RECV_BUF", 0),
     };
     sw_err rv = urls_copy != NULL && types_copy != NULL
