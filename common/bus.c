@@ -693,6 +693,7 @@ struct bus_consumer {
     struct metric *m_handled_fast;
     struct metric *m_recovered;
     struct metric *m_empty;
+    struct metric *m_skipped;
     struct metric *m_batches;
     struct metric *m_parked;
     struct metric *m_parked_waiting;
@@ -1292,7 +1293,8 @@ static int handler_failed(struct bus_consumer *c, uint32_t p, struct part *w, in
  * transaction: when busy, one commit covers up to batch_max events across
  * partitions, which is the lever for throughput and for latency alike.
  * A partition in single mode is always alone here.  Returns the number of
- * events read (handled or skipped), or -1 after an error.
+ * events read (handled, or skipped as not wanted: only without
+ * filter_types), or -1 after an error.
  */
 static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char *err, size_t errlen)
 {
@@ -1469,8 +1471,10 @@ static int process_set(struct bus_consumer *c, const uint32_t *ps, int np, char 
             struct part *pt = &c->parts[ps[k]];
             int64_t seq = row_seq(r, i);
             c->done_seen[(uint64_t)seq % FP_SLOTS] = (uint64_t)seq;
-            if (!type_wanted(c, PQgetvalue(r, i, 3)))
+            if (!type_wanted(c, PQgetvalue(r, i, 3))) {
+                metric_add(c->m_skipped, 1);
                 continue;
+            }
             uint64_t *slot = &c->fp_seen[(uint64_t)seq % FP_SLOTS];
             metric_add(*slot == (uint64_t)seq ? c->m_handled_fast : c->m_recovered, 1);
             if (pt->bell_seq != 0 && (uint64_t)seq >= pt->bell_seq) {
@@ -1859,7 +1863,11 @@ sw_err bus_consumer_start(struct bus_consumer **out, const struct bus_consumer_c
                              "Reads of the outbox that found no event", labels);
     c->m_batches = metrics_get(METRIC_COUNTER, "shouwen_bus_batches_total",
                                "Transactions committed that read events (events per batch: "
-                               "handled and passed over, divided by this)",
+                               "handled and skipped, divided by this)",
+                               labels);
+    c->m_skipped = metrics_get(METRIC_COUNTER, "shouwen_bus_skipped_total",
+                               "Events read and skipped, of a type not wanted (none with "
+                               "filter_types: the reads leave them in the table)",
                                labels);
     c->m_parked = metrics_get(METRIC_COUNTER, "shouwen_bus_parked_total",
                               "Events parked in bus.dead_letters", labels);

@@ -5,7 +5,8 @@
  *   bus_driver produce   writes events through the outbox and publishes them.
  *       BUSTEST_COUNT (1000)  BUSTEST_BATCH (events per transaction, 100)
  *       BUSTEST_RATE (events/s, 0 = as fast as possible)  BUSTEST_CASES (100; 0 = no case id)
- *       BUSTEST_SITE (SH01; empty = none)
+ *       BUSTEST_SITE (SH01; empty = none)  BUSTEST_CASE (one case id for every
+ *       event, so that runs write to the same partition; empty = random ids)
  *       BUSTEST_PUB_URL (listen; empty = no fast path)  BUSTEST_TYPE (case.registered)
  *       BUSTEST_XID_FIRST_MS / BUSTEST_HOLD_MS: take a transaction id, wait,
  *       insert, wait again, commit (to commit out of sequence order)
@@ -128,8 +129,13 @@ static int produce(void)
         }
         usleep(700000); /* let subscribers (re)dial: the fast path is best effort anyway */
     }
-    for (long i = 0; i < ncases; i++)
-        bus_uuid_v7(cases[i]);
+    const char *fixed_case = env_str("BUSTEST_CASE", "");
+    for (long i = 0; i < ncases; i++) {
+        if (fixed_case[0] != '\0')
+            snprintf(cases[i], 37, "%s", fixed_case);
+        else
+            bus_uuid_v7(cases[i]);
+    }
     char pad[200];
     memset(pad, 'x', sizeof(pad) - 1);
     pad[sizeof(pad) - 1] = '\0';

@@ -340,35 +340,63 @@ reset
 
 echo "== 15. a consumer of some types reads only those, and none is missed after long runs of others"
 # Routing wants one event of a case's three: with filter_types its reads
-# leave the other types in the table (common/bus.c): a window of nothing
-# wanted is finished without a row coming back, and wanted events after a
-# run of others longer than a batch all come.  The types are LIKE
-# patterns in the read: the "_" of case.resolved_on_spot must not match
-# the X of case.resolvedXonXspot.  A consumer of the same types without
-# filter_types (as escalation) reads every event and skips the others.
-produce BUSTEST_PUB_URL= BUSTEST_COUNT=2000 BUSTEST_BATCH=100 BUSTEST_TYPE=case.registered >/dev/null
-typed_port=$((base + 17))
-consumer $typed_port typed BUSTEST_TYPES=case.resolved_on_spot,review. BUSTEST_FILTER_TYPES=1 BUSTEST_BATCH_MAX=50
-consumer $((base + 18)) typed2 BUSTEST_TYPES=case.resolved_on_spot,review. BUSTEST_BATCH_MAX=50
+# leave the other types in the table (common/bus.c), and its windows start
+# at the first transaction that wrote a type it wants.  The types are LIKE
+# patterns: the "_" of case.resolved_on_spot must not match the X of
+# case.resolvedXonXspot.  A consumer of the same types without
+# filter_types (as escalation) reads every event and skips the others
+# (shouwen_bus_skipped_total).
+typed_port=$((base + 17)) typed2_port=$((base + 18))
+typed_types=case.resolved_on_spot,review.
+check "2,000 events of another type written" produce BUSTEST_PUB_URL= BUSTEST_COUNT=2000 BUSTEST_BATCH=100 BUSTEST_TYPE=case.registered
+consumer $typed_port typed BUSTEST_TYPES=$typed_types BUSTEST_FILTER_TYPES=1 BUSTEST_BATCH_MAX=50
+typed_pid=$last_pid
+consumer $typed2_port typed2 BUSTEST_TYPES=$typed_types BUSTEST_BATCH_MAX=50
+typed2_pid=$last_pid
 # caught_up NAME: every event is below the finished part of its partition's window
 caught_up() { test "$(q "SELECT count(*) FROM bus.events e WHERE NOT EXISTS (SELECT 1 FROM bus.cursors c WHERE c.consumer = '$1' AND c.partition = e.partition AND c.window_floor > e.txid)")" = 0; }
-check "it went past 2,000 events of another type" wait_for 30 caught_up typed
-typed_batches=$(metric $typed_port shouwen_bus_batches_total)
-check "without one of them coming back from a read (batches with rows: $typed_batches)" test "$typed_batches" = 0
-check "the one without filter_types went past them too" wait_for 30 caught_up typed2
+check "the filtered consumer went past them" wait_for 30 caught_up typed
+check "the other one too" wait_for 30 caught_up typed2
+check "both still answer" curl -fs "http://127.0.0.1:$typed_port/readyz" "http://127.0.0.1:$typed2_port/readyz"
+typed_batches=$(metric $typed_port shouwen_bus_batches_total) skipped2=$(metric $typed2_port shouwen_bus_skipped_total)
+check "no read of the filtered one returned a row (batches with rows: $typed_batches)" test "$typed_batches" = 0
+check "the other one read and skipped all 2,000 ($skipped2)" test "$skipped2" = 2000
 check "neither applied one" test "$(q "SELECT count(*) FROM bustest.effects")" = 0
-produce BUSTEST_COUNT=120 BUSTEST_BATCH=40 BUSTEST_TYPE=case.resolved_on_spot >/dev/null
-produce BUSTEST_COUNT=300 BUSTEST_BATCH=300 BUSTEST_TYPE=case.resolvedXonXspot >/dev/null
-produce BUSTEST_COUNT=40 BUSTEST_BATCH=40 BUSTEST_TYPE=review.done >/dev/null
-produce BUSTEST_COUNT=600 BUSTEST_BATCH=200 BUSTEST_TYPE=case.registered >/dev/null
-produce BUSTEST_COUNT=10 BUSTEST_BATCH=10 BUSTEST_TYPE=case.resolved_on_spot >/dev/null
-check "the 170 wanted events applied by each" wait_for 30 effects_are 340
-check "and every event passed" wait_for 30 caught_up typed
-check "by both" wait_for 30 caught_up typed2
+
+# Wanted and unwanted events in one window: written while both are
+# stopped, all of one case (one partition), fewer than a batch together.
+one_case=01890000-0000-7000-8000-000000000015
+kill -TERM "$typed_pid" "$typed2_pid"
+wait "$typed_pid" "$typed2_pid" 2>/dev/null
+check "10 wanted events written" produce BUSTEST_PUB_URL= BUSTEST_CASE=$one_case BUSTEST_COUNT=10 BUSTEST_BATCH=10 BUSTEST_TYPE=case.resolved_on_spot
+check "30 of a type that an unescaped _ would match" produce BUSTEST_PUB_URL= BUSTEST_CASE=$one_case BUSTEST_COUNT=30 BUSTEST_BATCH=30 BUSTEST_TYPE=case.resolvedXonXspot
+check "5 more wanted" produce BUSTEST_PUB_URL= BUSTEST_CASE=$one_case BUSTEST_COUNT=5 BUSTEST_BATCH=5 BUSTEST_TYPE=review.done
+consumer $typed_port typed BUSTEST_TYPES=$typed_types BUSTEST_FILTER_TYPES=1 BUSTEST_BATCH_MAX=50
+consumer $typed2_port typed2 BUSTEST_TYPES=$typed_types BUSTEST_BATCH_MAX=50
+check "the 15 wanted applied by each" wait_for 30 effects_are 30
+check "both went past the 45" wait_for 30 caught_up typed
+check "(the other one)" wait_for 30 caught_up typed2
+skipped=$(metric $typed_port shouwen_bus_skipped_total) skipped2=$(metric $typed2_port shouwen_bus_skipped_total)
+check "the filtered one's reads returned none of the 30 others ($skipped skipped)" test "$skipped" = 0
+check "the other one read them and skipped them ($skipped2)" test "$skipped2" = 30
+
+# A run of others longer than a batch in one partition, then wanted ones;
+# then a mix over every partition while both run.
+check "200 others in one partition" produce BUSTEST_PUB_URL= BUSTEST_CASE=$one_case BUSTEST_COUNT=200 BUSTEST_BATCH=100 BUSTEST_TYPE=case.registered
+check "then 5 wanted" produce BUSTEST_PUB_URL= BUSTEST_CASE=$one_case BUSTEST_COUNT=5 BUSTEST_BATCH=5 BUSTEST_TYPE=case.resolved_on_spot
+check "a mix while both run" eval 'produce BUSTEST_COUNT=120 BUSTEST_BATCH=40 BUSTEST_TYPE=case.resolved_on_spot >/dev/null &&
+    produce BUSTEST_COUNT=300 BUSTEST_BATCH=300 BUSTEST_TYPE=case.resolvedXonXspot >/dev/null &&
+    produce BUSTEST_COUNT=30 BUSTEST_BATCH=30 BUSTEST_TYPE=review.done >/dev/null &&
+    produce BUSTEST_COUNT=600 BUSTEST_BATCH=200 BUSTEST_TYPE=case.registered >/dev/null &&
+    produce BUSTEST_COUNT=10 BUSTEST_BATCH=10 BUSTEST_TYPE=case.resolved_on_spot >/dev/null'
+check "all 180 wanted applied by each" wait_for 30 effects_are 360
+check "both went past every event" wait_for 30 caught_up typed
+check "(the other one)" wait_for 30 caught_up typed2
 sleep 1
+check "the filtered one skipped nothing ($(metric $typed_port shouwen_bus_skipped_total))" test "$(metric $typed_port shouwen_bus_skipped_total)" = 0
 for c in typed typed2; do
     got=$(q "SELECT count(*) || ' ' || count(DISTINCT f.event_id) || ' ' || count(*) FILTER (WHERE e.type IN ('case.resolved_on_spot', 'review.done')) FROM bustest.effects f JOIN bus.events e USING (event_id) WHERE f.consumer = '$c'")
-    check "$c: each once, none of another type (applied, distinct, of the wanted types: $got; want 170 170 170)" test "$got" = "170 170 170"
+    check "$c: each once, none of another type (applied, distinct, of the wanted types: $got; want 180 180 180)" test "$got" = "180 180 180"
 done
 reset
 
