@@ -539,6 +539,40 @@ try {
         eq((await getCase(story.id2)).status, 'in_progress', 'the API\'s status (the stale resolve refused)');
     });
 
+    // a live event whose reload began before a form was opened: the form stays
+    await check('a reload for a live event, on its way when a form opens, keeps the form and offers the reload (case-changed)', async () => {
+        const r = await apiOk(DESK, 'POST', '/v1/cases', { site: SITE, channel: 'visit', type: 'consultation', urgency: 'normal',
+            subject: '门禁卡丢了怎么补办', customer: { name: '赵先生', phone: '13800003333', address: '2-1-202' } });
+        story.id3 = r.id;
+        await desk.goto(`${BASE}/#/case/${story.id3}`);
+        await hasAttr(desk, 'case-status', 'data-status', 'registered');
+        // the history of the reload is held until the form is open
+        let arrived, release;
+        const held = new Promise((res) => { arrived = res; });
+        const gate = new Promise((res) => { release = res; });
+        const url = `**/v1/cases/${story.id3}/history`;
+        await desk.route(url, async (route) => {
+            arrived();
+            await gate;
+            await route.continue();
+        });
+        try {
+            // someone else, in another window, records first contact: a live event for this case
+            const c = await getCase(story.id3);
+            await apiOk(DESK, 'POST', `/v1/cases/${story.id3}/actions/first_contact`, { note: '另一个窗口已联系客户' }, { 'If-Match': `"${c.version}"` });
+            await Promise.race([held, new Promise((_, rej) => setTimeout(() => rej(new Error('no reload for the live event in 10 s')), WAIT))]);
+            await tid(desk, 'act-resolve').first().click();
+            await tid(desk, 'f-result').first().fill('补办流程已告知');
+            release();
+            await tid(desk, 'case-changed').first().waitFor({ state: 'visible' });
+            await shot(desk, 'live-reload-offered');
+            eq(await tid(desk, 'f-result').first().inputValue(), '补办流程已告知', 'what was typed in the form');
+        } finally {
+            release();
+            await desk.unroute(url);
+        }
+    });
+
     // answered on the spot, from the register screen
     await check('resolved on the spot from the register screen (reg-onspot, reg-result): closed at once, the result kept', async () => {
         await desk.goto(`${BASE}/#/register`);

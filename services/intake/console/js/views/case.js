@@ -358,8 +358,11 @@ export async function render(root, ctx) {
     );
     root.append(notices, body);
 
-    /** Reads the case and its history; `after`: a notice or an error to show once drawn. */
-    async function load(after) {
+    /**
+     * Reads the case and its history; `after`: a notice or an error to show
+     * once drawn; `live`: read for a live event, not asked for.
+     */
+    async function load(after, live) {
         try {
             const [cc, hh, dd] = await Promise.all([
                 api('GET', '/v1/cases/' + enc(id)),
@@ -367,6 +370,12 @@ export async function render(root, ctx) {
                 dir ? Promise.resolve(dir) : directoryOrEmpty(),
             ]);
             if (!alive) return;
+            // A form opened while this read was on its way: do not wipe
+            // what the person is typing, offer the reload instead.
+            if (live && formOpen) {
+                offerReload();
+                return;
+            }
             c = cc;
             history = hh;
             dir = dd;
@@ -650,16 +659,19 @@ export async function render(root, ctx) {
     const reread = debounce(() => {
         if (!alive) return;
         if (!formOpen) {
-            load();
+            load(undefined, true);
             return;
         }
         // Do not wipe what the person is typing: offer the reload instead.
+        offerReload();
+    }, 300);
+    function offerReload() {
         if (changedBanner) return;
         changedBanner = showNotice(notices, t('case.changed'), 'info', 'case-changed');
         changedBanner.appendChild(
             el('button', { type: 'button', class: 'btn btn-small', on: { click: () => load() } }, t('case.reload')),
         );
-    }, 300);
+    }
     const unsub = onCaseEvent((ev) => {
         if (ev.case === id || ev.type === 'stream.reconnected') reread();
     });
