@@ -676,6 +676,7 @@ struct bus_consumer {
     char lockkey[16];
     long long next_rebalance;
     long long next_catchup;
+    long long next_lag; /* when the lag is counted again (BUS_LAG_EVERY_MS) */
     uint64_t *fp_seen;
     /* Recent seqs read and committed: a doorbell that arrives after its
      * event was read (by a batch a doorbell before it started) is not
@@ -831,9 +832,11 @@ static sw_err consumer_join(struct bus_consumer *c, char *err, size_t errlen)
         for (uint32_t p = 0; p < n; p++) {
             char labels[160];
             snprintf(labels, sizeof(labels), "consumer=\"%s\",partition=\"%u\"", c->name, p);
-            c->parts[p].m_lag = metrics_get(
-                METRIC_GAUGE, "shouwen_bus_lag",
-                "Events of an owned partition not handled yet (-1: not owned here)", labels);
+            c->parts[p].m_lag =
+                metrics_get(METRIC_GAUGE, "shouwen_bus_lag",
+                            "Events of an owned partition not handled yet, counted up to " BUS_STR(
+                                BUS_LAG_MAX) " (-1: not owned here)",
+                            labels);
             metric_set(c->parts[p].m_lag, -1);
         }
     }
@@ -896,6 +899,7 @@ static sw_err claim(struct bus_consumer *c, uint32_t p, bool *got, char *err, si
     }
     PQclear(r);
     set_owned(c, p, true);
+    c->next_lag = 0; /* a partition taken over shows its lag at once */
     pt->dirty = true;
     pt->single = false;
     pt->attempts = 0;
@@ -1056,8 +1060,22 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
     if (PQresultStatus(r) == PGRES_TUPLES_OK)
         metric_set(c->m_parked_waiting, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
     PQclear(r);
-    /* Lag: events of each owned partition not handled yet. */
-    for (uint32_t p = 0; p < c->nparts; p++) {
+    /*
+     * Lag: events of each owned partition not handled yet, counted up to
+     * BUS_LAG_MAX, every BUS_LAG_EVERY_MS.  (It was counted whole, at each
+     * rebalance, every second: the count reads the backlog, in the
+     * consumer's own session, when it is furthest behind.  Escalation let
+     * fall behind by a few thousand events a partition spent 0.8 ms a
+     * count, 3.1 s of the database's time in a 20 s run; BENCHMARKS.md,
+     * session 42.)  The window floor is never past its top, so "txid >=
+     * top OR (txid >= floor AND seq > last)" is one range of the index
+     * from the floor.
+     */
+    long long now = db_now_ms();
+    bool count_lag = now >= c->next_lag;
+    if (count_lag)
+        c->next_lag = now + BUS_LAG_EVERY_MS;
+    for (uint32_t p = 0; count_lag && p < c->nparts; p++) {
         struct part *pt = &c->parts[p];
         if (!pt->owned)
             continue;
@@ -1066,8 +1084,9 @@ static sw_err rebalance(struct bus_consumer *c, char *err, size_t errlen)
         snprintf(last, sizeof(last), "%lld", (long long)pt->last);
         const char *v[] = {ps, pt->floor, pt->top, last};
         r = PQexecParams(db,
-                         "SELECT count(*) FROM bus.events WHERE partition = $1::int AND "
-                         "(txid >= $3::xid8 OR (txid >= $2::xid8 AND seq > $4::bigint))",
+                         "SELECT count(*) FROM (SELECT FROM bus.events WHERE partition = $1::int "
+                         "AND txid >= $2::xid8 AND (txid >= $3::xid8 OR seq > $4::bigint) "
+                         "LIMIT " BUS_STR(BUS_LAG_MAX) ") s",
                          4, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
             metric_set(pt->m_lag, strtoll(PQgetvalue(r, 0, 0), NULL, 10));

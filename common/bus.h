@@ -250,6 +250,13 @@ struct bus_consumer_config {
     int recv_buf;                /* NNG_OPT_RECVBUF in messages (default 4096; tests: 1) */
 };
 
+/* shouwen_bus_lag counts a partition's events not handled yet up to this
+ * many (a larger backlog reads as BUS_LAG_MAX), this often. */
+#define BUS_LAG_MAX      10000
+#define BUS_LAG_EVERY_MS 5000
+#define BUS_STR_(x)      #x
+#define BUS_STR(x)       BUS_STR_(x)
+
 /* A consumer is busy, and waits (batch_wait_ms), when this many events or
  * more came in while its last batch was applied. */
 #define BUS_WAIT_FROM 64

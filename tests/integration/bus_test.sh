@@ -400,4 +400,17 @@ for c in typed typed2; do
 done
 reset
 
+echo "== 16. the lag of a partition far behind is counted up to 10,000 (BUS_LAG_MAX), not read whole"
+# 12,000 events of one case (one partition) wait for a consumer that takes
+# 50 a second: its shouwen_bus_lag (summed over the partitions: the others
+# are at 0) stops at the cap instead of counting the whole backlog, which
+# it does every 5 s (BUS_LAG_EVERY_MS), and at once for a partition it
+# takes over.
+check "12,000 events of one case written" produce BUSTEST_PUB_URL= BUSTEST_CASE=01890000-0000-7000-8000-000000000016 BUSTEST_COUNT=12000 BUSTEST_BATCH=1000
+slow_port=$((base + 19))
+consumer $slow_port slow BUSTEST_BATCH_HANDLER=1 BUSTEST_BATCH_MAX=50 BUSTEST_BATCH_WORK_MS=1000
+lag_is() { test "$(metric $slow_port shouwen_bus_lag)" = "$1"; }
+check "its lag reads 10000 ($(sleep 3; metric $slow_port shouwen_bus_lag) after 3 s)" wait_for 15 lag_is 10000
+reset
+
 finish
