@@ -512,13 +512,17 @@ try {
         await shot(desk, 'closed');
     });
 
+    // a consultation registered through the API, open on li.desk's case page; its id
+    async function deskConsultation(subject, customer) {
+        const r = await apiOk(DESK, 'POST', '/v1/cases', { site: SITE, channel: 'visit', type: 'consultation', urgency: 'normal', subject, customer });
+        await desk.goto(`${BASE}/#/case/${r.id}`);
+        await hasAttr(desk, 'case-status', 'data-status', 'registered');
+        return r.id;
+    }
+
     // a stale action: the case changes between the page's load and the click
     await check('a stale action (412): a human message in the error box, the case reloaded', async () => {
-        const r = await apiOk(DESK, 'POST', '/v1/cases', { site: SITE, channel: 'visit', type: 'consultation', urgency: 'normal',
-            subject: '停车卡怎么办理', customer: { name: '王女士', phone: '13800002222', address: '1-1-101' } });
-        story.id2 = r.id;
-        await desk.goto(`${BASE}/#/case/${story.id2}`);
-        await hasAttr(desk, 'case-status', 'data-status', 'registered');
+        story.id2 = await deskConsultation('停车卡怎么办理', { name: '王女士', phone: '13800002222', address: '1-1-101' });
         let changed = false;
         await desk.route(`**/v1/cases/${story.id2}/actions/**`, async (route) => {
             if (!changed) { // someone else records first contact first
@@ -541,11 +545,7 @@ try {
 
     // a live event whose reload began before a form was opened: the form stays
     await check('a reload for a live event, on its way when a form opens, keeps the form and offers the reload (case-changed)', async () => {
-        const r = await apiOk(DESK, 'POST', '/v1/cases', { site: SITE, channel: 'visit', type: 'consultation', urgency: 'normal',
-            subject: '门禁卡丢了怎么补办', customer: { name: '赵先生', phone: '13800003333', address: '2-1-202' } });
-        story.id3 = r.id;
-        await desk.goto(`${BASE}/#/case/${story.id3}`);
-        await hasAttr(desk, 'case-status', 'data-status', 'registered');
+        story.id3 = await deskConsultation('门禁卡丢了怎么补办', { name: '赵先生', phone: '13800003333', address: '2-1-202' });
         // the history of the reload is held until the form is open
         let arrived, release;
         const held = new Promise((res) => { arrived = res; });
