@@ -290,8 +290,9 @@ lat=$(q "WITH c AS ($cases),
         round(percentile_cont(0.5) WITHIN GROUP (ORDER BY timed)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY timed)::numeric, 1),
         extract(epoch FROM max(done)), (SELECT extract(epoch FROM max(a.last)) FROM a), (SELECT extract(epoch FROM max(dl.at)) FROM dl),
         (SELECT count(*) FROM bus.events e JOIN c ON c.id = e.case_id)
- FROM m" | tr '|' ' ')
-read -r e2e50 e2e99 e2emax reg50 reg99 hook50 hook99 timed50 timed99 last_s audited_s timed_s nevents <<<"$lat"
+ FROM m")
+# '|' keeps an empty (NULL) field in its place, where spaces would let the next one slide into it
+IFS='|' read -r e2e50 e2e99 e2emax reg50 reg99 hook50 hook99 timed50 timed99 last_s audited_s timed_s nevents <<<"$lat"
 # where the time goes, per event type: registration to the event's row, and the row to its audit entry
 stages=$(q "WITH c AS ($cases) SELECT e.type || ' ' || count(*) || ' ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.created_at - c.created_at) * 1000)::numeric, 1) || ' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM e.created_at - c.created_at) * 1000)::numeric, 1) || ' ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.recorded_at - e.created_at) * 1000)::numeric, 1) || ' ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM a.recorded_at - e.created_at) * 1000)::numeric, 1) FROM bus.events e JOIN c ON c.id = e.case_id JOIN audit.log a ON a.event_id = e.event_id GROUP BY e.type ORDER BY percentile_cont(0.5) WITHIN GROUP (ORDER BY e.created_at - c.created_at)")
 total_s=$(awk -v a="$start_s" -v b="$last_s" 'BEGIN {printf "%.2f", b - a}')
