@@ -254,14 +254,14 @@ struct bus_consumer_config {
  * many (a larger backlog reads as BUS_LAG_MAX), this often. */
 #define BUS_LAG_MAX      10000
 #define BUS_LAG_EVERY_MS 5000
-#define BUS_STR_(x)      #x
-#define BUS_STR(x)       BUS_STR_(x)
 
 /* A consumer is busy, and waits (batch_wait_ms), when this many events or
  * more came in while its last batch was applied. */
 #define BUS_WAIT_FROM 64
-#define BUS_STR_(x)   #x
-#define BUS_STR(x)    BUS_STR_(x)
+
+/* A numeric macro's value as a string literal, for the settings' help texts. */
+#define BUS_STR_(x) #x
+#define BUS_STR(x)  BUS_STR_(x)
 
 /* A service's setting for batch_wait_ms (read with cfg_ms), with its default. */
 #define BUS_BATCH_WAIT_SETTING(NAME, DEFAULT)                                                      \

@@ -306,23 +306,26 @@ static void committed(void *arg, size_t n)
 
 static struct consumer_state cstate;
 
+/* Cut `s` (NULL: nothing) at its commas into `out`, at most max - 1 items, NULL after them. */
+static void split_list(char *s, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *tok = s ? strtok(s, ",") : NULL; tok && n < max - 1; tok = strtok(NULL, ","))
+        out[n++] = tok;
+    out[n] = NULL;
+}
+
 static sw_err consumer_start(struct svc *s)
 {
     char err[1024] = "";
     const char *urls_env = env_str("BUSTEST_SUB_URLS", "");
     char *urls_copy = strdup(urls_env);
     const char *urls[16] = {0};
-    size_t nurls = 0;
-    for (char *tok = urls_copy ? strtok(urls_copy, ",") : NULL; tok && nurls < 15;
-         tok = strtok(NULL, ","))
-        urls[nurls++] = tok;
+    split_list(urls_copy, urls, 16);
     const char *types_env = getenv("BUSTEST_TYPES");
     char *types_copy = strdup(types_env != NULL ? types_env : "");
     const char *types[16] = {0};
-    size_t ntypes = 0;
-    for (char *tok = types_copy ? strtok(types_copy, ",") : NULL; tok && ntypes < 15;
-         tok = strtok(NULL, ","))
-        types[ntypes++] = tok;
+    split_list(types_copy, types, 16);
     snprintf(cstate.name, sizeof(cstate.name), "%s", env_str("BUSTEST_NAME", "bustest"));
     snprintf(cstate.fail_type, sizeof(cstate.fail_type), "%s", env_str("BUSTEST_FAIL_TYPE", ""));
     cstate.effects = (int)env_long("BUSTEST_EFFECTS", 1);
