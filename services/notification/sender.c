@@ -892,7 +892,18 @@ static sw_err announce(struct ntf_sender *s, const struct result *r)
     return bus_outbox_add(s->ob, &e);
 }
 
-/* Records a batch of results in one transaction; then retries go back to the heap. */
+/*
+ * Records a batch of results in one transaction; then retries go back to
+ * the heap.  The update finds each delivery by its key: guarded
+ * (db_exec_guarded), or the plan made on a near-empty table joined the
+ * batch to every pending delivery, read through deliveries_pending_idx,
+ * a backlog read again for each batch of results.  "Neither delivered nor
+ * dead" is pending (the table's CHECK), said so that the planner cannot
+ * match it to that index's predicate, status = 'pending', and read the
+ * index whole, as it did even under the guards.  The attempts are the
+ * updated rows' own (RETURNING), joined to nothing: under the guards a
+ * join of the two would be a nested loop, quadratic in the batch.
+ */
 static sw_err record(struct ntf_sender *s, PGconn *db, char *err, size_t errlen)
 {
     size_t n = s->nresults < RECORD_MAX ? s->nresults : RECORD_MAX;
@@ -946,21 +957,25 @@ static sw_err record(struct ntf_sender *s, PGconn *db, char *err, size_t errlen)
     if (counted == NULL)
         rv = rv ? rv : SW_ENOMEM;
     if (rv == SW_OK) {
-        r = db_exec_prepared(
-            db, "ntf_record",
+        r = db_exec_guarded(
+            db,
             "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], "
             "$5::int[], $6::int[], $7::text[], $8::bigint[], $9::bool[]) AS u(id, att, out, st, "
-            "lat, code, err, nxt, tried)), d AS (UPDATE notification.deliveries d SET status = "
+            "lat, code, err, nxt, tried)), "
+            "d AS (UPDATE notification.deliveries d SET status = "
             "CASE u.out WHEN 'retry' THEN 'pending' ELSE u.out END, attempts = u.att, "
             "next_attempt_at = timestamptz 'epoch' + u.nxt * interval '1 microsecond', "
             "delivered_at = CASE WHEN u.out = 'delivered' THEN timestamptz 'epoch' + (u.st + "
-            "u.lat::bigint * 1000) * interval '1 microsecond' END, last_code = u.code, last_error "
-            "= u.err, held = false FROM u WHERE d.id = u.id AND d.status = 'pending' RETURNING "
-            "d.id), a AS (INSERT INTO notification.attempts (delivery_id, attempt, started_at, "
-            "latency_ms, outcome, response_code, error) SELECT u.id, u.att, timestamptz 'epoch' + "
-            "u.st * interval '1 microsecond', u.lat, u.out, u.code, left(u.err, 2000) FROM u JOIN "
-            "d ON d.id = u.id WHERE u.tried ON CONFLICT DO NOTHING) SELECT id FROM d",
-            9, v, NULL, NULL);
+            "u.lat::bigint * 1000) * interval '1 microsecond' END, last_code = u.code, "
+            "last_error = u.err, held = false "
+            "FROM u WHERE d.id = u.id AND d.status NOT IN ('delivered', 'dead') "
+            "RETURNING d.id, u.att, u.out, u.st, u.lat, u.code, u.err, u.tried), "
+            "a AS (INSERT INTO notification.attempts (delivery_id, attempt, started_at, "
+            "latency_ms, outcome, response_code, error) SELECT d.id, d.att, timestamptz 'epoch' + "
+            "d.st * interval '1 microsecond', d.lat, d.out, d.code, left(d.err, 2000) FROM d "
+            "WHERE d.tried ON CONFLICT DO NOTHING) "
+            "SELECT id FROM d",
+            9, v);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             rv = db_fail(db, r, "record the attempts", err, errlen);
         } else {

@@ -124,6 +124,15 @@ for c in fail3 too-many busy hang refuse burst; do check "subscribe $c to regist
 check "subscriptions listed" expect 200 '"channel":"burst"' "$(call GET "$MGR" $N/subscriptions)"
 
 routing_start
+# Notification's look-up of a batch's cases is planned once and kept: made
+# now, on a database of a few cases, it must still probe core.cases by its
+# key.  auto_explain logs the plans of the sessions that connect from here
+# on (section "notification's kept plans" reads them).
+q "ALTER ROLE CURRENT_USER SET session_preload_libraries = 'auto_explain'" >/dev/null
+q "ALTER ROLE CURRENT_USER SET auto_explain.log_min_duration = 0" >/dev/null
+# analyzed as a new site's table is: on a table the planner knows to be
+# small, a sequential scan is the cheaper plan, unless the guards forbid it
+q "ANALYZE core.cases" >/dev/null
 ntf_start
 
 echo "== a transfer reaches the receiving department's head on every channel"
@@ -163,6 +172,29 @@ check "Feishu robot: signature checked by the receiver" wait_for 10 eq 1 receive
 check "Slack-compatible webhook, in English" wait_for 10 eq 1 received /slack "'Transfer' in r['body'] or 'transferred' in r['body']"
 check "every delivery of the transfer recorded delivered, one attempt each" wait_for 10 eq "7 7 7" dl "count(*) FILTER (WHERE d.status = 'delivered') || ' ' || sum(d.attempts) || ' ' || (SELECT count(*) FROM notification.attempts a WHERE a.delivery_id IN (SELECT id FROM notification.deliveries WHERE event_type = 'case.transferred'))" "d.event_type = 'case.transferred'"
 check "... and announced: one notification.delivered per delivery" wait_for 5 eq t q "SELECT count(*) >= 7 AND count(*) = (SELECT count(*) FROM notification.deliveries WHERE case_id = '$case1' AND status = 'delivered') FROM bus.events WHERE type = 'notification.delivered' AND case_id = '$case1'"
+
+echo "== notification's kept plans probe core.cases by its key, though made on a few cases"
+q "ALTER ROLE CURRENT_USER RESET session_preload_libraries" >/dev/null
+q "ALTER ROLE CURRENT_USER RESET auto_explain.log_min_duration" >/dev/null
+# the plans logged by notification's sessions (log_line_prefix '%m [%p] %q%a ')
+awk '/^[0-9][0-9][0-9][0-9]-/ {r = ($5 ~ /notification/)} r' "$SHOUWEN_RUN_DIR/pg/postgresql.log" >"$tmp/ntf-plans.log"
+# off_key TABLE: how many of the plans' scans of TABLE (read from stdin) are not a
+# probe of its primary key by the id (a sequential scan, another index filtered
+# on the id, the key's index read whole: each reads every row for every batch)
+off_key() {
+    awk -v t="$1" '$0 ~ "Scan.* on " t "( |$)" {s = $0; getline n
+        if (s !~ "Index Scan using " t "_pkey on " t || n !~ /Index Cond: \(id = /) bad++} END {print bad + 0}'
+}
+probes=$(grep -c 'Index Scan using cases_pkey on cases' "$tmp/ntf-plans.log")
+check "notification's plans were logged: $probes probes of core.cases by its key" test "$probes" -gt 0
+scans=$(off_key cases <"$tmp/ntf-plans.log")
+check "... and core.cases was read no other way ($scans)" test "$scans" = 0
+# the sender's record of its results: each delivery updated by its key, not
+# the batch joined to every pending one
+updates=$(grep -c 'Update on deliveries' "$tmp/ntf-plans.log")
+check "the sender's updates were logged ($updates)" test "$updates" -gt 0
+scans=$(grep -A4 'Update on deliveries' "$tmp/ntf-plans.log" | off_key deliveries)
+check "... each found its deliveries by their key (other scans: $scans)" test "$scans" = 0
 
 echo "== retries, backoff, Retry-After, timeouts, dead letters"
 # attempts CHANNEL COLUMNS: the attempts of case1's delivery over CHANNEL, in order
