@@ -182,8 +182,8 @@ awk '/^[0-9][0-9][0-9][0-9]-/ {r = ($5 ~ /notification/)} r' "$SHOUWEN_RUN_DIR/p
 # probe of its primary key by the id (a sequential scan, another index filtered
 # on the id, the key's index read whole: each reads every row for every batch)
 off_key() {
-    awk -v t="$1" '$0 ~ "Scan.* on " t "( |$)" {s = $0; getline n
-        if (s !~ "Index Scan using " t "_pkey on " t || n !~ /Index Cond: \(id = /) bad++} END {print bad + 0}'
+    awk -v t="$1" 'p != "" {if (p !~ "Index Scan using " t "_pkey on " t || $0 !~ /Index Cond: \(id = /) bad++; p = ""}
+        $0 ~ "Scan.* on " t "( |$)" {p = $0} END {print bad + (p != "") + 0}'
 }
 probes=$(grep -c 'Index Scan using cases_pkey on cases' "$tmp/ntf-plans.log")
 check "notification's plans were logged: $probes probes of core.cases by its key" test "$probes" -gt 0
