@@ -51,6 +51,21 @@ finish() {
 # no alignment), fails on the first error
 q() { "$top/deploy/pg.sh" psql -qtAX -v ON_ERROR_STOP=1 -c "$1"; }
 
+# plans_logged on|off: auto_explain logs every plan of the sessions that
+# connect while it is on (a service's kept plans, made at its start)
+plans_logged() {
+    if [ "$1" = on ]; then
+        q "ALTER ROLE CURRENT_USER SET session_preload_libraries = 'auto_explain'" >/dev/null
+        q "ALTER ROLE CURRENT_USER SET auto_explain.log_min_duration = 0" >/dev/null
+    else
+        q "ALTER ROLE CURRENT_USER RESET session_preload_libraries" >/dev/null
+        q "ALTER ROLE CURRENT_USER RESET auto_explain.log_min_duration" >/dev/null
+    fi
+}
+# plans_of APP: the plans logged by the sessions whose application_name
+# matches APP (an awk regular expression; log_line_prefix '%m [%p] %q%a ')
+plans_of() { awk -v app="$1" '/^[0-9][0-9][0-9][0-9]-/ {r = ($5 ~ app)} r' "$SHOUWEN_RUN_DIR/pg/postgresql.log"; }
+
 # free_ports N: prints a port P such that P .. P+N-1 on 127.0.0.1 can all
 # be bound right now (chosen at random in 27000-31999, so that scripts
 # running at the same time rarely meet); fails if none was found.

@@ -128,8 +128,7 @@ routing_start
 # now, on a database of a few cases, it must still probe core.cases by its
 # key.  auto_explain logs the plans of the sessions that connect from here
 # on (section "notification's kept plans" reads them).
-q "ALTER ROLE CURRENT_USER SET session_preload_libraries = 'auto_explain'" >/dev/null
-q "ALTER ROLE CURRENT_USER SET auto_explain.log_min_duration = 0" >/dev/null
+plans_logged on
 # analyzed as a new site's table is: on a table the planner knows to be
 # small, a sequential scan is the cheaper plan, unless the guards forbid it
 q "ANALYZE core.cases" >/dev/null
@@ -174,10 +173,9 @@ check "every delivery of the transfer recorded delivered, one attempt each" wait
 check "... and announced: one notification.delivered per delivery" wait_for 5 eq t q "SELECT count(*) >= 7 AND count(*) = (SELECT count(*) FROM notification.deliveries WHERE case_id = '$case1' AND status = 'delivered') FROM bus.events WHERE type = 'notification.delivered' AND case_id = '$case1'"
 
 echo "== notification's kept plans probe core.cases by its key, though made on a few cases"
-q "ALTER ROLE CURRENT_USER RESET session_preload_libraries" >/dev/null
-q "ALTER ROLE CURRENT_USER RESET auto_explain.log_min_duration" >/dev/null
-# the plans logged by notification's sessions (log_line_prefix '%m [%p] %q%a ')
-awk '/^[0-9][0-9][0-9][0-9]-/ {r = ($5 ~ /notification/)} r' "$SHOUWEN_RUN_DIR/pg/postgresql.log" >"$tmp/ntf-plans.log"
+plans_logged off
+# notification's sessions: its consumer's and its sender's (shouwen-notification-sender)
+plans_of notification >"$tmp/ntf-plans.log"
 # off_key TABLE: how many of the plans' scans of TABLE (read from stdin) are not a
 # probe of its primary key by the id (a sequential scan, another index filtered
 # on the id, the key's index read whole: each reads every row for every batch)

@@ -51,8 +51,7 @@ radmin=127.0.0.1:$(free_ports 1)
 # and keeps, made now on a database without a case, must probe by key.
 # auto_explain logs the plans of the sessions that connect from here on,
 # routing's among them (section "routing's kept plans" reads them).
-q "ALTER ROLE CURRENT_USER SET session_preload_libraries = 'auto_explain'" >/dev/null
-q "ALTER ROLE CURRENT_USER SET auto_explain.log_min_duration = 0" >/dev/null
+plans_logged on
 routing_start
 metric() { curl -s "http://$radmin/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
 
@@ -87,10 +86,8 @@ check "nothing matches: to the customer-relations supervisor sun.sup" wait_for 1
 check "... the reason says no rule matched" contains 'no rule of the site' "$(why "$none")"
 
 echo "== routing's kept plans probe by key, though made on an empty database"
-q "ALTER ROLE CURRENT_USER RESET session_preload_libraries" >/dev/null
-q "ALTER ROLE CURRENT_USER RESET auto_explain.log_min_duration" >/dev/null
-# the plans logged by routing's sessions (log_line_prefix '%m [%p] %q%a ')
-awk '/^[0-9][0-9][0-9][0-9]-/ {r = ($5 == "routing")} r' "$SHOUWEN_RUN_DIR/pg/postgresql.log" >"$tmp/routing-plans.log"
+plans_logged off
+plans_of '^routing$' >"$tmp/routing-plans.log"
 probes=$(grep -c 'Scan on cases_pkey\|Scan using cases_pkey' "$tmp/routing-plans.log")
 check "routing's plans were logged: $probes probes of core.cases by its key" test "$probes" -gt 6
 scans=$(grep -c 'Seq Scan on \(cases\|handoffs\|events\|case_notes\)\b\|Hash Join\|Merge Join' "$tmp/routing-plans.log")
