@@ -31,6 +31,8 @@
 #                        QA report's time at 1,000,000 cases
 #   make bench-notify    webhook deliveries per second to a loopback receiver, and
 #                        event-to-delivered latency at 500 events/s (against plain HTTP)
+#   make bench-budget    the CPU one case of make bench costs when intake, routing, notification
+#                        and audit each do their part alone, and the rate that allows here
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -86,7 +88,7 @@ OPS        := $(sort $(wildcard tests/ops/*_test.sh))
 REPLICAS   ?= 1
 CERTS_DIR  ?= $(RUN_DIR)/certs
 
-.PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit all bootstrap test test-unit test-valgrind test-sanitizers test-integration test-e2e \
+.PHONY: bench bench-bus bench-intake bench-routing bench-escalation bench-notify bench-audit bench-budget all bootstrap test test-unit test-valgrind test-sanitizers test-integration test-e2e \
         test-ops test-browser certs fuzz test-fuzz run stop status lint format compose-check clean
 .DEFAULT_GOAL := all
 
@@ -298,6 +300,14 @@ bench-audit: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/audit_gen
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	    bash tests/bench/audit_bench.sh | tee $(B)/audit_bench.out
+
+# What one case of make bench costs when intake, routing, notification and
+# audit each do their part alone (their own benchmarks' cpu: lines), and
+# the rate end to end that cost allows on this machine
+bench-budget: bootstrap
+	@$(MAKE) --no-print-directory all $(B)/tests/http_load $(B)/tests/http_sink $(B)/tests/bus_driver $(B)/tests/audit_gen
+	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
+	    bash tests/bench/budget.sh | tee $(B)/budget.out
 
 # --- running ------------------------------------------------------------------
 run: bootstrap

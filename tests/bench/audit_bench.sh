@@ -10,6 +10,8 @@
 # Baseline, same command, same database: PostgreSQL alone inserting the
 # same number of rows of the log's shape (with a SHA-256 each) in one
 # statement, the floor under the service.  Afterwards the chain is verified.
+# Also printed: audit's and its database sessions' CPU an append, from
+# ready to the last event chained (read by make bench-budget).
 #
 # Reports: 1,000,000 cases in one month (BENCH_REPORT_CASES) written
 # straight into the roll-up (audit.case_facts) across the demo site's 7
@@ -36,8 +38,11 @@ echo "history: $ncases cases, $events events written in $(awk -v a="$t0" -v b="$
 SHOUWEN_AUDIT_ADMIN_ADDR=$aadmin SHOUWEN_AUDIT_PUB_URL="ipc://$tmp/audit.pub" \
     SHOUWEN_AUDIT_SUB_URLS="ipc://$tmp/nothing.pub" SHOUWEN_AUDIT_KEY="bench-key-0123456789abcdef0123456789" \
     SHOUWEN_LOG_LEVEL=warn "$bin/shouwen-audit" 2>"$tmp/audit.log" &
-pids+=($!)
+apid=$!
+pids+=("$apid")
 for _ in $(seq 1 300); do curl -fs "http://$aadmin/readyz" >/dev/null 2>&1 && break; sleep 0.02; done
+at0=$(proc_ticks "$apid")
+as0=$(session_ticks audit)
 start=$(date +%s.%N)
 appended() { curl -s "http://$aadmin/metrics" | awk '$1 ~ /^shouwen_audit_appended_total/ {s += $2} END {print s + 0}'; }
 for _ in $(seq 1 6000); do [ "$(appended)" -ge "$events" ] && break; sleep 0.05; done
@@ -47,6 +52,7 @@ got=$(q "SELECT count(*) FROM audit.log")
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}')
 aps=$(awk -v n="$events" -v s="$secs" 'BEGIN {printf "%.0f", n / s}')
 echo "audit: $events events chained in $secs s: $aps appends/s"
+cpu_line audit append "$events" "$at0" "$as0" "$(proc_ticks "$apid")" "$(session_ticks audit)"
 q "CREATE TABLE public.bench_log (LIKE audit.log)" >/dev/null
 b0=$(date +%s.%N)
 q "INSERT INTO public.bench_log SELECT s.id, i, gen_random_uuid(), 'case.registered', gen_random_uuid(), 'li.desk', now(), now(), sha256(i::text::bytea), sha256((i - 1)::text::bytea), sha256(i::text::bytea || s.id::text::bytea) FROM core.sites s, generate_series(1, $events) AS i WHERE s.code = 'SH01'" >/dev/null

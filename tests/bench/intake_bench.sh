@@ -13,6 +13,8 @@
 #                the same number of connections, 10 s: latency from when
 #                each request fell due (so queueing is not hidden), p50/p99
 #   durability   the cases in the database, counted in SQL, equal the 201s
+#   cpu          intake's and its database sessions' CPU a case in the
+#                throughput run (read by make bench-budget)
 #   batching     intake's shouwen_intake_batches_total (transactions that
 #                carried more than one registration) from its /metrics
 #   baseline     pgbench, one single-row INSERT per transaction, 2 clients,
@@ -79,8 +81,11 @@ run() {
 # in service recycles old segments after each checkpoint instead.
 run warmup -c "$conns" -d 2
 psql_ CHECKPOINT >/dev/null
+it0=$(proc_ticks "$intake")
+is0=$(session_ticks intake)
 run throughput -c "$conns" -d "$secs"
 thr=$line
+cpu_line intake case "$(field ok "$thr")" "$it0" "$is0" "$(proc_ticks "$intake")" "$(session_ticks intake)"
 psql_ CHECKPOINT >/dev/null
 run latency -c "$conns" -d "$secs" -r "$rate"
 lat=$line

@@ -14,7 +14,9 @@
 #               from the first event written to the last delivery recorded
 #               (each: the delivery made in the consumer's transaction,
 #               signed, sent, its attempt and state recorded, and
-#               notification.delivered written)
+#               notification.delivered written); and notification's and
+#               its database sessions' CPU a delivery (read by make
+#               bench-budget)
 #   latency     500 events/s for BENCH_LATENCY_SECONDS (20): from the
 #               event's row in bus.events to its arrival at the receiver;
 #               p50, p99, max
@@ -70,6 +72,8 @@ BUSTEST_COUNT=500 BUSTEST_BATCH=100 BUSTEST_CASES=500 BUSTEST_PUB_URL="ipc://$tm
 wait_delivered 500 60
 base=$(delivered)
 
+nt0=$(proc_ticks "$ntf")
+ns0=$(session_ticks notification)
 t0=$(now_ms)
 BUSTEST_COUNT=$n BUSTEST_BATCH=500 BUSTEST_CASES=$n BUSTEST_PUB_URL="ipc://$tmp/driver.pub" \
     "$tbin/bus_driver" produce >/dev/null 2>>"$tmp/produce.err"
@@ -78,6 +82,7 @@ wait_delivered $((base + n)) 600
 t1=$(now_ms)
 rate=$((n * 1000 / (t1 - t0)))
 echo "throughput: $n events written in $((t_written - t0)) ms; $n deliveries recorded delivered in $((t1 - t0)) ms: $rate deliveries/s"
+cpu_line notification delivery "$n" "$nt0" "$ns0" "$(proc_ticks "$ntf")" "$(session_ticks notification)"
 first_lat=$(q "SELECT max(id) FROM notification.deliveries")
 
 m=$((500 * lat_secs))

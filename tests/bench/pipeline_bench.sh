@@ -137,24 +137,15 @@ echo "settings: ${set_:-all defaults}"
 metric() { curl -s "http://${admin[$1]}/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 now() { date +%s.%N; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # the cluster's CPU: the postmaster, its live children, and its exited (reaped) children
 postmaster=$(awk '{print $4}' "/proc/$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")/stat")
 pg_ticks() {
     local t c
     t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
-    for c in $(cat "/proc/$postmaster/task/$postmaster/children" 2>/dev/null); do t=$((t + $(ticks "$c"))); done
+    for c in $(cat "/proc/$postmaster/task/$postmaster/children" 2>/dev/null); do t=$((t + $(proc_ticks "$c"))); done
     echo "$t"
 }
 machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
-# sessions_ticks SERVICE: the CPU of the service's database sessions, by
-# application_name: SERVICE itself and its own threads' (shouwen-SERVICE-*,
-# such as notification's sender)
-sessions_ticks() {
-    local t=0 b
-    for b in $(q "SELECT pid FROM pg_stat_activity WHERE application_name = '$1' OR application_name LIKE 'shouwen-$1-%'"); do t=$((t + $(ticks "$b"))); done
-    echo "$t"
-}
 # wait_done PREFIX WANT SECONDS: until WANT cases are routed and delivered and every event is
 # chained (cheap: the services' /metrics and two counts), then until the SQL check below
 # finds nothing missing; returns 1 at the time limit
@@ -207,9 +198,9 @@ q "ANALYZE" >/dev/null
 
 # ---- the run -------------------------------------------------------------------------------------------
 declare -A t0 s0
-for s in "${services[@]}"; do t0[$s]=$(ticks "${pid[$s]}"); s0[$s]=$(sessions_ticks "$s"); done
+for s in "${services[@]}"; do t0[$s]=$(proc_ticks "${pid[$s]}"); s0[$s]=$(session_ticks "$s"); done
 pg0=$(pg_ticks)
-sink0=$(ticks "$sink")
+sink0=$(proc_ticks "$sink")
 read -r busy0 all0 < <(machine_ticks)
 start_s=$(now)
 TIMEFORMAT='%U %S'
@@ -226,12 +217,12 @@ end_s=$(now)
 # the CPU and memory, before anything stops
 declare -A cpu scpu hwm
 for s in "${services[@]}"; do
-    cpu[$s]=$(($(ticks "${pid[$s]}") - t0[$s]))
-    scpu[$s]=$(($(sessions_ticks "$s") - s0[$s]))
+    cpu[$s]=$(($(proc_ticks "${pid[$s]}") - t0[$s]))
+    scpu[$s]=$(($(session_ticks "$s") - s0[$s]))
     hwm[$s]=$(awk '$1 == "VmHWM:" {printf "%.0f", $2 / 1024}' "/proc/${pid[$s]}/status")
 done
 pgcpu=$(($(pg_ticks) - pg0))
-sinkcpu=$(($(ticks "$sink") - sink0))
+sinkcpu=$(($(proc_ticks "$sink") - sink0))
 read -r busy1 all1 < <(machine_ticks)
 mets=""
 for m in "intake shouwen_intake_unavailable_total" "routing shouwen_routing_refused_total" \

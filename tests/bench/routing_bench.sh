@@ -8,8 +8,10 @@
 # transaction's time, core.cases.created_at) to routing's signed handoff
 # (core.handoffs.at), read in SQL once every case is routed; p50/p99/max.
 # Then the headroom: how fast routing drains a backlog of 10,000 on its
-# own, and the CPU per case.  Asserts nothing about time; fails only if a
-# case is not routed, or routed twice.
+# own, and the CPU per case (and, with BENCH_ESCALATION=1, as make
+# bench-budget runs it, escalation's CPU a case, draining them all alone
+# afterwards).  Asserts nothing about time; fails only if a case is not
+# routed, or routed twice (or, with BENCH_ESCALATION=1, not timed).
 set -euo pipefail
 name=routing
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -72,15 +74,40 @@ for _ in $(seq 1 600); do
     sleep 0.05
 done
 t1=$(date +%s.%N)
-tck=$(getconf CLK_TCK)
-ticks() { awk '{s += $14 + $15} END {print s + 0}' "$@" 2>/dev/null || echo 0; }
-rcpu=$(ticks "/proc/$rpid/stat")
-bcpu=0
-for b in $(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'routing'"); do
-    bcpu=$((bcpu + $(ticks "/proc/$b/stat")))
-done
+rcpu=$(proc_ticks "$rpid")
+bcpu=$(session_ticks routing)
 drained=$(q "SELECT count(*) FROM core.cases c WHERE c.external_ref LIKE 'drain-%' AND EXISTS (SELECT 1 FROM core.handoffs h WHERE h.case_id = c.id AND h.by_system = 'routing')")
-awk -v n="$drained" -v t0="$t0" -v t1="$t1" -v r="$rcpu" -v b="$bcpu" -v hz="$tck" 'BEGIN {
-    d = t1 - t0; printf "drain: %d cases routed in %.2f s by routing alone: %.0f cases/s; CPU per case: routing %.0f us, its database sessions %.0f us\n", n, d, n / d, r / hz / n * 1e6, b / hz / n * 1e6 }'
+awk -v n="$drained" -v t0="$t0" -v t1="$t1" 'BEGIN {
+    d = t1 - t0; printf "drain: %d cases routed in %.2f s by routing alone: %.0f cases/s\n", n, d, n / d }'
+cpu_line routing case "$drained" 0 0 "$rcpu" "$bcpu"
 [ "$drained" = "$dok" ] || { echo "routing did not drain the backlog ($drained of $dok)" >&2; exit 1; }
+
+# BENCH_ESCALATION=1 (make bench-budget): then escalation, started only now,
+# alone, drains every case above, its registration and its transfer (for
+# these cases: the handoff clock and the ladder's steps started, the
+# handoff met, the engineering head's appoint clock started), timed to the
+# last case's appoint deadline; the CPU it and its database sessions spent.
+if [ -n "${BENCH_ESCALATION:-}" ]; then
+    ecases=$(q "SELECT count(DISTINCT case_id) FROM core.handoffs WHERE by_system = 'routing'")
+    eadmin=127.0.0.1:$(free_port)
+    t0=$(date +%s.%N)
+    SHOUWEN_ESCALATION_ADMIN_ADDR=$eadmin SHOUWEN_ESCALATION_PUB_URL="ipc://$tmp/escalation.pub" \
+        SHOUWEN_ESCALATION_SUB_URLS="ipc://$tmp/nothing.pub" SHOUWEN_LOG_LEVEL=warn \
+        "$bin/shouwen-escalation" 2>"$tmp/escalation.log" &
+    epid=$!
+    pids+=("$epid")
+    timed() { q "SELECT count(*) FROM escalation.deadlines WHERE kind = 'appoint'"; }
+    for _ in $(seq 1 1200); do
+        [ "$(timed)" -ge "$ecases" ] && break
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    ecpu=$(proc_ticks "$epid")
+    escpu=$(session_ticks escalation)
+    etimed=$(timed)
+    awk -v n="$etimed" -v t0="$t0" -v t1="$t1" 'BEGIN {
+        printf "escalation: %d cases given their deadlines in %.2f s by escalation alone, from its start\n", n, t1 - t0 }'
+    cpu_line escalation case "$etimed" 0 0 "$ecpu" "$escpu"
+    [ "$etimed" = "$ecases" ] || { echo "escalation did not time every case ($etimed of $ecases)" >&2; exit 1; }
+fi
 echo "p99_ms_at_rate=$p99"
