@@ -63,23 +63,31 @@ kill -TERM "$rpid"
 wait "$rpid" 2>/dev/null || true
 dline=$("$load" -u "http://127.0.0.1:$port/v1/cases" -k "$SHOUWEN_DEMO_API_KEY" -c 16 -d 5 -r 2000 -p drain- -s SH01)
 dok=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$dline")
-SHOUWEN_ROUTING_ADMIN_ADDR=$radmin SHOUWEN_ROUTING_PUB_URL="ipc://$tmp/routing.pub" \
-    SHOUWEN_ROUTING_SUB_URLS="ipc://$tmp/intake.pub" SHOUWEN_LOG_LEVEL=warn \
-    "$bin/shouwen-routing" 2>>"$tmp/routing.log" &
-rpid=$!
-pids+=($rpid)
-t0=$(date +%s.%N)
-for _ in $(seq 1 600); do
-    [ "$(decided)" -ge "$dok" ] && break
-    sleep 0.05
-done
-t1=$(date +%s.%N)
-rcpu=$(proc_ticks "$rpid")
-bcpu=$(session_ticks routing)
+# alone SERVICE DONE WANT VAR=value...: SERVICE started alone with the
+# settings given, timed from its start until the command DONE prints WANT
+# or more (at most 60 s); sets took (seconds), cpu and scpu (the ticks of
+# the service and of its database sessions, all of its life)
+alone() {
+    local s=$1 done=$2 want=$3 t0 p
+    shift 3
+    t0=$(date +%s.%N)
+    env "SHOUWEN_${s^^}_PUB_URL=ipc://$tmp/$s.pub" SHOUWEN_LOG_LEVEL=warn "$@" \
+        "$bin/shouwen-$s" 2>>"$tmp/$s.log" &
+    p=$!
+    pids+=("$p")
+    for _ in $(seq 1 1200); do
+        [ "$($done)" -ge "$want" ] && break
+        sleep 0.05
+    done
+    took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+    cpu=$(proc_ticks "$p")
+    scpu=$(session_ticks "$s")
+}
+alone routing decided "$dok" SHOUWEN_ROUTING_ADMIN_ADDR="$radmin" SHOUWEN_ROUTING_SUB_URLS="ipc://$tmp/intake.pub"
 drained=$(q "SELECT count(*) FROM core.cases c WHERE c.external_ref LIKE 'drain-%' AND EXISTS (SELECT 1 FROM core.handoffs h WHERE h.case_id = c.id AND h.by_system = 'routing')")
-awk -v n="$drained" -v t0="$t0" -v t1="$t1" 'BEGIN {
-    d = t1 - t0; printf "drain: %d cases routed in %.2f s by routing alone: %.0f cases/s\n", n, d, n / d }'
-cpu_line routing case "$drained" 0 0 "$rcpu" "$bcpu"
+awk -v n="$drained" -v d="$took" 'BEGIN {
+    printf "drain: %d cases routed in %.2f s by routing alone: %.0f cases/s\n", n, d, n / d }'
+cpu_line routing case "$drained" 0 0 "$cpu" "$scpu"
 [ "$drained" = "$dok" ] || { echo "routing did not drain the backlog ($drained of $dok)" >&2; exit 1; }
 
 # BENCH_ESCALATION=1 (make bench-budget): then escalation, started only now,
@@ -89,25 +97,12 @@ cpu_line routing case "$drained" 0 0 "$rcpu" "$bcpu"
 # last case's appoint deadline; the CPU it and its database sessions spent.
 if [ -n "${BENCH_ESCALATION:-}" ]; then
     ecases=$(q "SELECT count(DISTINCT case_id) FROM core.handoffs WHERE by_system = 'routing'")
-    eadmin=127.0.0.1:$(free_port)
-    t0=$(date +%s.%N)
-    SHOUWEN_ESCALATION_ADMIN_ADDR=$eadmin SHOUWEN_ESCALATION_PUB_URL="ipc://$tmp/escalation.pub" \
-        SHOUWEN_ESCALATION_SUB_URLS="ipc://$tmp/nothing.pub" SHOUWEN_LOG_LEVEL=warn \
-        "$bin/shouwen-escalation" 2>"$tmp/escalation.log" &
-    epid=$!
-    pids+=("$epid")
     timed() { q "SELECT count(*) FROM escalation.deadlines WHERE kind = 'appoint'"; }
-    for _ in $(seq 1 1200); do
-        [ "$(timed)" -ge "$ecases" ] && break
-        sleep 0.1
-    done
-    t1=$(date +%s.%N)
-    ecpu=$(proc_ticks "$epid")
-    escpu=$(session_ticks escalation)
+    alone escalation timed "$ecases" SHOUWEN_ESCALATION_ADMIN_ADDR="127.0.0.1:$(free_port)" \
+        SHOUWEN_ESCALATION_SUB_URLS="ipc://$tmp/nothing.pub"
     etimed=$(timed)
-    awk -v n="$etimed" -v t0="$t0" -v t1="$t1" 'BEGIN {
-        printf "escalation: %d cases given their deadlines in %.2f s by escalation alone, from its start\n", n, t1 - t0 }'
-    cpu_line escalation case "$etimed" 0 0 "$ecpu" "$escpu"
+    echo "escalation: $etimed cases given their deadlines in $took s by escalation alone, from its start"
+    cpu_line escalation case "$etimed" 0 0 "$cpu" "$scpu"
     [ "$etimed" = "$ecases" ] || { echo "escalation did not time every case ($etimed of $ecases)" >&2; exit 1; }
 fi
 echo "p99_ms_at_rate=$p99"
