@@ -31,8 +31,8 @@
 #                        QA report's time at 1,000,000 cases
 #   make bench-notify    webhook deliveries per second to a loopback receiver, and
 #                        event-to-delivered latency at 500 events/s (against plain HTTP)
-#   make bench-budget    the CPU one case of make bench costs when intake, routing, notification
-#                        and audit each do their part alone, and the rate that allows here
+#   make bench-budget    the CPU one case of make bench costs when each of the five services does
+#                        its part alone, and the rate end to end that allows here
 #   make clean
 #
 # Generated code and build output live in build/, runtime state in .run/.
@@ -301,9 +301,10 @@ bench-audit: bootstrap
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
 	    bash tests/bench/audit_bench.sh | tee $(B)/audit_bench.out
 
-# What one case of make bench costs when intake, routing, notification and
-# audit each do their part alone (their own benchmarks' cpu: lines), and
-# the rate end to end that cost allows on this machine
+# What one case of make bench costs when each of the five services does its
+# part alone (the cpu: lines of bench-intake, bench-routing with escalation
+# after it, bench-notify and bench-audit), and the rate end to end that cost
+# allows on this machine
 bench-budget: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/http_load $(B)/tests/http_sink $(B)/tests/bus_driver $(B)/tests/audit_gen
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \

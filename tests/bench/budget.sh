@@ -25,7 +25,9 @@
 # checkpointer, autovacuum), the kernel's work not charged to these
 # processes, the load generator and the webhook receiver, and every cost of
 # running the services side by side (smaller batches, contention for the
-# cores).  Audit's events are audit_gen's mix, not make bench's three.
+# cores).  Audit's events are audit_gen's mix, not make bench's three;
+# make bench-notify's events name cases that are not in core.cases, so its
+# look-up of them finds nothing and its messages are shorter.
 #
 # BENCH_TARGET (5,000, issue 9's) is printed beside it with the CPU a case
 # that it allows.  The four benchmarks' full outputs are kept in
