@@ -48,6 +48,7 @@ session_ticks() {
 cpu_line() {
     awk -v s="$1" -v u="$2" -v n="$3" -v t="$(($6 - $4))" -v b="$(($7 - $5))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
         us = u; if (!sub(/y$/, "ies", us)) us = us "s"
+        if (n + 0 <= 0) { printf "no cpu figure for %s: no %s done\n", s, us; exit }
         printf "cpu: %s %.1f us %s %s, its database sessions %.1f us (%d %s)\n", s, t / hz / n * 1e6,
             u ~ /^[aeiou]/ ? "an" : "a", u, b / hz / n * 1e6, n, us }'
 }
