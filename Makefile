@@ -308,7 +308,8 @@ bench-audit: bootstrap
 bench-budget: bootstrap
 	@$(MAKE) --no-print-directory all $(B)/tests/http_load $(B)/tests/http_sink $(B)/tests/bus_driver $(B)/tests/audit_gen
 	@SHOUWEN_BIN=$(CURDIR)/$(B)/bin SHOUWEN_TEST_BIN=$(CURDIR)/$(B)/tests \
-	    bash tests/bench/budget.sh | tee $(B)/budget.out
+	    bash tests/bench/budget.sh | tee $(B)/budget.out; \
+	    tail -n 1 $(B)/budget.out | grep -q '^RESULT bench-budget '
 
 # --- running ------------------------------------------------------------------
 run: bootstrap
