@@ -62,6 +62,13 @@
 # per case), it shows how much of the pipeline's database time is the rows
 # and how much the way they are written.  BENCH_FLOOR=0 skips it.
 #
+# BENCH_SQL: SQL run on the migrated database before the services start,
+# to measure a change of the schema before it is written as a migration
+# (an index dropped, a fillfactor): the run prints it with its settings.
+# The updates of the tables each case's row is updated in (core.cases,
+# escalation.deadlines, notification.deliveries) are printed with how many
+# of them were HOT (no index entry written).
+#
 # Prints figures and asserts nothing about time; exits 1 if a case is lost
 # (or the set-up fails).  Services log at warn (SHOUWEN_LOG_LEVEL).
 set -uo pipefail
@@ -76,6 +83,9 @@ export SHOUWEN_LOG_LEVEL=${SHOUWEN_LOG_LEVEL:-warn}
 q() { bench_psql "$1"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 q 'SELECT 1' >/dev/null || die "the private cluster did not start"
+if [ -n "${BENCH_SQL:-}" ]; then
+    q "$BENCH_SQL" >/dev/null || die "BENCH_SQL failed: $BENCH_SQL"
+fi
 echo "synchronous_commit = $(q 'SHOW synchronous_commit'), fsync = $(q 'SHOW fsync')"
 pgdir=$(readlink -f "$SHOUWEN_RUN_DIR/pg")
 pgbench=$(dirname "$(command -v initdb 2>/dev/null || echo /usr/lib/postgresql/15/bin/initdb)")/pgbench
@@ -132,6 +142,7 @@ ready routing escalation notification audit
 echo "services: ${services[*]} (pids ${pid[*]}), receiver on 127.0.0.1:$sport, intake on $api"
 set_=$(env | grep -E '^SHOUWEN_(INTAKE|ROUTING|ESCALATION|NOTIFICATION|AUDIT)_' | grep -Ev '_(ADDR|URL|URLS|KEY)=' | sort | tr '\n' ' ')
 echo "settings: ${set_:-all defaults}"
+[ -z "${BENCH_SQL:-}" ] || echo "schema changed before the run (BENCH_SQL): $BENCH_SQL"
 
 # ---- helpers ----------------------------------------------------------------------------------------
 metric() { curl -s "http://${admin[$1]}/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
@@ -295,6 +306,12 @@ echo "INSERT INTO bench_insert (payload) VALUES (decode(repeat('ab', 300), 'hex'
 baseline=$("$pgbench" -h "$pgdir" -U shouwen -n -c 2 -j 2 -T 10 -f "$tmp/insert.sql" shouwen 2>"$tmp/pgbench.err" |
     awk '/^tps/ {print int($3)}')
 [ -n "$baseline" ] || { cat "$tmp/pgbench.err" >&2; die "pgbench failed"; }
+# Rows updated after they were written, and how many of the updates were
+# HOT: no new index entry, because no indexed column changed and the page
+# had room (the warm-up's included).  Read once the services' sessions
+# have ended and the baseline has run: every session's counts have
+# reached the statistics by then.
+updates=$(q "SELECT string_agg(format('%s.%s %s (HOT %s)', schemaname, relname, n_tup_upd, n_tup_hot_upd), ', ' ORDER BY schemaname, relname) FROM pg_stat_user_tables WHERE (schemaname, relname) IN (('core', 'cases'), ('escalation', 'deadlines'), ('notification', 'deliveries'))")
 
 # ---- floor: the run's final rows inserted again, alone (see the top) ---------------------------------
 floor=""
@@ -386,6 +403,7 @@ echo "lost: $lost cases (a 201 without its case: $unregistered; not routed: $not
 echo "doubled: routed twice $routed_twice, webhook requests received twice $received_twice"
 echo "metrics:$mets"
 echo "batches (transactions that read events):${batches%,}"
+echo "updates: $updates"
 echo "CPU over the run ($window s from load start to drained; $(nproc) cores = $(awk -v w="$window" -v n="$(nproc)" 'BEGIN {printf "%.0f", w * n}') CPU-s):"
 cpu_line() { awk -v t="$2" -v hz="$hz" -v n="$ok" -v w="$window" -v what="$1" 'BEGIN {printf "    %-28s %7.1f s  %5.0f us/case  %3.0f%% of a core\n", what, t / hz, t / hz / n * 1e6, t / hz / w * 100}'; }
 for s in "${services[@]}"; do cpu_line "$s" "${cpu[$s]}"; cpu_line "  its database sessions" "${scpu[$s]}"; done
