@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench-budget: what one case of make bench costs when each service
-# does its part alone, at its best, and the rate that cost allows.
+# does its part alone, with its largest batches, and the rate that cost
+# allows.
 #
 # make bench runs the five services together on one machine.  Here each is
 # measured alone, by its own benchmark, on a private cluster, with the
