@@ -270,7 +270,9 @@ echo "     $(cat "$tmp/load.out")"
 check "the load: every request answered 201 in the end (or 200 for a repeat)" test "$rc" = 0
 [ ! -s "$tmp/errors" ] || head -n 5 "$tmp/errors" | sed 's/^/     /'
 accepted=$(wc -l <"$tmp/accepted")
-check "... $accepted cases accepted" test "$accepted" -ge $((RATE * 10))
+# The load ran for about 11 s (448 cases here at 40/s), and catches up when
+# it falls behind; a bound of 10 s of it left a slow machine 12% to spare.
+check "... $accepted cases accepted (at least 8 s of the load)" test "$accepted" -ge $((RATE * 8))
 
 echo "== nothing lost, nothing doubled"
 q "SELECT external_ref || ' ' || id || ' ' || number FROM core.cases WHERE external_ref LIKE '$prefix-%' ORDER BY 1" >"$tmp/db"
