@@ -405,17 +405,17 @@ echo "metrics:$mets"
 echo "batches (transactions that read events):${batches%,}"
 echo "updates: $updates"
 echo "CPU over the run ($window s from load start to drained; $(nproc) cores = $(awk -v w="$window" -v n="$(nproc)" 'BEGIN {printf "%.0f", w * n}') CPU-s):"
-cpu_line() { awk -v t="$2" -v hz="$hz" -v n="$ok" -v w="$window" -v what="$1" 'BEGIN {printf "    %-28s %7.1f s  %5.0f us/case  %3.0f%% of a core\n", what, t / hz, t / hz / n * 1e6, t / hz / w * 100}'; }
-for s in "${services[@]}"; do cpu_line "$s" "${cpu[$s]}"; cpu_line "  its database sessions" "${scpu[$s]}"; done
-cpu_line "PostgreSQL, all processes" "$pgcpu"
+cpu_row() { awk -v t="$2" -v hz="$hz" -v n="$ok" -v w="$window" -v what="$1" 'BEGIN {printf "    %-28s %7.1f s  %5.0f us/case  %3.0f%% of a core\n", what, t / hz, t / hz / n * 1e6, t / hz / w * 100}'; }
+for s in "${services[@]}"; do cpu_row "$s" "${cpu[$s]}"; cpu_row "  its database sessions" "${scpu[$s]}"; done
+cpu_row "PostgreSQL, all processes" "$pgcpu"
 lt=$(awk -v u="$lu" -v s="$ls_" -v hz="$hz" 'BEGIN {printf "%.0f", (u + s) * hz}')
-cpu_line "http_load (client)" "$lt"
-cpu_line "http_sink (receiver)" "$sinkcpu"
+cpu_row "http_load (client)" "$lt"
+cpu_row "http_sink (receiver)" "$sinkcpu"
 ours=$((pgcpu + sinkcpu + lt))
 for s in "${services[@]}"; do ours=$((ours + cpu[$s])); done
-cpu_line "this bench's processes" "$ours"
-cpu_line "the whole machine" "$((busy1 - busy0))"
-cpu_line "  other work on it" "$((busy1 - busy0 - ours))"
+cpu_row "this bench's processes" "$ours"
+cpu_row "the whole machine" "$((busy1 - busy0))"
+cpu_row "  other work on it" "$((busy1 - busy0 - ours))"
 echo "    (the machine was $(awk -v b=$((busy1 - busy0)) -v a=$((all1 - all0)) 'BEGIN {printf "%.0f", (a > 0 ? b / a * 100 : 0)}')% busy; other work: other processes, this script's polling, the kernel's interrupts)"
 echo "peak resident memory (VmHWM): $(for s in "${services[@]}"; do printf '%s %s MB, ' "$s" "${hwm[$s]}"; done | sed 's/, $//')"
 echo "baseline: pgbench single-row insert, 2 clients, 10 s: $baseline tps"
