@@ -222,8 +222,8 @@ echo "load: $line"
 [ ! -s "$tmp/load.err" ] || sed 's/^/    /' "$tmp/load.err"
 ok=$(field ok "$line")
 echo "load ended after $(awk -v a="$start_s" -v b="$load_end" 'BEGIN {printf "%.1f", b - a}') s; waiting up to $drain s for the pipeline to finish"
-drained=yes gaveup=""
-wait_done pipe- $((wok + ok)) "$drain" || { drained=no gaveup=" (gave up waiting after $drain s)"; }
+gaveup=""
+wait_done pipe- $((wok + ok)) "$drain" || { gaveup=" (gave up waiting after $drain s)"; }
 end_s=$(now)
 # the CPU and memory, before anything stops
 declare -A cpu scpu hwm
